@@ -1,0 +1,123 @@
+"""The one definition of Flowcraft's tables and queues.
+
+The CDK stack (``stacks/``) and the local provisioning (``local/``) both build their resources
+from these specs, so names, keys, indexes, TTL attributes and redrive settings cannot drift
+between what deploys and what runs on a laptop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+AttributeType = Literal["S", "N"]
+
+#: Attribute DynamoDB's TTL reads on every table (epoch seconds).
+TTL_ATTRIBUTE = "ttl"
+#: Sparse index on the status table: only runs that are still active carry ``activeShard``,
+#: so the reconciler queries active runs by staleness without scanning the table.
+STATUS_ACTIVE_INDEX = "activeRuns"
+ACTIVE_SHARD_ATTRIBUTE = "activeShard"
+ACTIVE_SINCE_ATTRIBUTE = "heartbeatAt"
+#: Number of partitions the active-run index is spread over (avoids one hot key).
+ACTIVE_SHARDS = 4
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    name: str
+    type: AttributeType = "S"
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: KeySpec
+    sort_key: KeySpec | None = None
+    projection: Literal["ALL", "KEYS_ONLY"] = "KEYS_ONLY"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A DynamoDB table: ``role`` is how code refers to it, ``suffix`` names it."""
+
+    role: Literal["context", "status", "coordination"]
+    suffix: str
+    partition_key: KeySpec
+    ttl_attribute: str = TTL_ATTRIBUTE
+    indexes: tuple[IndexSpec, ...] = ()
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}-{self.suffix}"
+
+
+@dataclass(frozen=True)
+class QueueSpec:
+    """The job queue and its dead-letter queue."""
+
+    suffix: str = "jobs"
+    dlq_suffix: str = "jobs-dlq"
+    visibility_timeout_seconds: int = 180
+    max_receive_count: int = 5
+    retention_seconds: int = 4 * 24 * 3600
+    dlq_retention_seconds: int = 14 * 24 * 3600
+    receive_wait_seconds: int = 20
+    fifo: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def name(self, prefix: str) -> str:
+        return f"{prefix}-{self.suffix}" + (".fifo" if self.fifo else "")
+
+    def dlq_name(self, prefix: str) -> str:
+        return f"{prefix}-{self.dlq_suffix}" + (".fifo" if self.fifo else "")
+
+
+CONTEXT_TABLE = TableSpec(role="context", suffix="contexts", partition_key=KeySpec("runId"))
+STATUS_TABLE = TableSpec(
+    role="status",
+    suffix="statuses",
+    partition_key=KeySpec("runId"),
+    indexes=(
+        IndexSpec(
+            name=STATUS_ACTIVE_INDEX,
+            partition_key=KeySpec(ACTIVE_SHARD_ATTRIBUTE),
+            sort_key=KeySpec(ACTIVE_SINCE_ATTRIBUTE, "N"),
+        ),
+    ),
+)
+COORDINATION_TABLE = TableSpec(role="coordination", suffix="coordination", partition_key=KeySpec("key"))
+
+TABLES: tuple[TableSpec, ...] = (CONTEXT_TABLE, STATUS_TABLE, COORDINATION_TABLE)
+JOB_QUEUE = QueueSpec()
+
+DEFAULT_PREFIX = "flowcraft"
+
+
+def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
+    """The boto3 ``create_table`` arguments for a spec (PAY_PER_REQUEST)."""
+    attributes: dict[str, AttributeType] = {spec.partition_key.name: spec.partition_key.type}
+    indexes: list[dict[str, Any]] = []
+    for index in spec.indexes:
+        attributes[index.partition_key.name] = index.partition_key.type
+        key_schema = [{"AttributeName": index.partition_key.name, "KeyType": "HASH"}]
+        if index.sort_key is not None:
+            attributes[index.sort_key.name] = index.sort_key.type
+            key_schema.append({"AttributeName": index.sort_key.name, "KeyType": "RANGE"})
+        indexes.append(
+            {
+                "IndexName": index.name,
+                "KeySchema": key_schema,
+                "Projection": {"ProjectionType": index.projection},
+            }
+        )
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": kind} for name, kind in attributes.items()
+        ],
+        "KeySchema": [{"AttributeName": spec.partition_key.name, "KeyType": "HASH"}],
+    }
+    if indexes:
+        request["GlobalSecondaryIndexes"] = indexes
+    return request
