@@ -1,0 +1,730 @@
+"""Static analysis of blueprints: shape (starts, terminals, cycles), lint, and Mermaid diagrams.
+
+Everything here is read-only and runs before a workflow does: the point is to tell a user what is
+wrong with a graph *before* a run stalls on it in production. All graph walks are iterative and
+linear in nodes + edges, so a 10,000-node blueprint is analysed in milliseconds.
+
+``lint_blueprint`` never raises on a bad blueprint: it is the tool a user reaches for precisely
+when loading fails, so it also accepts the raw dict (or JSON text) and reports every problem it
+can find as an issue, instead of stopping at the first exception.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from pydantic import ValidationError
+
+from .blueprint import (
+    MAX_ID_LENGTH,
+    BlueprintError,
+    EdgeDefinition,
+    NodeDefinition,
+    WorkflowBlueprint,
+    load_blueprint,
+)
+from .builtins.names import BUILTIN_NODE_NAMES, LOOP
+from .graph_algorithms import cyclic_components
+
+__all__ = [
+    "BlueprintAnalysis",
+    "LintIssue",
+    "LintResult",
+    "Severity",
+    "analyze_blueprint",
+    "generate_mermaid",
+    "lint_blueprint",
+]
+
+Severity = Literal["error", "warning"]
+
+BlueprintInput: TypeAlias = WorkflowBlueprint | Mapping[str, Any] | str | bytes
+
+
+# --------------------------------------------------------------------------------------------
+# Shape analysis
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BlueprintAnalysis:
+    """The shape of a blueprint, in blueprint order so output is stable across runs."""
+
+    start_node_ids: list[str]
+    terminal_node_ids: list[str]
+    cycles: list[list[str]]
+    is_dag: bool
+    node_count: int
+    edge_count: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The camelCase form flowcraft's ``analyzeBlueprint`` returns (for APIs and JSON)."""
+        return {
+            "startNodeIds": list(self.start_node_ids),
+            "terminalNodeIds": list(self.terminal_node_ids),
+            "cycles": [list(cycle) for cycle in self.cycles],
+            "isDag": self.is_dag,
+            "nodeCount": self.node_count,
+            "edgeCount": self.edge_count,
+        }
+
+
+@dataclass
+class _Topology:
+    """Adjacency computed once and shared by analysis and lint (only edges between known nodes)."""
+
+    node_ids: list[str]
+    successors: dict[str, list[str]]
+    incoming: dict[str, int]
+    outgoing: dict[str, int]
+    cycles: list[list[str]]
+    start_node_ids: list[str]
+    has_natural_start: bool
+    terminal_node_ids: list[str]
+
+
+def _topology(
+    node_ids: Sequence[str],
+    edges: Iterable[tuple[str, str]],
+    cycle_entry_points: Iterable[str] = (),
+) -> _Topology:
+    """Degrees, cycles and start nodes of a graph whose edges all join known nodes.
+
+    Start nodes are the nodes without incoming edges. When there is none (the whole graph is made
+    of cycles), every cycle that nothing outside it feeds gets one entry, as flowcraft's traverser
+    does: a node listed in ``metadata.cycleEntryPoints`` if there is one, else the cycle's first
+    node in blueprint order. A closed cycle next to ordinary start nodes gets no entry: it is
+    unreachable, and lint says so.
+    """
+    order = {node_id: index for index, node_id in enumerate(node_ids)}
+    successors: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
+    incoming = dict.fromkeys(node_ids, 0)
+    outgoing = dict.fromkeys(node_ids, 0)
+    sources_of: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
+    for source, target in edges:
+        successors[source].append(target)
+        sources_of[target].append(source)
+        outgoing[source] += 1
+        incoming[target] += 1
+
+    cycles = [
+        sorted(component, key=order.__getitem__)
+        for component in cyclic_components(node_ids, successors)
+    ]
+    cycles.sort(key=lambda cycle: order[cycle[0]])
+
+    starts = [node_id for node_id in node_ids if incoming[node_id] == 0]
+    has_natural_start = bool(starts)
+    if not starts and cycles:
+        preferred = set(cycle_entry_points)
+        for cycle in cycles:
+            members = set(cycle)
+            fed_from_outside = any(
+                source not in members for node_id in cycle for source in sources_of[node_id]
+            )
+            if fed_from_outside:
+                continue
+            entry = next((node_id for node_id in cycle if node_id in preferred), cycle[0])
+            starts.append(entry)
+        starts.sort(key=order.__getitem__)
+
+    terminals = [node_id for node_id in node_ids if outgoing[node_id] == 0]
+    return _Topology(
+        node_ids=list(node_ids),
+        successors=successors,
+        incoming=incoming,
+        outgoing=outgoing,
+        cycles=cycles,
+        start_node_ids=starts,
+        has_natural_start=has_natural_start,
+        terminal_node_ids=terminals,
+    )
+
+
+def _cycle_entry_points(metadata: Mapping[str, Any]) -> list[str]:
+    """flowcraft's optional ``metadata.cycleEntryPoints`` (ignored when malformed)."""
+    value = metadata.get("cycleEntryPoints", metadata.get("cycle_entry_points"))
+    if isinstance(value, list | tuple):
+        return [item for item in value if isinstance(item, str)]
+    return []
+
+
+def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
+    """Start nodes, terminal nodes and cycles of a blueprint (a model, a dict or JSON text).
+
+    A dict is loaded (and validated) first, so a broken blueprint raises ``BlueprintError``;
+    use ``lint_blueprint`` to get every problem as a list instead.
+    """
+    model = load_blueprint(blueprint)
+    topology = _topology(
+        [node.id for node in model.nodes],
+        ((edge.source, edge.target) for edge in model.edges),
+        _cycle_entry_points(model.metadata),
+    )
+    return BlueprintAnalysis(
+        start_node_ids=topology.start_node_ids,
+        terminal_node_ids=topology.terminal_node_ids,
+        cycles=topology.cycles,
+        is_dag=not topology.cycles,
+        node_count=len(model.nodes),
+        edge_count=len(model.edges),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Lint
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LintIssue:
+    """One problem. ``code`` is stable (match on it); ``message`` is for humans and names the
+    node or edge at fault."""
+
+    code: str
+    severity: Severity
+    message: str
+    node_id: str | None = None
+    edge_index: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """camelCase form for JSON answers (unset locations omitted)."""
+        result: dict[str, Any] = {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+        }
+        if self.node_id is not None:
+            result["nodeId"] = self.node_id
+        if self.edge_index is not None:
+            result["edgeIndex"] = self.edge_index
+        return result
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """All issues found; the blueprint is valid when none of them is an error."""
+
+    issues: list[LintIssue] = field(default_factory=list)
+
+    @property
+    def is_valid(self) -> bool:
+        """True when no issue has severity ``error`` (warnings do not block a run)."""
+        return not any(issue.severity == "error" for issue in self.issues)
+
+    @property
+    def errors(self) -> list[LintIssue]:
+        """The issues that make the blueprint unusable."""
+        return [issue for issue in self.issues if issue.severity == "error"]
+
+    @property
+    def warnings(self) -> list[LintIssue]:
+        """The issues worth a look that do not stop a run."""
+        return [issue for issue in self.issues if issue.severity == "warning"]
+
+    @property
+    def codes(self) -> list[str]:
+        """Issue codes in report order (handy for asserting in tests)."""
+        return [issue.code for issue in self.issues]
+
+    def to_dict(self) -> dict[str, Any]:
+        """camelCase form for JSON answers."""
+        return {"isValid": self.is_valid, "issues": [issue.to_dict() for issue in self.issues]}
+
+
+@dataclass
+class _Parsed:
+    """What lint could make of its input: the usable nodes and edges, plus problems found."""
+
+    blueprint_id: str
+    #: (id, definition) in blueprint order; the definition is None for a node that failed
+    #: validation but has an id, so edges to it still count and no false reference error appears.
+    nodes: list[tuple[str, NodeDefinition | None]]
+    edges: list[tuple[int, EdgeDefinition]]
+    metadata: Mapping[str, Any]
+    issues: list[LintIssue]
+    load_error: BlueprintError | None = None
+
+
+def _validation_messages(exc: ValidationError, prefix: str) -> list[str]:
+    """pydantic errors as ``prefix: field.path: message`` lines (camelCase field names)."""
+    lines = []
+    for error in exc.errors():
+        where = ".".join(str(step) for step in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{prefix}: {where}: {message}" if where else f"{prefix}: {message}")
+    return lines
+
+
+def _node_label(index: int, item: Any) -> str:
+    if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+        return f"nodes[{index}] (id {item['id']!r})"
+    return f"nodes[{index}]"
+
+
+def _edge_label(index: int, item: Any) -> str:
+    if isinstance(item, Mapping):
+        return f"edges[{index}] ({item.get('source')!r} -> {item.get('target')!r})"
+    return f"edges[{index}]"
+
+
+def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Parsed:
+    """Salvage what validates from a blueprint dict that failed to load.
+
+    Nodes and edges are validated one by one so a single bad field does not hide the rest of the
+    graph from lint; reference and expression checks are left to the shared lint passes so they
+    get their specific codes. If no pass finds an error although loading failed, ``lint_blueprint``
+    keeps the loader's problems as ``INVALID_BLUEPRINT`` issues, so no problem is ever lost.
+    """
+    issues: list[LintIssue] = []
+    raw_id = data.get("id")
+    blueprint_id = raw_id if isinstance(raw_id, str) else "<no id>"
+    if not isinstance(raw_id, str) or not raw_id:
+        issues.append(
+            LintIssue("INVALID_BLUEPRINT", "error", "id: the blueprint needs a non-empty string id")
+        )
+    elif len(raw_id) > MAX_ID_LENGTH:
+        issues.append(
+            LintIssue(
+                "INVALID_BLUEPRINT",
+                "error",
+                f"id: blueprint id is longer than {MAX_ID_LENGTH} characters",
+            )
+        )
+
+    raw_nodes = data.get("nodes")
+    if not isinstance(raw_nodes, list) or not raw_nodes:
+        issues.append(
+            LintIssue("INVALID_BLUEPRINT", "error", "nodes: the blueprint needs a non-empty list")
+        )
+        raw_nodes = raw_nodes if isinstance(raw_nodes, list) else []
+    raw_edges = data.get("edges")
+    if raw_edges is None:
+        raw_edges = []
+    elif not isinstance(raw_edges, list):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "edges: must be a list"))
+        raw_edges = []
+    metadata = data.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif not isinstance(metadata, Mapping):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "metadata: must be an object"))
+        metadata = {}
+
+    nodes: list[tuple[str, NodeDefinition | None]] = []
+    for index, item in enumerate(raw_nodes):
+        label = _node_label(index, item)
+        node_id = item.get("id") if isinstance(item, Mapping) else None
+        try:
+            node = NodeDefinition.model_validate(item)
+            nodes.append((node.id, node))
+        except ValidationError as exc:
+            if isinstance(node_id, str) and node_id:
+                nodes.append((node_id, None))
+            for line in _validation_messages(exc, label):
+                issues.append(
+                    LintIssue(
+                        "INVALID_NODE",
+                        "error",
+                        line,
+                        node_id=node_id if isinstance(node_id, str) else None,
+                    )
+                )
+
+    edges: list[tuple[int, EdgeDefinition]] = []
+    for index, item in enumerate(raw_edges):
+        label = _edge_label(index, item)
+        if not isinstance(item, Mapping):
+            issues.append(
+                LintIssue("INVALID_EDGE", "error", f"{label}: must be an object", edge_index=index)
+            )
+            continue
+        # Expressions are checked by the shared pass (INVALID_EXPRESSION), not by the model.
+        expressions = {key: item.get(key) for key in ("condition", "transform")}
+        bad_types = [
+            key
+            for key, value in expressions.items()
+            if value is not None and not isinstance(value, str)
+        ]
+        try:
+            edge = EdgeDefinition.model_validate(
+                {key: value for key, value in item.items() if key not in expressions}
+            )
+        except ValidationError as exc:
+            for line in _validation_messages(exc, label):
+                issues.append(LintIssue("INVALID_EDGE", "error", line, edge_index=index))
+            continue
+        if bad_types:
+            for key in bad_types:
+                issues.append(
+                    LintIssue(
+                        "INVALID_EDGE",
+                        "error",
+                        f"{label}: {key}: must be a string expression",
+                        edge_index=index,
+                    )
+                )
+            continue
+        edges.append((index, edge.model_copy(update=expressions)))
+
+    return _Parsed(blueprint_id, nodes, edges, metadata, issues, load_error)
+
+
+def _parse(blueprint: Any) -> _Parsed:
+    """Turn any accepted input into nodes and edges for lint, without raising on bad input."""
+    if isinstance(blueprint, str | bytes):
+        try:
+            blueprint = json.loads(blueprint)
+        except json.JSONDecodeError as exc:
+            issue = LintIssue("INVALID_BLUEPRINT", "error", f"blueprint is not valid JSON: {exc}")
+            return _Parsed("<no id>", [], [], {}, [issue])
+    if isinstance(blueprint, WorkflowBlueprint):
+        model = blueprint
+    elif isinstance(blueprint, Mapping):
+        try:
+            model = load_blueprint(blueprint)
+        except BlueprintError as exc:
+            return _parse_leniently(blueprint, exc)
+    else:
+        issue = LintIssue(
+            "INVALID_BLUEPRINT",
+            "error",
+            f"blueprint must be a JSON object, not {type(blueprint).__name__}",
+        )
+        return _Parsed("<no id>", [], [], {}, [issue])
+    return _Parsed(
+        model.id,
+        [(node.id, node) for node in model.nodes],
+        list(enumerate(model.edges)),
+        model.metadata,
+        [],
+    )
+
+
+def _compile_error(source: str, cache: dict[str, str | None]) -> str | None:
+    """The expression's compile error, or None when it compiles (memoised per lint run)."""
+    if source not in cache:
+        from .expressions import ExpressionError, compile_expression
+
+        try:
+            compile_expression(source)
+            cache[source] = None
+        except ExpressionError as exc:
+            cache[source] = str(exc) or type(exc).__name__
+    return cache[source]
+
+
+def lint_blueprint(
+    blueprint: BlueprintInput, registry: Mapping[str, Any] | None = None
+) -> LintResult:
+    """Every problem with a blueprint, as issues with stable codes; never raises on bad input.
+
+    Accepts a model, a dict or JSON text. Implementation checks (``MISSING_IMPLEMENTATION``,
+    ``MISSING_FALLBACK``) run only when a registry is given, since without one lint cannot know
+    what the runtime will have; built-in node names always count as implemented.
+    """
+    parsed = _parse(blueprint)
+    issues = parsed.issues
+
+    # Nodes: duplicates (the first occurrence wins for the graph passes), implementations and
+    # fallbacks. ``graph_ids`` also holds nodes that failed validation, so the graph stays whole.
+    graph_ids: dict[str, NodeDefinition | None] = {}
+    for node_id, node in parsed.nodes:
+        if node_id in graph_ids:
+            issues.append(
+                LintIssue(
+                    "DUPLICATE_NODE_ID",
+                    "error",
+                    f"node id {node_id!r} is used by more than one node",
+                    node_id=node_id,
+                )
+            )
+            continue
+        graph_ids[node_id] = node
+    nodes = {node_id: node for node_id, node in graph_ids.items() if node is not None}
+
+    if registry is not None:
+        issues.extend(_implementation_issues(nodes.values(), registry))
+
+    graph_edges = _edge_issues(parsed.edges, graph_ids, issues)
+    if graph_ids:
+        issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges))
+
+    if parsed.load_error is not None and not any(i.severity == "error" for i in issues):
+        # Loading failed for a reason no pass above explains: keep the loader's own words.
+        issues.extend(
+            LintIssue("INVALID_BLUEPRINT", "error", problem)
+            for problem in parsed.load_error.problems
+        )
+    return LintResult(issues)
+
+
+def _implementation_issues(
+    nodes: Iterable[NodeDefinition], registry: Mapping[str, Any]
+) -> list[LintIssue]:
+    """Nodes whose ``uses`` or ``config.fallback`` the runtime would fail to resolve."""
+    issues = []
+    for node in nodes:
+        if node.uses not in registry and node.uses not in BUILTIN_NODE_NAMES:
+            issues.append(
+                LintIssue(
+                    "MISSING_IMPLEMENTATION",
+                    "error",
+                    f"node {node.id!r} uses {node.uses!r}, which is neither in the registry "
+                    "nor a built-in",
+                    node_id=node.id,
+                )
+            )
+        fallback = node.config.fallback
+        if fallback is not None and fallback not in registry and fallback not in BUILTIN_NODE_NAMES:
+            issues.append(
+                LintIssue(
+                    "MISSING_FALLBACK",
+                    "error",
+                    f"node {node.id!r} has fallback {fallback!r}, which is neither in the "
+                    "registry nor a built-in",
+                    node_id=node.id,
+                )
+            )
+    return issues
+
+
+def _edge_issues(
+    edges: Iterable[tuple[int, EdgeDefinition]],
+    graph_ids: Mapping[str, Any],
+    issues: list[LintIssue],
+) -> list[tuple[str, str]]:
+    """Check references and expressions; return the edges that join known nodes."""
+    graph_edges: list[tuple[str, str]] = []
+    cache: dict[str, str | None] = {}
+    for index, edge in edges:
+        where = f"edges[{index}] ({edge.source!r} -> {edge.target!r})"
+        joins_known = True
+        for end, code in (("source", "INVALID_EDGE_SOURCE"), ("target", "INVALID_EDGE_TARGET")):
+            ref = getattr(edge, end)
+            if ref not in graph_ids:
+                joins_known = False
+                issues.append(
+                    LintIssue(
+                        code,
+                        "error",
+                        f"{where}: {end} {ref!r} is not a node of the blueprint",
+                        edge_index=index,
+                    )
+                )
+        for kind in ("condition", "transform"):
+            source = getattr(edge, kind)
+            if source is None:
+                continue
+            error = _compile_error(source, cache)
+            if error is not None:
+                issues.append(
+                    LintIssue(
+                        "INVALID_EXPRESSION",
+                        "error",
+                        f"{where}: {kind} {source!r} does not compile: {error}",
+                        edge_index=index,
+                    )
+                )
+        if joins_known:
+            graph_edges.append((edge.source, edge.target))
+    return graph_edges
+
+
+def _graph_issues(
+    parsed: _Parsed,
+    graph_ids: Mapping[str, NodeDefinition | None],
+    nodes: Mapping[str, NodeDefinition],
+    graph_edges: list[tuple[str, str]],
+) -> list[LintIssue]:
+    """Start nodes, reachability, orphans, joins and cycle bounds."""
+    issues: list[LintIssue] = []
+    topology = _topology(list(graph_ids), graph_edges, _cycle_entry_points(parsed.metadata))
+
+    if not topology.has_natural_start:
+        issues.append(
+            LintIssue(
+                "NO_START_NODE",
+                "error",
+                f"blueprint {parsed.blueprint_id!r} has no start node: every node has an "
+                "incoming edge",
+            )
+        )
+
+    reached = set(topology.start_node_ids)
+    queue = deque(topology.start_node_ids)
+    while queue:
+        for target in topology.successors[queue.popleft()]:
+            if target not in reached:
+                reached.add(target)
+                queue.append(target)
+
+    many = len(graph_ids) > 1
+    for node_id in graph_ids:
+        incoming = topology.incoming[node_id]
+        if node_id not in reached:
+            issues.append(
+                LintIssue(
+                    "UNREACHABLE_NODE",
+                    "error",
+                    f"node {node_id!r} cannot be reached from any start node",
+                    node_id=node_id,
+                )
+            )
+        if many and incoming == 0 and topology.outgoing[node_id] == 0:
+            issues.append(
+                LintIssue(
+                    "ORPHAN_NODE",
+                    "warning",
+                    f"node {node_id!r} has no edges: it runs on its own as a separate start",
+                    node_id=node_id,
+                )
+            )
+        node = nodes.get(node_id)
+        if (
+            node is not None
+            and "join_strategy" in node.config.model_fields_set
+            and node.config.join_strategy == "any"
+            and incoming < 2
+        ):
+            issues.append(
+                LintIssue(
+                    "JOIN_ON_SINGLE_INPUT",
+                    "warning",
+                    f"node {node_id!r} sets joinStrategy 'any' but has {incoming} incoming "
+                    "edge(s), so there is nothing to join",
+                    node_id=node_id,
+                )
+            )
+
+    for cycle in topology.cycles:
+        # A member that failed validation might carry the bound: do not guess an error there.
+        bounded = any(
+            node_id not in nodes
+            or nodes[node_id].uses == LOOP
+            or nodes[node_id].config.max_iterations is not None
+            for node_id in cycle
+        )
+        if not bounded:
+            members = " -> ".join(repr(node_id) for node_id in cycle)
+            issues.append(
+                LintIssue(
+                    "UNBOUNDED_CYCLE",
+                    "error",
+                    f"cycle {members} has no bound: add a {LOOP!r} node or set "
+                    "config.maxIterations on one of its nodes",
+                    node_id=cycle[0],
+                )
+            )
+    return issues
+
+
+# --------------------------------------------------------------------------------------------
+# Mermaid
+# --------------------------------------------------------------------------------------------
+
+_DIRECTIONS = frozenset({"TD", "TB", "BT", "LR", "RL"})
+
+#: Mermaid class per node status; the class names are the status literals themselves.
+_STATUS_STYLES: dict[str, str] = {
+    "completed": "fill:#d4edda,stroke:#28a745,color:#155724",
+    "failed": "fill:#f8d7da,stroke:#dc3545,color:#721c24",
+    "skipped": "fill:#e2e3e5,stroke:#6c757d,color:#6c757d,stroke-dasharray:5 5",
+    "running": "fill:#fff3cd,stroke:#ffc107,color:#856404",
+    "awaiting": "fill:#cce5ff,stroke:#007bff,color:#004085",
+    "cancelled": "fill:#343a40,stroke:#23272b,color:#ffffff",
+    "pending": "fill:#ffffff,stroke:#adb5bd,color:#212529",
+}
+
+_ENTITIES = {
+    "#": "#35;",
+    '"': "#quot;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "&": "#amp;",
+    "`": "#96;",
+    "\n": " ",
+    "\r": " ",
+    "\t": " ",
+}
+_ESCAPE_TABLE = str.maketrans(_ENTITIES)
+
+
+def _escape(text: str) -> str:
+    """Make text safe inside a quoted Mermaid label (Mermaid's ``#name;`` entity codes).
+
+    Quotes would end the label, ``<``/``>``/``&`` would be read as HTML and ``#`` starts an
+    entity, so each becomes an entity; line breaks would end the statement, so they become spaces.
+    """
+    return text.translate(_ESCAPE_TABLE)
+
+
+def _latest_statuses(node_statuses: Mapping[str, str]) -> dict[str, str]:
+    """Collapse ``node#2``-style iteration keys to the base id, keeping the latest iteration.
+
+    An unsuffixed key counts as iteration 0; a suffix that is not a number keeps mapping order.
+    """
+    best: dict[str, tuple[int, str]] = {}
+    for key, status in node_statuses.items():
+        base, sep, suffix = key.partition("#")
+        iteration = 0
+        if sep:
+            try:
+                iteration = int(suffix)
+            except ValueError:
+                iteration = best.get(base, (0, ""))[0]
+        previous = best.get(base)
+        if previous is None or iteration >= previous[0]:
+            best[base] = (iteration, status)
+    return {base: status for base, (_, status) in best.items()}
+
+
+def generate_mermaid(
+    blueprint: BlueprintInput,
+    node_statuses: Mapping[str, str] | None = None,
+    *,
+    direction: str = "TD",
+) -> str:
+    """A Mermaid ``flowchart`` of the blueprint, optionally coloured by node status.
+
+    Node ids are replaced by ``n0``, ``n1``... (blueprint order) because real ids may hold spaces,
+    quotes or Mermaid keywords (``end``); the real id and ``uses`` are shown in the label. Edge
+    labels show the action, condition and transform. With ``node_statuses`` every node gets a
+    status class (nodes without a recorded status are ``pending``); unknown statuses are ignored.
+    A dict is loaded first, so a broken blueprint raises ``BlueprintError`` (lint it instead).
+    """
+    if direction not in _DIRECTIONS:
+        raise ValueError(f"direction must be one of {sorted(_DIRECTIONS)}, not {direction!r}")
+    model = load_blueprint(blueprint)
+    mermaid_ids = {node.id: f"n{index}" for index, node in enumerate(model.nodes)}
+    lines = [f"flowchart {direction}"]
+    for node in model.nodes:
+        label = f"{_escape(node.id)}<br/>uses: {_escape(node.uses)}"
+        lines.append(f'    {mermaid_ids[node.id]}["{label}"]')
+    for edge in model.edges:
+        parts = []
+        if edge.action is not None:
+            parts.append(f"action: {edge.action}")
+        if edge.condition is not None:
+            parts.append(f"condition: {edge.condition}")
+        if edge.transform is not None:
+            parts.append(f"transform: {edge.transform}")
+        source, target = mermaid_ids[edge.source], mermaid_ids[edge.target]
+        if parts:
+            label = _escape(" | ".join(parts))
+            lines.append(f'    {source} -- "{label}" --> {target}')
+        else:
+            lines.append(f"    {source} --> {target}")
+    if node_statuses is not None:
+        statuses = _latest_statuses(node_statuses)
+        for status, style in _STATUS_STYLES.items():
+            lines.append(f"    classDef {status} {style}")
+        for node in model.nodes:
+            status = statuses.get(node.id, "pending")
+            if status in _STATUS_STYLES:
+                lines.append(f"    class {mermaid_ids[node.id]} {status}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,47 @@
+"""Errors of the distributed driver and its client, each naming what is wrong."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .records import RunRecord
+
+
+class RunNotFound(LookupError):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"run {run_id!r} does not exist")
+        self.run_id = run_id
+
+
+class UnknownBlueprint(LookupError):
+    def __init__(self, blueprint_id: str, known: list[str] | None = None) -> None:
+        hint = f"; known blueprints: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown blueprint {blueprint_id!r}{hint}")
+        self.blueprint_id = blueprint_id
+
+
+class RunConflict(RuntimeError):
+    """The run is not in a state that allows the request (e.g. resume a completed run)."""
+
+    def __init__(self, run_id: str, status: str, wanted: str) -> None:
+        super().__init__(f"run {run_id!r} is {status}; cannot {wanted}")
+        self.run_id = run_id
+        self.status = status
+
+
+class CommitRejected(Exception):
+    """A conditional write lost: the node was committed already, or the run is closed."""
+
+    def __init__(self, reason: str, current: RunRecord | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.current = current
+
+
+class StateTooLarge(Exception):
+    """The run record would pass DynamoDB's 400 KB item limit."""
+
+
+class PoisonJob(ValueError):
+    """A job that can never succeed and names no run to fail: it belongs in the DLQ."""

@@ -1,0 +1,35 @@
+"""The job payload: one SQS message per node execution (pydantic, camelCase on the wire)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+#: SQS refuses messages over 256 KiB; jobs are a few hundred bytes, so anything big is bad input.
+MAX_JOB_BYTES = 16 * 1024
+
+
+class Job(BaseModel):
+    """Run this node instance (``node_id`` may carry a ``#k`` loop-iteration suffix)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    run_id: str = Field(min_length=1, max_length=200)
+    blueprint_id: str = Field(min_length=1, max_length=200)
+    node_id: str = Field(min_length=1, max_length=220)
+    attempt: int = Field(default=1, ge=1, le=1000)
+    #: Epoch seconds before which the node must not run (sleeps and retry delays).
+    not_before: float | None = None
+
+    def to_message(self) -> str:
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+    @classmethod
+    def from_message(cls, body: str | bytes) -> Job:
+        if len(body) > MAX_JOB_BYTES:
+            raise ValueError(f"job message is {len(body)} bytes; at most {MAX_JOB_BYTES} allowed")
+        return cls.model_validate_json(body)
+
+    def dedup_id(self) -> str:
+        """Stable id of this job (FIFO deduplication and batch entry ids)."""
+        return f"{self.run_id}:{self.node_id}:{self.attempt}"

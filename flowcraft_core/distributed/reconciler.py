@@ -1,0 +1,82 @@
+"""The reconciler: find runs that stopped making progress and resume them.
+
+It reads only the active-run index for entries whose heartbeat is older than the threshold, so
+its cost follows the number of stale runs, not the size of the tables. For each, it follows the
+recorded edge decisions: it re-sends nodes that are ready and not committed, records skips an
+interrupted step left out, and closes runs that are in fact finished. It never decides an edge.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from .records import FINAL_STATUSES
+from .stores import RunStore, StatusStore
+from .worker import Worker
+
+logger = logging.getLogger("flowcraft.reconciler")
+
+
+@dataclass
+class ReconcileStats:
+    scanned_items: int = 0
+    stalled_runs: int = 0
+    reconciled_runs: int = 0
+    failed_runs: int = 0
+    jobs_sent: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        worker: Worker,
+        *,
+        runs: RunStore,
+        statuses: StatusStore,
+        stalled_threshold_seconds: float = 300,
+        max_runs: int = 500,
+    ) -> None:
+        self.worker = worker
+        self.runs = runs
+        self.statuses = statuses
+        self.threshold = stalled_threshold_seconds
+        self.max_runs = max_runs
+
+    def run(self) -> ReconcileStats:
+        stats = ReconcileStats()
+        now = self.worker.clock.now()
+        run_ids, scanned = self.statuses.stale(now - self.threshold, self.max_runs)
+        stats.scanned_items = scanned
+        for run_id in run_ids:
+            try:
+                self._reconcile(run_id, now, stats)
+            except Exception:
+                stats.failed_runs += 1
+                logger.exception("could not reconcile run %s", run_id)
+        return stats
+
+    def _reconcile(self, run_id: str, now: float, stats: ReconcileStats) -> None:
+        record = self.runs.load(run_id)
+        if record is None:
+            self.statuses.changed(run_id, "failed", now, error="run record is missing")
+            return
+        if record.status in FINAL_STATUSES or record.status == "awaiting":
+            self.statuses.changed(run_id, record.status, now, error=record.error)
+            return
+        if max(record.updated_at, record.quiet_until) > now - self.threshold:
+            self.statuses.heartbeat(run_id, max(record.updated_at, record.quiet_until))
+            return
+        stats.stalled_runs += 1
+        graph = self.worker.graph(record.blueprint_id)
+        if graph is None:
+            self.worker._fail_run(record, f"unknown blueprint {record.blueprint_id!r}")
+            stats.reconciled_runs += 1
+            return
+        sent = self.worker.recover_run(graph, record)
+        stats.jobs_sent += sent
+        self.statuses.heartbeat(run_id, now)
+        stats.reconciled_runs += 1

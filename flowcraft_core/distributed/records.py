@@ -1,0 +1,115 @@
+"""The run record: everything the distributed driver knows about one run, in one item.
+
+Keeping context, per-node results and edge decisions in a single item lets a node commit with a
+single conditional write: its output, its context writes and its edge decisions land together
+or not at all, and the write's condition makes the commit happen at most once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..scheduler import AWAITING, CompiledGraph, Scheduler
+
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+@dataclass
+class NodeRecord:
+    """One committed node instance (short attribute names keep the item small)."""
+
+    status: str
+    output: Any = None
+    action: str | None = None
+    attempts: int = 1
+    error: str | None = None
+    finished_at: float | None = None
+
+    def to_item(self) -> dict[str, Any]:
+        item: dict[str, Any] = {"s": self.status, "n": self.attempts}
+        if self.output is not None:
+            item["o"] = self.output
+        if self.action is not None:
+            item["a"] = self.action
+        if self.error is not None:
+            item["e"] = self.error
+        if self.finished_at is not None:
+            item["t"] = self.finished_at
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> NodeRecord:
+        return cls(
+            status=item["s"],
+            output=item.get("o"),
+            action=item.get("a"),
+            attempts=int(item.get("n", 1)),
+            error=item.get("e"),
+            finished_at=item.get("t"),
+        )
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    blueprint_id: str
+    status: str = RUNNING
+    context: dict[str, Any] = field(default_factory=dict)
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    decisions: dict[str, bool] = field(default_factory=dict)
+    resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timers: dict[str, float] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    quiet_until: float = 0.0
+    error: str | None = None
+    parent: dict[str, Any] | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    def scheduler(self, graph: CompiledGraph) -> Scheduler:
+        settled = {k: r.status for k, r in self.nodes.items() if r.status != AWAITING}
+        outputs = {k: r.output for k, r in self.nodes.items() if r.status == "completed"}
+        actions = {k: r.action for k, r in self.nodes.items() if r.status == "completed"}
+        return Scheduler.restore(graph, settled, outputs, actions, self.decisions)
+
+    def awaiting_keys(self) -> list[str]:
+        return [k for k, r in self.nodes.items() if r.status == AWAITING]
+
+    def to_api(self) -> dict[str, Any]:
+        """The public view (``GET /runs/{runId}``)."""
+        from ..scheduler import statuses_by_node
+
+        body: dict[str, Any] = {
+            "runId": self.run_id,
+            "blueprintId": self.blueprint_id,
+            "status": self.status,
+            "context": self.context,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+            "nodes": statuses_by_node({k: r.status for k, r in self.nodes.items()}),
+            "outputs": _latest_outputs(self.nodes),
+        }
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+def _latest_outputs(nodes: dict[str, NodeRecord]) -> dict[str, Any]:
+    from ..scheduler import split_key
+
+    best: dict[str, tuple[int, Any]] = {}
+    for key, record in nodes.items():
+        if record.status != "completed":
+            continue
+        node_id, iteration = split_key(key)
+        if node_id not in best or iteration >= best[node_id][0]:
+            best[node_id] = (iteration, record.output)
+    return {k: v for k, (_, v) in best.items()}

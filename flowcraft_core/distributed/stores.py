@@ -1,0 +1,260 @@
+"""Store and queue protocols of the distributed driver, with in-memory implementations.
+
+The AWS implementations live in ``flowcraft_core.aws``; the in-memory ones here behave the same
+(conditional writes, copies on read) so the protocol can be unit-tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .errors import CommitRejected, StateTooLarge
+from .job import Job
+from .records import FINAL_STATUSES, RUNNING, NodeRecord, RunRecord
+
+
+class RunStore(Protocol):
+    def create(self, record: RunRecord) -> bool:
+        """Store a new run; False when the run id exists already."""
+        ...
+
+    def load(self, run_id: str) -> RunRecord | None: ...
+
+    def commit(
+        self,
+        run_id: str,
+        key: str,
+        node: NodeRecord,
+        *,
+        decisions: dict[str, bool],
+        derived: dict[str, NodeRecord],
+        context_set: dict[str, Any],
+        context_delete: Iterable[str],
+        now: float,
+    ) -> RunRecord:
+        """Commit a node at most once (while the run is running); raise CommitRejected."""
+        ...
+
+    def record_progress(
+        self,
+        run_id: str,
+        *,
+        nodes: dict[str, NodeRecord],
+        decisions: dict[str, bool],
+        now: float,
+        timers: dict[str, float] | None = None,
+        quiet_until: float | None = None,
+    ) -> RunRecord:
+        """Idempotent facts derived from committed ones (skips, loop exits, sleep timers)."""
+        ...
+
+    def transition(
+        self,
+        run_id: str,
+        *,
+        to: str,
+        allowed_from: Iterable[str],
+        now: float,
+        error: str | None = None,
+        resume: tuple[str, dict[str, Any]] | None = None,
+    ) -> RunRecord | None:
+        """Change the run status if it is one of ``allowed_from``; None when it is not."""
+        ...
+
+
+class StatusStore(Protocol):
+    def started(self, run_id: str, blueprint_id: str, now: float) -> bool:
+        """Record a new running run; False when the run id exists already."""
+        ...
+
+    def changed(self, run_id: str, status: str, now: float, *, error: str | None = None) -> None: ...
+
+    def heartbeat(self, run_id: str, at: float) -> None: ...
+
+    def stale(self, before: float, limit: int) -> tuple[list[str], int]:
+        """Active runs with no heartbeat since ``before``: (run ids, items read)."""
+        ...
+
+    def get(self, run_id: str) -> dict[str, Any] | None: ...
+
+
+class JobQueue(Protocol):
+    def send(self, jobs: Sequence[Job], delay_seconds: int = 0) -> None: ...
+
+
+def _roundtrip(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+@dataclass
+class InMemoryRunStore:
+    """A dict of run records with the same conditional-write rules as the DynamoDB store."""
+
+    max_item_bytes: int = 400_000
+    records: dict[str, RunRecord] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def create(self, record: RunRecord) -> bool:
+        with self._lock:
+            if record.run_id in self.records:
+                return False
+            self.records[record.run_id] = copy.deepcopy(record)
+            return True
+
+    def load(self, run_id: str) -> RunRecord | None:
+        with self._lock:
+            record = self.records.get(run_id)
+            return copy.deepcopy(record) if record else None
+
+    def _check_size(self, record: RunRecord) -> None:
+        size = len(json.dumps([record.context, {k: v.to_item() for k, v in record.nodes.items()}]))
+        if size > self.max_item_bytes:
+            raise StateTooLarge(f"run state would be {size} bytes")
+
+    def commit(
+        self,
+        run_id: str,
+        key: str,
+        node: NodeRecord,
+        *,
+        decisions: dict[str, bool],
+        derived: dict[str, NodeRecord],
+        context_set: dict[str, Any],
+        context_delete: Iterable[str],
+        now: float,
+    ) -> RunRecord:
+        with self._lock:
+            current = self.records.get(run_id)
+            if current is None:
+                raise CommitRejected("missing", None)
+            existing = current.nodes.get(key)
+            if existing is not None and existing.status != "awaiting":
+                raise CommitRejected("committed", copy.deepcopy(current))
+            if current.status != RUNNING:
+                raise CommitRejected("closed", copy.deepcopy(current))
+            updated = copy.deepcopy(current)
+            updated.nodes[key] = NodeRecord(**vars(node))
+            updated.nodes[key].output = _roundtrip(node.output)
+            for k, rec in derived.items():
+                updated.nodes.setdefault(k, rec)
+            updated.decisions.update(decisions)
+            for k, v in context_set.items():
+                updated.context[k] = _roundtrip(v)
+            for k in context_delete:
+                updated.context.pop(k, None)
+            updated.resumes.pop(key, None)
+            updated.updated_at = now
+            self._check_size(updated)
+            self.records[run_id] = updated
+            return copy.deepcopy(updated)
+
+    def record_progress(
+        self,
+        run_id: str,
+        *,
+        nodes: dict[str, NodeRecord],
+        decisions: dict[str, bool],
+        now: float,
+        timers: dict[str, float] | None = None,
+        quiet_until: float | None = None,
+    ) -> RunRecord:
+        with self._lock:
+            current = self.records[run_id]
+            if current.status in FINAL_STATUSES:
+                raise CommitRejected("closed", copy.deepcopy(current))
+            for k, rec in nodes.items():
+                current.nodes.setdefault(k, rec)
+            current.decisions.update(decisions)
+            for k, at in (timers or {}).items():
+                current.timers.setdefault(k, at)
+            if quiet_until is not None:
+                current.quiet_until = max(current.quiet_until, quiet_until)
+            current.updated_at = now
+            return copy.deepcopy(current)
+
+    def transition(
+        self,
+        run_id: str,
+        *,
+        to: str,
+        allowed_from: Iterable[str],
+        now: float,
+        error: str | None = None,
+        resume: tuple[str, dict[str, Any]] | None = None,
+    ) -> RunRecord | None:
+        with self._lock:
+            current = self.records.get(run_id)
+            if current is None or current.status not in set(allowed_from):
+                return None
+            if resume is not None:
+                key, payload = resume
+                node = current.nodes.get(key)
+                if node is None or node.status != "awaiting" or key in current.resumes:
+                    return None
+                current.resumes[key] = _roundtrip(payload)
+            current.status = to
+            current.updated_at = now
+            if error is not None:
+                current.error = error
+            return copy.deepcopy(current)
+
+
+@dataclass
+class InMemoryStatusStore:
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reads: int = 0
+
+    def started(self, run_id: str, blueprint_id: str, now: float) -> bool:
+        if run_id in self.items:
+            return False
+        self.items[run_id] = {
+            "runId": run_id,
+            "blueprintId": blueprint_id,
+            "status": RUNNING,
+            "createdAt": now,
+            "updatedAt": now,
+            "heartbeatAt": now,
+            "active": True,
+        }
+        return True
+
+    def changed(self, run_id: str, status: str, now: float, *, error: str | None = None) -> None:
+        item = self.items.setdefault(run_id, {"runId": run_id})
+        item.update(status=status, updatedAt=now, heartbeatAt=now, active=status == RUNNING)
+        if error:
+            item["error"] = error
+
+    def heartbeat(self, run_id: str, at: float) -> None:
+        if run_id in self.items:
+            self.items[run_id]["heartbeatAt"] = at
+
+    def stale(self, before: float, limit: int) -> tuple[list[str], int]:
+        found = [
+            k for k, v in self.items.items() if v.get("active") and v["heartbeatAt"] < before
+        ][:limit]
+        self.reads += len(found)
+        return found, len(found)
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        item = self.items.get(run_id)
+        return dict(item) if item else None
+
+
+@dataclass
+class InMemoryJobQueue:
+    """A list of (job, delay) pairs; tests deliver them in any order, as often as they like."""
+
+    sent: list[tuple[Job, int]] = field(default_factory=list)
+
+    def send(self, jobs: Sequence[Job], delay_seconds: int = 0) -> None:
+        self.sent.extend((job, delay_seconds) for job in jobs)
+
+    def drain(self) -> list[Job]:
+        jobs = [job for job, _ in self.sent]
+        self.sent.clear()
+        return jobs

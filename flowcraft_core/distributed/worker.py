@@ -1,0 +1,478 @@
+"""The worker step: run one job (and, when cheap, the single successor after it).
+
+Protocol per job, each step safe to crash after:
+
+1. load the run record (one consistent read); a closed run or a committed node is not re-run:
+   a committed node only has its successors re-derived and re-sent (invariant 3);
+2. execute the node through the engine with a buffered context;
+3. commit output, context writes and edge decisions in one conditional write (at most once);
+4. from the committed record, derive skips and ready successors, send them (or run the single
+   successor in this invocation), and close the run when it is finished.
+
+Retries go back through the queue with a delay; sleeps park the job on the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
+from ..builtins import default_registry
+from ..context import BufferedContext
+from ..engine import (
+    Clock,
+    Middleware,
+    SystemClock,
+    attempt_once,
+    describe_error,
+    retry_delay_seconds,
+    run_fallback,
+)
+from ..expressions import ExpressionError
+from ..nodes import (
+    CancellationSignal,
+    NodeContext,
+    NodeResult,
+    Registry,
+    UnknownImplementationError,
+    resolve,
+)
+from ..runtime import FlowRuntime, WorkflowResult
+from ..scheduler import AWAITING, CompiledGraph, GraphError, LoopLimitError, Scheduler, split_key
+from .errors import CommitRejected, PoisonJob, StateTooLarge
+from .job import Job
+from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunRecord
+from .stores import JobQueue, RunStore, StatusStore
+
+logger = logging.getLogger("flowcraft.worker")
+
+#: SQS's longest message delay; longer sleeps are re-parked when they come back early.
+MAX_DELAY_SECONDS = 900
+#: Sleeps shorter than this are slept in-process rather than parked on the queue.
+INLINE_SLEEP_SECONDS = 1.0
+
+
+class Suspend(Exception):
+    """Raised by the distributed sleep service: park this node until ``until``."""
+
+    def __init__(self, until: float) -> None:
+        super().__init__(f"suspended until {until}")
+        self.until = until
+
+
+@dataclass
+class WorkerStats:
+    nodes_executed: int = 0
+    node_failures: int = 0
+    retries: int = 0
+    runs_completed: int = 0
+    runs_failed: int = 0
+    jobs_sent: int = 0
+    durations_ms: list[float] = field(default_factory=list)
+
+
+class _Services:
+    """What built-ins get from the distributed driver."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.registry: Registry = worker.registry
+        self.blueprints: Mapping[str, Any] = worker.blueprints
+        self.clock: Clock = worker.clock
+        self._worker = worker
+
+    async def sleep(self, ctx: NodeContext, seconds: float) -> None:
+        if seconds <= INLINE_SLEEP_SECONDS:
+            await self.clock.sleep(seconds)
+            return
+        raise Suspend(self.clock.now() + seconds)
+
+    async def run_subflow(
+        self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]
+    ) -> WorkflowResult:
+        # Child runs execute inside this job: the parent node commits once with their result.
+        return await self._worker.child_runtime().run(
+            blueprint_id, context, signal=ctx.signal, run_id=f"{ctx.run_id}/{ctx.node_id}"
+        )
+
+
+class Worker:
+    """Executes jobs against the stores. One per container; safe to reuse across batches."""
+
+    def __init__(
+        self,
+        *,
+        runs: RunStore,
+        statuses: StatusStore,
+        queue: JobQueue,
+        blueprints: Mapping[str, WorkflowBlueprint | Mapping[str, Any]],
+        registry: Registry | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+        middleware: Sequence[Middleware] = (),
+        clock: Clock | None = None,
+        max_chain: int = 25,
+        chain_reserve_ms: int = 10_000,
+    ) -> None:
+        self.runs = runs
+        self.statuses = statuses
+        self.queue = queue
+        self.blueprints = {k: load_blueprint(v) for k, v in blueprints.items()}
+        merged: dict[str, Any] = dict(default_registry())
+        merged.update(registry or {})
+        self.registry: Registry = merged
+        self.dependencies = dependencies or {}
+        self.middleware = list(middleware)
+        self.clock: Clock = clock or SystemClock()
+        self.max_chain = max_chain
+        self.chain_reserve_ms = chain_reserve_ms
+        self.stats = WorkerStats()
+        self._graphs: dict[str, CompiledGraph] = {}
+        self._child_runtime: FlowRuntime | None = None
+        self.services = _Services(self)
+
+    def graph(self, blueprint_id: str) -> CompiledGraph | None:
+        graph = self._graphs.get(blueprint_id)
+        if graph is None:
+            blueprint = self.blueprints.get(blueprint_id)
+            if blueprint is None:
+                return None
+            graph = self._graphs[blueprint_id] = CompiledGraph(blueprint)
+        return graph
+
+    def child_runtime(self) -> FlowRuntime:
+        if self._child_runtime is None:
+            self._child_runtime = FlowRuntime(
+                registry=self.registry,
+                blueprints=self.blueprints,
+                dependencies=self.dependencies,
+                middleware=self.middleware,
+                clock=self.clock,
+            )
+        return self._child_runtime
+
+    # ------------------------------------------------------------------ entry point
+    async def handle_job(
+        self, job: Job, remaining_ms: Callable[[], int] | None = None
+    ) -> None:
+        """Process one job. Raises only when the job should be redelivered (or DLQ'd)."""
+        record = self.runs.load(job.run_id)
+        if record is None:
+            raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
+        graph = self.graph(job.blueprint_id)
+        if graph is None or record.blueprint_id != job.blueprint_id:
+            self._fail_run(record, f"unknown blueprint {job.blueprint_id!r}")
+            return
+        chained = 0
+        next_job: Job | None = job
+        while next_job is not None:
+            next_job, record = await self._step(graph, next_job, record)
+            chained += 1
+            if next_job is None:
+                break
+            time_left = remaining_ms() if remaining_ms is not None else 10**9
+            if chained >= self.max_chain or time_left < self.chain_reserve_ms:
+                self._send([next_job])
+                break
+
+    # ------------------------------------------------------------------ one node
+    async def _step(
+        self, graph: CompiledGraph, job: Job, record: RunRecord
+    ) -> tuple[Job | None, RunRecord]:
+        key = job.node_id
+        node_id, _ = split_key(key)
+        if record.final or node_id not in graph.nodes:
+            if not record.final:
+                self._fail_run(record, f"job names unknown node {node_id!r}")
+            return None, record
+        existing = record.nodes.get(key)
+        resume = record.resumes.get(key)
+        if existing is not None and existing.status != AWAITING:
+            return self._advance(graph, record, [key]), record  # redelivered: finish the step
+        if record.status != RUNNING:
+            return None, record  # awaiting or closed: nothing may start
+        if existing is not None and resume is None:
+            return None, record  # still waiting for a resume
+        now = self.clock.now()
+        if job.not_before is not None and now < job.not_before:
+            delay = min(MAX_DELAY_SECONDS, math.ceil(job.not_before - now))
+            self.queue.send([job], delay_seconds=delay)
+            return None, record
+        sched = record.scheduler(graph)
+        node = graph.nodes[node_id]
+        if resume is not None:
+            result = NodeResult(output=resume.get("output"), action=resume.get("action"))
+            node_input = sched.build_input(key, record.context)
+            return self._commit(graph, record, sched, key, result, node_input, BufferedContext({}), 1)
+        return await self._execute(graph, record, sched, node, job)
+
+    async def _execute(
+        self, graph: CompiledGraph, record: RunRecord, sched: Scheduler, node: NodeDefinition, job: Job
+    ) -> tuple[Job | None, RunRecord]:
+        key = job.node_id
+        try:
+            node_input = sched.build_input(key, record.context)
+        except ExpressionError as exc:
+            return None, self._fail_run(record, f"node {node.id!r}: input: {exc}")
+        try:
+            resolved = resolve(self.registry, node.uses, node.params)
+        except UnknownImplementationError as exc:
+            return None, self._fail_run(record, f"node {node.id!r}: {exc}")
+        buffered = BufferedContext(record.context)
+        ctx = NodeContext(
+            context=buffered,
+            input=node_input,
+            params=node.params,
+            dependencies=self.dependencies,
+            run_id=record.run_id,
+            node_id=node.id,
+            attempt=job.attempt,
+            iteration=split_key(key)[1],
+            blueprint_id=graph.id,
+            signal=CancellationSignal(),
+            services=self.services,
+        )
+        started = time.perf_counter()
+        try:
+            result = await attempt_once(resolved, ctx, node.config, self.middleware)
+        except Suspend as suspend:
+            self._park_sleep(record, job, suspend.until)
+            return None, record
+        except Exception as exc:
+            self.stats.node_failures += 1
+            if job.attempt <= node.config.max_retries:
+                delay = retry_delay_seconds(node.config, job.attempt)
+                retry = job.model_copy(
+                    update={"attempt": job.attempt + 1, "not_before": self.clock.now() + delay}
+                )
+                self.stats.retries += 1
+                logger.info(
+                    "node %s attempt %d failed (%s); retrying in %.3fs",
+                    node.id, job.attempt, describe_error(exc), delay,
+                )
+                self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
+                return None, record
+            try:
+                recovered = await run_fallback(node, resolved, ctx, exc, self.registry)
+            except Exception as fallback_exc:
+                message = (
+                    f"node {node.id!r}: {describe_error(exc)}; fallback failed: "
+                    f"{describe_error(fallback_exc)}"
+                )
+                return None, self._fail_run(record, message, key=key, attempts=job.attempt)
+            if recovered is None:
+                message = f"node {node.id!r}: {describe_error(exc)}"
+                return None, self._fail_run(record, message, key=key, attempts=job.attempt)
+            result = recovered
+        finally:
+            self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
+        self.stats.nodes_executed += 1
+        if result.awaiting:
+            return None, self._park_wait(graph, record, key, job.attempt)
+        return self._commit(graph, record, sched, key, result, node_input, buffered, job.attempt)
+
+    def _commit(
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        sched: Scheduler,
+        key: str,
+        result: NodeResult,
+        node_input: Any,
+        buffered: BufferedContext,
+        attempts: int,
+    ) -> tuple[Job | None, RunRecord]:
+        node_id = split_key(key)[0]
+        view = dict(record.context)
+        view.update(buffered.written)
+        for deleted in buffered.deleted:
+            view.pop(deleted, None)
+        try:
+            step = sched.complete(key, result.output, result.action, view, node_input)
+        except (ExpressionError, LoopLimitError) as exc:
+            message = str(exc) if str(exc).startswith("node ") else f"node {node_id!r}: {exc}"
+            return None, self._fail_run(record, message, key=key, attempts=attempts)
+        now = self.clock.now()
+        derived = {k: NodeRecord(status="skipped", finished_at=now) for k in step.skipped}
+        try:
+            committed = self.runs.commit(
+                record.run_id,
+                key,
+                NodeRecord(
+                    status=COMPLETED,
+                    output=result.output,
+                    action=result.action,
+                    attempts=attempts,
+                    finished_at=now,
+                ),
+                decisions=step.decisions,
+                derived=derived,
+                context_set=buffered.written,
+                context_delete=buffered.deleted,
+                now=now,
+            )
+        except CommitRejected as rejected:
+            current = rejected.current
+            if current is None or rejected.reason != "committed":
+                return None, current or record
+            return self._advance(graph, current, [key]), current
+        except StateTooLarge as exc:
+            written = ", ".join(sorted(buffered.written)) or "none"
+            message = (
+                f"node {node_id!r}: the run's state would exceed DynamoDB's 400 KB item limit "
+                f"({exc}; context keys written by this node: {written}; keep large data in S3 "
+                "and store a reference)"
+            )
+            return None, self._fail_run(record, message, key=key, attempts=attempts)
+        except TypeError as exc:
+            message = f"node {node_id!r}: output or context value is not JSON-serialisable: {exc}"
+            return None, self._fail_run(record, message, key=key, attempts=attempts)
+        return self._advance(graph, committed, [key, *step.skipped]), committed
+
+    # ------------------------------------------------------------------ what follows
+    def _advance(self, graph: CompiledGraph, record: RunRecord, origins: list[str]) -> Job | None:
+        """Derive skips and ready successors from a committed record; send or chain them."""
+        sched = record.scheduler(graph)
+        pending = sched.pending_skips()
+        if pending:
+            now = self.clock.now()
+            derived: dict[str, NodeRecord] = {}
+            decisions: dict[str, bool] = {}
+            for skip_key in pending:
+                if skip_key in sched.settled:
+                    continue
+                step = sched.skip(skip_key)
+                decisions.update(step.decisions)
+                for k in step.skipped:
+                    derived[k] = NodeRecord(status="skipped", finished_at=now)
+            try:
+                record = self.runs.record_progress(
+                    record.run_id, nodes=derived, decisions=decisions, now=now
+                )
+            except CommitRejected:
+                return None
+            origins = [*origins, *derived]
+            sched = record.scheduler(graph)
+        awaiting = set(record.awaiting_keys())
+        ready: list[str] = []
+        outstanding = set(sched.outstanding())
+        for origin in origins:
+            for candidate in sched.successor_instances(origin):
+                if (
+                    candidate in outstanding
+                    and candidate not in awaiting
+                    and candidate not in ready
+                ):
+                    ready.append(candidate)
+        if not ready:
+            self._close_if_done(graph, record, sched)
+            return None
+        jobs = [Job(run_id=record.run_id, blueprint_id=graph.id, node_id=k) for k in ready]
+        if len(jobs) == 1:
+            return jobs[0]
+        self._send(jobs)
+        return None
+
+    def recover_run(self, graph: CompiledGraph, record: RunRecord) -> int:
+        """Reconciler entry: re-send every ready node of a stalled run; close it when done."""
+        sched = record.scheduler(graph)
+        if sched.pending_skips():
+            self._advance(graph, record, [])
+            refreshed = self.runs.load(record.run_id)
+            if refreshed is None:
+                return 0
+            record = refreshed
+            sched = record.scheduler(graph)
+        awaiting = set(record.awaiting_keys())
+        ready = [
+            k
+            for k in sched.outstanding()
+            if k not in awaiting or k in record.resumes
+        ]
+        if not ready:
+            self._close_if_done(graph, record, sched)
+            return 0
+        self._send([Job(run_id=record.run_id, blueprint_id=graph.id, node_id=k) for k in ready])
+        return len(ready)
+
+    def _close_if_done(self, graph: CompiledGraph, record: RunRecord, sched: Scheduler) -> None:
+        if record.status != RUNNING:
+            return
+        now = self.clock.now()
+        if sched.finished and not record.awaiting_keys():
+            closed = self.runs.transition(
+                record.run_id, to=COMPLETED, allowed_from=[RUNNING], now=now
+            )
+            if closed is not None:
+                self.stats.runs_completed += 1
+                self.statuses.changed(record.run_id, COMPLETED, now)
+            return
+        outstanding = set(sched.outstanding())
+        awaiting = set(record.awaiting_keys())
+        if outstanding and outstanding <= awaiting and not (awaiting & set(record.resumes)):
+            parked = self.runs.transition(record.run_id, to=AWAITING, allowed_from=[RUNNING], now=now)
+            if parked is not None:
+                self.statuses.changed(record.run_id, AWAITING, now)
+
+    # ------------------------------------------------------------------ parking
+    def _park_wait(self, graph: CompiledGraph, record: RunRecord, key: str, attempts: int) -> RunRecord:
+        now = self.clock.now()
+        try:
+            record = self.runs.commit(
+                record.run_id,
+                key,
+                NodeRecord(status=AWAITING, attempts=attempts),
+                decisions={},
+                derived={},
+                context_set={},
+                context_delete=(),
+                now=now,
+            )
+        except CommitRejected as rejected:
+            return rejected.current or record
+        self._close_if_done(graph, record, record.scheduler(graph))
+        return record
+
+    def _park_sleep(self, record: RunRecord, job: Job, until: float) -> None:
+        now = self.clock.now()
+        try:
+            record = self.runs.record_progress(
+                record.run_id,
+                nodes={},
+                decisions={},
+                now=now,
+                timers={job.node_id: until},
+                quiet_until=until,
+            )
+        except CommitRejected:
+            return
+        wake = record.timers.get(job.node_id, until)
+        self.statuses.heartbeat(record.run_id, wake)
+        parked = job.model_copy(update={"not_before": wake})
+        self._send([parked], delay_seconds=min(MAX_DELAY_SECONDS, max(0, math.ceil(wake - now))))
+
+    # ------------------------------------------------------------------ failure
+    def _fail_run(
+        self, record: RunRecord, message: str, *, key: str | None = None, attempts: int = 1
+    ) -> RunRecord:
+        logger.warning("run %s failed: %s", record.run_id, message)
+        now = self.clock.now()
+        closed = self.runs.transition(
+            record.run_id, to=FAILED, allowed_from=[RUNNING, AWAITING], now=now, error=message
+        )
+        if closed is None:
+            return record
+        self.stats.runs_failed += 1
+        self.statuses.changed(record.run_id, FAILED, now, error=message)
+        return closed
+
+    def _send(self, jobs: list[Job], delay_seconds: int = 0) -> None:
+        if jobs:
+            self.queue.send(jobs, delay_seconds=delay_seconds)
+            self.stats.jobs_sent += len(jobs)
+
+
+__all__ = ["GraphError", "Suspend", "Worker", "WorkerStats"]

@@ -1,0 +1,268 @@
+"""Running one node: attempts, timeout, retries with backoff, fallback, middleware and events.
+
+Both drivers execute nodes through this module. The in-memory runtime calls
+``execute_with_policy`` (attempts and delays in-process); the distributed worker calls
+``attempt_once`` for the attempt a job carries and, when attempts are spent, ``run_fallback``,
+re-queueing failed attempts with ``retry_delay_seconds`` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .blueprint import NodeConfig, NodeDefinition
+from .nodes import (
+    BaseNode,
+    CancelledRunError,
+    NodeContext,
+    NodeResult,
+    Registry,
+    ResolvedNode,
+    UnknownImplementationError,
+    resolve,
+    to_node_result,
+)
+
+
+# --------------------------------------------------------------------------- clock
+class Clock(Protocol):
+    """Time source; tests pass a fake one so retries and sleeps never really wait."""
+
+    def now(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            await asyncio.sleep(seconds)
+
+
+# --------------------------------------------------------------------------- events
+@dataclass(slots=True)
+class FlowEvent:
+    """Something that happened in a run (``type`` such as ``node:start``, ``edge:decided``)."""
+
+    type: str
+    run_id: str
+    node_id: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+    timestamp: float = 0.0
+
+
+class EventBus(Protocol):
+    def emit(self, event: FlowEvent) -> Any: ...
+
+
+class CollectingEventBus:
+    """Keeps every event in order; handy in tests and for the demo's timeline."""
+
+    def __init__(self) -> None:
+        self.events: list[FlowEvent] = []
+
+    def emit(self, event: FlowEvent) -> None:
+        self.events.append(event)
+
+    def types(self) -> list[str]:
+        return [e.type for e in self.events]
+
+
+# --------------------------------------------------------------------------- middleware
+CallNext = Callable[[], Awaitable[NodeResult]]
+
+
+class Middleware:
+    """Hooks around every node. Override any of ``before``, ``after``, ``around``."""
+
+    async def before(self, ctx: NodeContext) -> None:
+        return None
+
+    async def after(self, ctx: NodeContext, result: NodeResult) -> None:
+        return None
+
+    async def around(self, ctx: NodeContext, call_next: CallNext) -> NodeResult:
+        return await call_next()
+
+
+class ExecutionServices(Protocol):
+    """What built-in nodes ask of the driver running them (sleep, subflows, maps)."""
+
+    registry: Registry
+    blueprints: Mapping[str, Any]
+    clock: Clock
+
+    async def sleep(self, ctx: NodeContext, seconds: float) -> None: ...
+    async def run_subflow(
+        self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]
+    ) -> Any: ...
+
+
+# --------------------------------------------------------------------------- outcomes
+@dataclass(slots=True)
+class NodeOutcome:
+    status: str  # completed | failed | awaiting | cancelled
+    result: NodeResult | None = None
+    error: str | None = None
+    attempts: int = 1
+    fallback_used: bool = False
+
+
+class NodeTimeoutError(TimeoutError):
+    pass
+
+
+def retry_delay_seconds(config: NodeConfig, failed_attempt: int) -> float:
+    """Delay before the attempt after ``failed_attempt`` (1-based): exponential backoff."""
+    if config.retry_delay <= 0:
+        return 0.0
+    return config.retry_delay / 1000.0 * (config.backoff ** (failed_attempt - 1))
+
+
+def describe_error(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+async def _call(resolved: ResolvedNode, ctx: NodeContext, timeout_ms: float | None) -> Any:
+    if timeout_ms is None:
+        value = resolved.invoke(ctx)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+    seconds = timeout_ms / 1000.0
+
+    async def invoke() -> Any:
+        if resolved.is_async:
+            return await resolved.invoke(ctx)
+        value = await asyncio.to_thread(resolved.invoke, ctx)
+        if inspect.isawaitable(value):
+            value = await value
+        return value
+
+    try:
+        return await asyncio.wait_for(invoke(), seconds)
+    except TimeoutError:
+        raise NodeTimeoutError(f"timed out after {timeout_ms:g} ms") from None
+
+
+async def attempt_once(
+    resolved: ResolvedNode,
+    ctx: NodeContext,
+    config: NodeConfig,
+    middleware: Sequence[Middleware] = (),
+) -> NodeResult:
+    """One attempt of a node (with middleware and timeout); raises what the node raised."""
+    if not middleware:
+        return to_node_result(await _call(resolved, ctx, config.timeout))
+
+    async def innermost() -> NodeResult:
+        return to_node_result(await _call(resolved, ctx, config.timeout))
+
+    call: CallNext = innermost
+    for mw in reversed(middleware):
+        call = _wrap(mw, ctx, call)
+    for mw in middleware:
+        await mw.before(ctx)
+    result = await call()
+    for mw in middleware:
+        await mw.after(ctx, result)
+    return result
+
+
+def _wrap(mw: Middleware, ctx: NodeContext, call_next: CallNext) -> CallNext:
+    async def wrapped() -> NodeResult:
+        return await mw.around(ctx, call_next)
+
+    return wrapped
+
+
+async def run_fallback(
+    node: NodeDefinition,
+    resolved: ResolvedNode,
+    ctx: NodeContext,
+    error: BaseException,
+    registry: Registry,
+) -> NodeResult | None:
+    """Run the node's fallback once attempts are spent; None when it has none.
+
+    ``config.fallback`` (a registry key run with the same input) wins; otherwise a ``BaseNode``
+    that overrides ``fallback`` recovers itself.
+    """
+    if node.config.fallback:
+        fallback = resolve(registry, node.config.fallback, node.params)
+        return to_node_result(await _call(fallback, ctx, node.config.timeout))
+    instance = resolved.instance
+    if instance is not None and type(instance).fallback is not BaseNode.fallback:
+        prepared = await instance.prep(ctx)
+        return to_node_result(await instance.fallback(prepared, error, ctx))
+    return None
+
+
+async def recover(resolved: ResolvedNode, error: BaseException, ctx: NodeContext) -> None:
+    if resolved.instance is not None and type(resolved.instance).recover is not BaseNode.recover:
+        await resolved.instance.recover(error, ctx)
+
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+async def execute_with_policy(
+    node: NodeDefinition,
+    ctx: NodeContext,
+    registry: Registry,
+    *,
+    clock: Clock,
+    middleware: Sequence[Middleware] = (),
+    emit: Emit | None = None,
+    resolved: ResolvedNode | None = None,
+) -> NodeOutcome:
+    """Attempts, retries (with delay and backoff), then fallback: the in-process policy."""
+    if resolved is None:
+        try:
+            resolved = resolve(registry, node.uses, node.params)
+        except UnknownImplementationError as exc:
+            return NodeOutcome(status="failed", error=str(exc), attempts=0)
+    config = node.config
+    max_attempts = config.max_retries + 1
+    attempt = 1
+    while True:
+        ctx.attempt = attempt
+        try:
+            result = await attempt_once(resolved, ctx, config, middleware)
+        except CancelledRunError:
+            return NodeOutcome(status="cancelled", attempts=attempt)
+        except Exception as exc:
+            await recover(resolved, exc, ctx)
+            if ctx.signal.cancelled:
+                return NodeOutcome(status="cancelled", attempts=attempt)
+            if attempt < max_attempts:
+                delay = retry_delay_seconds(config, attempt)
+                if emit is not None:
+                    emit("node:retry", {"attempt": attempt, "error": describe_error(exc), "delay": delay})
+                await clock.sleep(delay)
+                attempt += 1
+                continue
+            try:
+                recovered = await run_fallback(node, resolved, ctx, exc, registry)
+            except Exception as fallback_exc:
+                message = (
+                    f"{describe_error(exc)}; fallback {node.config.fallback or 'method'} failed: "
+                    f"{describe_error(fallback_exc)}"
+                )
+                return NodeOutcome(status="failed", error=message, attempts=attempt)
+            if recovered is None:
+                return NodeOutcome(status="failed", error=describe_error(exc), attempts=attempt)
+            if emit is not None:
+                emit("node:fallback", {"error": describe_error(exc), "fallback": config.fallback})
+            return NodeOutcome(status="completed", result=recovered, attempts=attempt, fallback_used=True)
+        if result.awaiting:
+            return NodeOutcome(status="awaiting", result=result, attempts=attempt)
+        return NodeOutcome(status="completed", result=result, attempts=attempt)

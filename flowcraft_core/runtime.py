@@ -1,0 +1,521 @@
+"""FlowRuntime: the in-memory driver (asyncio).
+
+It keeps the run's state in a ``Scheduler`` and an ``InMemoryContext`` and runs nodes through
+the engine. Nodes that finish without suspending never get an asyncio task of their own (a
+chain costs a few microseconds per node); nodes that really await run concurrently, up to the
+``concurrency`` limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import types
+import uuid
+from collections import deque
+from collections.abc import Coroutine, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
+from .builtins import default_registry
+from .context import InMemoryContext
+from .engine import (
+    Clock,
+    EventBus,
+    FlowEvent,
+    Middleware,
+    NodeOutcome,
+    SystemClock,
+    execute_with_policy,
+)
+from .expressions import ExpressionError
+from .nodes import (
+    CancellationSignal,
+    NodeContext,
+    NodeResult,
+    Registry,
+    ResolvedNode,
+    UnknownImplementationError,
+    resolve,
+)
+from .scheduler import (
+    AWAITING,
+    CompiledGraph,
+    LoopLimitError,
+    Scheduler,
+    Step,
+    split_key,
+    statuses_by_node,
+)
+
+
+@dataclass(slots=True)
+class NodeErrorInfo:
+    node_id: str
+    message: str
+    attempt: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"nodeId": self.node_id, "message": self.message, "attempt": self.attempt}
+
+
+@dataclass(slots=True)
+class NodeTiming:
+    key: str
+    status: str
+    started: float
+    finished: float
+    attempts: int = 1
+
+
+@dataclass
+class WorkflowResult:
+    """The outcome of ``FlowRuntime.run``: status, context, outputs by node id, errors."""
+
+    run_id: str
+    blueprint_id: str
+    status: str
+    context: dict[str, Any]
+    outputs: dict[str, Any]
+    errors: list[NodeErrorInfo] = field(default_factory=list)
+    node_statuses: dict[str, str] = field(default_factory=dict)
+    timeline: list[NodeTiming] = field(default_factory=list)
+    awaiting: list[str] = field(default_factory=list)
+    #: What ``resume`` needs: per-instance statuses, outputs, actions and edge decisions.
+    state: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "runId": self.run_id,
+            "blueprintId": self.blueprint_id,
+            "status": self.status,
+            "context": self.context,
+            "outputs": self.outputs,
+            "errors": [e.to_dict() for e in self.errors],
+            "nodes": self.node_statuses,
+            "awaiting": self.awaiting,
+        }
+
+
+#: Python 3.12+ can start a task eagerly with the right ``current_task``; 3.11 cannot.
+_EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+@types.coroutine
+def _continue(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, Any]:
+    """Carry on driving a coroutine that already ran up to its first suspension."""
+    value = first
+    while True:
+        try:
+            sent = yield value
+        except GeneratorExit:
+            coro.close()
+            raise
+        except BaseException as exc:  # forward cancellation and errors into the node
+            try:
+                value = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                value = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value
+
+
+async def _resume_task(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
+    return await _continue(coro, first)
+
+
+class _Run:
+    """One execution (or resumption) of a blueprint."""
+
+    def __init__(
+        self,
+        runtime: FlowRuntime,
+        graph: CompiledGraph,
+        context: InMemoryContext,
+        run_id: str,
+        signal: CancellationSignal,
+        scheduler: Scheduler | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.graph = graph
+        self.context = context
+        self.run_id = run_id
+        self.signal = signal
+        self.sched = scheduler or Scheduler(graph)
+        self.ready: deque[str] = deque()
+        self.errors: list[NodeErrorInfo] = []
+        self.timeline: list[NodeTiming] = []
+        self.awaiting: dict[str, NodeResult] = {}
+        self.failed = False
+        self.bus = runtime.event_bus
+        self._resolved: dict[str, ResolvedNode | None] = {}
+
+    def resolved(self, node: NodeDefinition) -> ResolvedNode | None:
+        """Resolve each node's implementation once per run (None: unknown, reported later)."""
+        try:
+            return self._resolved[node.id]
+        except KeyError:
+            try:
+                found: ResolvedNode | None = resolve(self.runtime.registry, node.uses, node.params)
+            except UnknownImplementationError:
+                found = None
+            self._resolved[node.id] = found
+            return found
+
+    def _runs_inline(self, key: str) -> bool:
+        """On 3.11, only nodes that cannot suspend on their own are started without a task."""
+        node = self.graph.nodes[split_key(key)[0]]
+        resolved = self.resolved(node)
+        return (
+            resolved is not None
+            and not resolved.is_async
+            and node.config.timeout is None
+            and not self.runtime.middleware
+        )
+
+    # ------------------------------------------------------------------ events
+    def emit(self, type_: str, node_id: str | None = None, **data: Any) -> None:
+        if self.bus is not None:
+            self.bus.emit(FlowEvent(type_, self.run_id, node_id, data, time.time()))
+
+    def _apply(self, step: Step) -> None:
+        self.ready.extend(step.ready)
+        if self.bus is not None:
+            for dkey, taken in step.decisions.items():
+                edge = self.graph.edges[int(dkey.partition("@")[0])]
+                self.emit("edge:decided", edge.source, target=edge.target, taken=taken, key=dkey)
+            for key in step.skipped:
+                self.emit("node:skip", split_key(key)[0], key=key)
+        for key in step.skipped:
+            now = time.perf_counter()
+            self.timeline.append(NodeTiming(key, "skipped", now, now, 0))
+
+    # ------------------------------------------------------------------ one node
+    async def execute(self, key: str) -> None:
+        node_id, iteration = split_key(key)
+        node: NodeDefinition = self.graph.nodes[node_id]
+        started = time.perf_counter()
+        try:
+            node_input = self.sched.build_input(key, self.context.data)
+        except ExpressionError as exc:
+            self._fail(key, f"input of node {node_id!r}: {exc}", 0, started)
+            return
+        ctx = NodeContext(
+            context=self.context,
+            input=node_input,
+            params=node.params,
+            dependencies=self.runtime.dependencies,
+            run_id=self.run_id,
+            node_id=node_id,
+            iteration=iteration,
+            blueprint_id=self.graph.id,
+            signal=self.signal,
+            services=self.runtime,
+        )
+        if self.bus is not None:
+            self.emit("node:start", node_id, key=key, input=node_input)
+            emit = self._node_emitter(node_id)
+        else:
+            emit = None
+        outcome: NodeOutcome = await execute_with_policy(
+            node,
+            ctx,
+            self.runtime.registry,
+            clock=self.runtime.clock,
+            middleware=self.runtime.middleware,
+            emit=emit,
+            resolved=self.resolved(node),
+        )
+        if outcome.status == "completed":
+            result = outcome.result
+            assert result is not None
+            self.settle_completed(key, result, node_input, started, outcome.attempts)
+        elif outcome.status == "awaiting":
+            assert outcome.result is not None
+            self.awaiting[key] = outcome.result
+            self.timeline.append(
+                NodeTiming(key, AWAITING, started, time.perf_counter(), outcome.attempts)
+            )
+            self.emit("node:awaiting", node_id, key=key)
+        elif outcome.status == "cancelled":
+            self.timeline.append(
+                NodeTiming(key, "cancelled", started, time.perf_counter(), outcome.attempts)
+            )
+        else:
+            self._fail(key, outcome.error or "failed", outcome.attempts, started)
+
+    def settle_completed(
+        self, key: str, result: NodeResult, node_input: Any, started: float, attempts: int
+    ) -> None:
+        node_id = split_key(key)[0]
+        try:
+            step = self.sched.complete(
+                key, result.output, result.action, self.context.data, node_input
+            )
+        except (ExpressionError, LoopLimitError) as exc:
+            self._fail(key, str(exc), attempts, started)
+            return
+        self.timeline.append(NodeTiming(key, "completed", started, time.perf_counter(), attempts))
+        if self.bus is not None:
+            self.emit("node:finish", node_id, key=key, output=result.output, action=result.action)
+        self._apply(step)
+
+    def _node_emitter(self, node_id: str) -> Any:
+        def emit(type_: str, data: dict[str, Any]) -> None:
+            self.emit(type_, node_id, **data)
+
+        return emit
+
+    def _fail(self, key: str, message: str, attempts: int, started: float) -> None:
+        node_id = split_key(key)[0]
+        self.sched.fail(key)
+        self.failed = True
+        if not message.startswith(f"node {node_id!r}"):
+            message = f"node {node_id!r}: {message}"
+        self.errors.append(NodeErrorInfo(node_id, message, attempts))
+        self.timeline.append(NodeTiming(key, "failed", started, time.perf_counter(), attempts))
+        self.emit("node:error", node_id, key=key, error=message, attempts=attempts)
+
+    # ------------------------------------------------------------------ the loop
+    async def drive(self) -> None:
+        limit = self.runtime.concurrency
+        ready = self.ready
+        pending: set[asyncio.Task[Any]] = set()
+        loop = asyncio.get_running_loop()
+        while True:
+            while ready and not self.failed and not self.signal.cancelled:
+                if limit is not None and len(pending) >= limit:
+                    break
+                key = ready.popleft()
+                coro = self.execute(key)
+                if _EAGER_TASKS:
+                    task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
+                    if task.done():
+                        task.result()
+                    else:
+                        pending.add(task)
+                elif self._runs_inline(key):
+                    try:
+                        first = coro.send(None)
+                    except StopIteration:
+                        continue
+                    pending.add(loop.create_task(_resume_task(coro, first)))
+                else:
+                    pending.add(loop.create_task(coro))
+            if not pending:
+                return
+            if self.failed or self.signal.cancelled:
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                return
+            cancel_waiter = None
+            waiters: set[asyncio.Future[Any]] = set(pending)
+            if not self.signal.cancelled:
+                cancel_waiter = loop.create_task(self.signal.wait())
+                waiters.add(cancel_waiter)
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if cancel_waiter is not None and not cancel_waiter.done():
+                cancel_waiter.cancel()
+            for task in done:
+                if task is cancel_waiter:
+                    continue
+                pending.discard(task)
+                exc = task.exception()
+                if exc is not None:
+                    raise exc
+
+    def result(self) -> WorkflowResult:
+        sched = self.sched
+        if self.failed:
+            status = "failed"
+        elif self.signal.cancelled:
+            status = "cancelled"
+        elif self.awaiting:
+            status = "awaiting"
+        elif sched.finished:
+            status = "completed"
+        else:
+            status = "failed"
+            self.errors.append(
+                NodeErrorInfo("", "run stalled: nodes remain that can never become ready")
+            )
+        extra = [(k, AWAITING) for k in self.awaiting]
+        return WorkflowResult(
+            run_id=self.run_id,
+            blueprint_id=self.graph.id,
+            status=status,
+            context=dict(self.context.data),
+            outputs=sched.latest_outputs(),
+            errors=self.errors,
+            node_statuses=statuses_by_node(sched.settled, extra),
+            timeline=self.timeline,
+            awaiting=[split_key(k)[0] for k in self.awaiting],
+            state={
+                "settled": dict(sched.settled),
+                "outputs": dict(sched.outputs),
+                "actions": dict(sched.actions),
+                "decisions": dict(sched.decisions),
+                "awaiting": list(self.awaiting),
+            },
+        )
+
+
+class FlowRuntime:
+    """Runs blueprints in memory. Built-ins (sleep, wait, subflow, map, loop) are registered
+    by default; entries in ``registry`` override them."""
+
+    def __init__(
+        self,
+        registry: Registry | None = None,
+        blueprints: Mapping[str, WorkflowBlueprint | Mapping[str, Any]] | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+        middleware: Sequence[Middleware] | None = None,
+        event_bus: EventBus | None = None,
+        *,
+        concurrency: int | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if concurrency is not None and concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        merged: dict[str, Any] = dict(default_registry())
+        merged.update(registry or {})
+        self.registry: Registry = merged
+        self.blueprints: dict[str, WorkflowBlueprint] = {
+            key: load_blueprint(value) for key, value in (blueprints or {}).items()
+        }
+        self.dependencies: Mapping[str, Any] = dependencies or {}
+        self.middleware: Sequence[Middleware] = list(middleware or ())
+        self.event_bus = event_bus
+        self.concurrency = concurrency
+        self.clock: Clock = clock or SystemClock()
+        self._graphs: dict[int, tuple[WorkflowBlueprint, CompiledGraph]] = {}
+        self._signals: dict[str, CancellationSignal] = {}
+
+    def compile(self, blueprint: WorkflowBlueprint | Mapping[str, Any] | str) -> CompiledGraph:
+        """Load and compile a blueprint (compiled graphs are cached per blueprint object)."""
+        if isinstance(blueprint, str) and blueprint in self.blueprints:
+            blueprint = self.blueprints[blueprint]
+        model = load_blueprint(blueprint)
+        cached = self._graphs.get(id(model))
+        if cached is not None and cached[0] is model:
+            return cached[1]
+        graph = CompiledGraph(model)
+        if len(self._graphs) > 256:
+            self._graphs.clear()
+        self._graphs[id(model)] = (model, graph)
+        return graph
+
+    async def run(
+        self,
+        blueprint: WorkflowBlueprint | Mapping[str, Any] | str,
+        initial_context: Mapping[str, Any] | None = None,
+        *,
+        signal: CancellationSignal | None = None,
+        run_id: str | None = None,
+    ) -> WorkflowResult:
+        graph = self.compile(blueprint)
+        run = _Run(
+            self,
+            graph,
+            InMemoryContext(initial_context),
+            run_id or str(uuid.uuid4()),
+            signal or CancellationSignal(),
+        )
+        run.ready.extend(run.sched.start().ready)
+        return await self._drive(run)
+
+    async def resume(
+        self,
+        blueprint: WorkflowBlueprint | Mapping[str, Any] | str,
+        result: WorkflowResult,
+        *,
+        node_id: str | None = None,
+        action: str | None = None,
+        output: Any = None,
+        signal: CancellationSignal | None = None,
+    ) -> WorkflowResult:
+        """Continue an ``awaiting`` run: the waiting node completes with ``output``/``action``."""
+        if result.status != "awaiting":
+            raise ValueError(f"run {result.run_id!r} is {result.status}, not awaiting")
+        graph = self.compile(blueprint)
+        state = result.state
+        waiting: list[str] = list(state.get("awaiting", []))
+        if node_id is None:
+            if len(waiting) != 1:
+                raise ValueError(
+                    f"run {result.run_id!r} waits at {waiting}; say which node_id to resume"
+                )
+            key = waiting[0]
+        else:
+            matches = [k for k in waiting if split_key(k)[0] == node_id]
+            if not matches:
+                raise ValueError(f"run {result.run_id!r} is not waiting at node {node_id!r}")
+            key = matches[-1]
+        sched = Scheduler.restore(
+            graph, state["settled"], state["outputs"], state["actions"], state["decisions"]
+        )
+        run = _Run(
+            self,
+            graph,
+            InMemoryContext(result.context),
+            result.run_id,
+            signal or CancellationSignal(),
+            scheduler=sched,
+        )
+        for other in waiting:
+            if other != key:
+                run.awaiting[other] = NodeResult(awaiting=True)
+        started = time.perf_counter()
+        node_input = sched.build_input(key, run.context.data)
+        run.settle_completed(key, NodeResult(output=output, action=action), node_input, started, 1)
+        return await self._drive(run)
+
+    def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
+        """Cancel a run started by this runtime; False when it is not running."""
+        signal = self._signals.get(run_id)
+        if signal is None:
+            return False
+        signal.cancel(reason)
+        return True
+
+    async def _drive(self, run: _Run) -> WorkflowResult:
+        self._signals[run.run_id] = run.signal
+        run.emit("run:start", None, blueprintId=run.graph.id)
+        try:
+            await run.drive()
+        finally:
+            self._signals.pop(run.run_id, None)
+        result = run.result()
+        run.emit("run:finish", None, status=result.status)
+        return result
+
+    # ------------------------------------------------------------------ services for built-ins
+    async def sleep(self, ctx: NodeContext, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        cancel = asyncio.ensure_future(ctx.signal.wait())
+        try:
+            await asyncio.wait({sleeper, cancel}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            cancel.cancel()
+        ctx.raise_if_cancelled()
+
+    async def run_subflow(
+        self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]
+    ) -> WorkflowResult:
+        if blueprint_id not in self.blueprints:
+            raise LookupError(f"subflow blueprint {blueprint_id!r} is not registered")
+        return await self.run(
+            self.blueprints[blueprint_id],
+            context,
+            signal=ctx.signal,
+            run_id=f"{ctx.run_id}/{ctx.node_id}",
+        )

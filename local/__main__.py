@@ -1,0 +1,173 @@
+"""``python -m local``: run Flowcraft on a laptop against an embedded AWS emulator.
+
+Subcommands:
+
+``up``
+    Start the embedded moto server (or reuse the one ``AWS_ENDPOINT_URL`` names), provision the
+    queue, DLQ and tables, serve the HTTP API on 127.0.0.1 (``--api-port``, default 3000), poll
+    the queue into ``handlers.worker.handler`` like Lambda's event source
+    (``--concurrency`` pollers), and run ``handlers.reconciler.handler`` every
+    ``--reconcile-every`` seconds. Runs until Ctrl-C (or SIGTERM), then stops cleanly.
+    ``--emulator-port 4566`` gives the emulator a fixed port other shells can point at.
+
+``provision``
+    Create the resources on ``AWS_ENDPOINT_URL`` (idempotently) and print the ``FLOWCRAFT_*``
+    settings as a JSON object on stdout (logs go to stderr). It deliberately does *not* start an
+    emulator of its own: the emulator keeps its state in memory, so resources created in one
+    that stops when the command exits would be gone before anyone used them. Without
+    ``AWS_ENDPOINT_URL`` it also refuses to run, so it can never create resources in a real AWS
+    account by accident; it exits with status 2 and says what to do instead (``up`` provisions
+    by itself; or ``python -m local up --emulator-port 4566`` in one shell, then
+    ``AWS_ENDPOINT_URL=http://127.0.0.1:4566 python -m local provision``).
+
+``demo``
+    Runs ``local.demo.main()``: the example workflows end to end; exits 0 when they finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from flowcraft_core.aws.schema import DEFAULT_PREFIX
+
+logger = logging.getLogger("flowcraft.local")
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s [%(threadName)s] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not verbose:  # botocore and werkzeug are chatty at INFO
+        for noisy in ("botocore", "werkzeug", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _cmd_provision(args: argparse.Namespace) -> int:
+    if not os.environ.get("AWS_ENDPOINT_URL"):
+        print(
+            "python -m local provision: AWS_ENDPOINT_URL is not set.\n"
+            "It provisions an already running emulator and will not touch a real AWS account.\n"
+            "  - `python -m local up` starts an emulator and provisions it by itself, or\n"
+            "  - run `python -m local up --emulator-port 4566` in another shell, then\n"
+            "    `AWS_ENDPOINT_URL=http://127.0.0.1:4566 python -m local provision`.",
+            file=sys.stderr,
+        )
+        return 2
+    from local.provision import provision
+    from local.stack import local_aws_defaults
+
+    os.environ.update(local_aws_defaults())
+    settings = provision(args.prefix)
+    print(json.dumps(settings, indent=2))
+    return 0
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from local.stack import LocalStack
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("received %s; stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    stack = LocalStack(
+        prefix=args.prefix,
+        emulator_port=args.emulator_port,
+        api_port=args.api_port,
+        concurrency=args.concurrency,
+        batch_size=args.batch_size,
+        reconcile_every_s=args.reconcile_every,
+    )
+    with stack:
+        print(stack.describe(), file=sys.stderr, flush=True)
+        logger.info("running; press Ctrl-C to stop")
+        try:
+            while not stop.wait(1.0):
+                pass
+        except KeyboardInterrupt:
+            logger.info("Ctrl-C; stopping")
+        finally:
+            if stack.event_source is not None:
+                stats = stack.event_source.stats
+                logger.info(
+                    "worker totals: %d batches, %d records, %d failed, %d handler errors",
+                    stats.batches,
+                    stats.records,
+                    stats.failures,
+                    stats.handler_errors,
+                )
+    logger.info("stopped")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        demo = importlib.import_module("local.demo")
+    except ModuleNotFoundError as exc:
+        if exc.name != "local.demo":
+            raise
+        print("python -m local demo: local/demo.py is not there yet.", file=sys.stderr)
+        return 2
+    result = demo.main()
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (separate so tests can check it without running anything)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="Run Flowcraft locally against an embedded AWS emulator.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    provision = commands.add_parser(
+        "provision",
+        help="create queues and tables on AWS_ENDPOINT_URL and print the settings as JSON",
+    )
+    provision.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
+    provision.set_defaults(func=_cmd_provision)
+
+    up = commands.add_parser("up", help="emulator + API + queue poller + reconciler, until Ctrl-C")
+    up.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
+    up.add_argument("--api-port", type=int, default=3000, help="HTTP API port (0: any free port)")
+    up.add_argument(
+        "--emulator-port",
+        type=int,
+        default=0,
+        help="port for the embedded emulator (0: any free port; ignored with AWS_ENDPOINT_URL)",
+    )
+    up.add_argument("--concurrency", type=int, default=1, help="queue pollers (worker threads)")
+    up.add_argument("--batch-size", type=int, default=10, help="SQS records per invocation")
+    up.add_argument(
+        "--reconcile-every", type=float, default=10.0, help="seconds between reconciler runs"
+    )
+    up.set_defaults(func=_cmd_up)
+
+    demo = commands.add_parser("demo", help="run the example workflows end to end")
+    demo.set_defaults(func=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

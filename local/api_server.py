@@ -1,0 +1,412 @@
+"""A local HTTP front for ``handlers.api.handler`` that speaks API Gateway's REST proxy format.
+
+``sam local start-api`` needs a container runtime, which this project cannot assume, and a bare
+web framework would hand the handler something other than what API Gateway sends. This server
+turns each HTTP request into a real REST API (payload version 1.0) proxy event, calls the handler
+in-process with a Lambda-like context, and maps the proxy response back, with API Gateway's rules:
+
+* Resources are the stack's: ``/runs``, ``/runs/{runId}``, ``/runs/{runId}/resume``,
+  ``/runs/{runId}/cancel``, ``/openapi.json``; any other path goes to ``/{proxy+}`` (and ``/`` to
+  ``/``). Every method reaches the handler (as an ``ANY`` method would); the handler's router
+  answers 404/405 itself.
+* ``headers`` / ``queryStringParameters`` hold the last value of a repeated name, the
+  ``multiValue*`` variants hold all of them; both are ``null`` when empty, as API Gateway sends.
+  Path and path parameters are URL-decoded. API Gateway's ``X-Forwarded-*`` headers are added.
+* The body is passed as text; a body that is not valid UTF-8 is base64-encoded with
+  ``isBase64Encoded: true`` (what API Gateway does for binary media types).
+* The response must be a proxy response (``statusCode``, optional ``headers``,
+  ``multiValueHeaders``, ``body`` string, ``isBase64Encoded``) and nothing else; anything else,
+  or a handler exception, answers 502 ``{"message": "Internal server error"}`` as API Gateway
+  does. Headers from ``headers`` and ``multiValueHeaders`` are merged (``multiValueHeaders`` wins
+  for a name present in both), and ``Content-Type`` defaults to ``application/json``.
+
+Not emulated: the 29 s integration timeout, the 10 MB payload limit, authorizers, request
+validation, throttling, and CORS preflight (the handler answers ``OPTIONS`` if it wants to).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from local.lambda_context import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, make_context
+
+logger = logging.getLogger("flowcraft.local")
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+#: The API's resources, as the stack declares them; matched in this order.
+RESOURCES = (
+    "/runs",
+    "/runs/{runId}",
+    "/runs/{runId}/resume",
+    "/runs/{runId}/cancel",
+    "/openapi.json",
+)
+PROXY_RESOURCE = "/{proxy+}"
+INTERNAL_SERVER_ERROR = b'{"message": "Internal server error"}'
+_RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}
+#: Headers the server computes itself; a handler's values for them are dropped.
+_HOP_BY_HOP = {"content-length", "connection", "transfer-encoding", "keep-alive"}
+
+
+class MalformedProxyResponse(ValueError):
+    """The handler returned something API Gateway would reject (502)."""
+
+
+def match_resource(path: str) -> tuple[str, dict[str, str] | None]:
+    """Map a decoded request path to (resource, pathParameters) like API Gateway's router."""
+    if path in ("", "/"):
+        return "/", None
+    segments = path[1:].split("/")
+    for resource in RESOURCES:
+        template = resource[1:].split("/")
+        if len(template) != len(segments):
+            continue
+        params: dict[str, str] = {}
+        for expected, actual in zip(template, segments, strict=True):
+            if expected.startswith("{") and expected.endswith("}"):
+                if not actual:
+                    break
+                params[expected[1:-1]] = actual
+            elif expected != actual:
+                break
+        else:
+            return resource, params or None
+    return PROXY_RESOURCE, {"proxy": path.lstrip("/")}
+
+
+def build_event(
+    *,
+    method: str,
+    raw_path: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+    source_ip: str,
+    stage: str = "local",
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    api_id: str = "local",
+    protocol: str = "HTTP/1.1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The API Gateway REST proxy event (payload 1.0) for one HTTP request."""
+    split = urlsplit(raw_path)
+    path = unquote(split.path) or "/"
+    resource, path_parameters = match_resource(path)
+
+    single_headers: dict[str, str] = {}
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in headers:
+        single_headers[name] = value
+        multi_headers.setdefault(name, []).append(value)
+    lowered = {name.lower() for name in single_headers}
+    host = next((v for k, v in single_headers.items() if k.lower() == "host"), "127.0.0.1")
+    for name, value in (
+        ("X-Forwarded-For", source_ip),
+        ("X-Forwarded-Port", host.rsplit(":", 1)[1] if ":" in host else "80"),
+        ("X-Forwarded-Proto", "http"),
+    ):
+        if name.lower() not in lowered:
+            single_headers[name] = value
+            multi_headers[name] = [value]
+
+    single_query: dict[str, str] = {}
+    multi_query: dict[str, list[str]] = {}
+    for name, value in parse_qsl(split.query, keep_blank_values=True):
+        single_query[name] = value
+        multi_query.setdefault(name, []).append(value)
+
+    try:
+        text: str | None = body.decode("utf-8") if body else None
+        is_base64 = False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode("ascii"), True
+
+    now = datetime.now(UTC)
+    request_id = request_id or str(uuid.uuid4())
+    user_agent = next((v for k, v in single_headers.items() if k.lower() == "user-agent"), None)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": single_headers or None,
+        "multiValueHeaders": multi_headers or None,
+        "queryStringParameters": single_query or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourceId": uuid.uuid5(uuid.NAMESPACE_URL, resource).hex[:6],
+            "resourcePath": resource,
+            "httpMethod": method,
+            "extendedRequestId": request_id,
+            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "path": f"/{stage}{path}",
+            "accountId": account_id,
+            "protocol": protocol,
+            "stage": stage,
+            "domainPrefix": host.split(".")[0].split(":")[0],
+            "requestTimeEpoch": int(now.timestamp() * 1000),
+            "requestId": request_id,
+            "identity": {
+                "cognitoIdentityPoolId": None,
+                "accountId": None,
+                "cognitoIdentityId": None,
+                "caller": None,
+                "sourceIp": source_ip,
+                "principalOrgId": None,
+                "accessKey": None,
+                "cognitoAuthenticationType": None,
+                "cognitoAuthenticationProvider": None,
+                "userArn": None,
+                "userAgent": user_agent,
+                "user": None,
+            },
+            "domainName": host,
+            "apiId": api_id,
+        },
+        "body": text,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def proxy_response(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A Lambda proxy response -> (status, headers, body bytes); raises if API Gateway would 502."""
+    if not isinstance(response, Mapping):
+        raise MalformedProxyResponse(f"response is a {type(response).__name__}, not an object")
+    unexpected = set(response) - _RESPONSE_KEYS
+    if unexpected:
+        raise MalformedProxyResponse(f"unexpected keys {sorted(unexpected)}")
+    status = response.get("statusCode")
+    if isinstance(status, str) and status.isdigit():
+        status = int(status)
+    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+        raise MalformedProxyResponse(f"invalid statusCode {status!r}")
+
+    merged: dict[str, list[str]] = {}
+    names: dict[str, str] = {}
+    for name, values in (response.get("multiValueHeaders") or {}).items():
+        if not isinstance(values, list):
+            raise MalformedProxyResponse(f"multiValueHeaders[{name!r}] is not a list")
+        names[name.lower()] = name
+        merged[name.lower()] = [_header_value(v) for v in values]
+    for name, value in (response.get("headers") or {}).items():
+        if name.lower() not in merged:
+            names[name.lower()] = name
+            merged[name.lower()] = [_header_value(value)]
+    if "content-type" not in merged:
+        names["content-type"] = "Content-Type"
+        merged["content-type"] = ["application/json"]
+    headers = [
+        (names[key], value)
+        for key, values in merged.items()
+        if key not in _HOP_BY_HOP
+        for value in values
+    ]
+
+    body = response.get("body")
+    if body is None:
+        payload = b""
+    elif not isinstance(body, str):
+        raise MalformedProxyResponse(f"body is a {type(body).__name__}, not a string")
+    elif response.get("isBase64Encoded"):
+        try:
+            payload = base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise MalformedProxyResponse(f"body is not valid base64: {exc}") from exc
+    else:
+        payload = body.encode("utf-8")
+    return status, headers, payload
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    """``ThreadingHTTPServer`` that carries the handler and API settings for its requests."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Handler,
+        *,
+        stage: str = "local",
+        function_name: str = "flowcraft-api",
+        timeout_s: float = 29,
+        region: str = DEFAULT_REGION,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+    ) -> None:
+        super().__init__(address, _RequestHandler)
+        self.lambda_handler = handler
+        self.stage = stage
+        self.function_name = function_name
+        self.timeout_s = timeout_s
+        self.region = region
+        self.account_id = account_id
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ApiHTTPServer
+
+    def do_GET(self) -> None:
+        self._invoke()
+
+    def do_POST(self) -> None:
+        self._invoke()
+
+    def do_PUT(self) -> None:
+        self._invoke()
+
+    def do_PATCH(self) -> None:
+        self._invoke()
+
+    def do_DELETE(self) -> None:
+        self._invoke()
+
+    def do_OPTIONS(self) -> None:
+        self._invoke()
+
+    def do_HEAD(self) -> None:
+        self._invoke()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Route http.server's own messages (errors) through logging instead of stderr."""
+        logger.debug("api: " + format, *args)
+
+    def _invoke(self) -> None:
+        started = time.monotonic()
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._write(
+                411, [("Content-Type", "application/json")], b'{"message": "Length Required"}'
+            )
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length > 0 else b""
+        server = self.server
+        request_id = str(uuid.uuid4())
+        event = build_event(
+            method=self.command,
+            raw_path=self.path,
+            headers=list(self.headers.items()),
+            body=body,
+            source_ip=self.client_address[0],
+            stage=server.stage,
+            account_id=server.account_id,
+            protocol=self.request_version,
+            request_id=request_id,
+        )
+        context = make_context(
+            server.function_name,
+            timeout_s=server.timeout_s,
+            region=server.region,
+            account_id=server.account_id,
+        )
+        try:
+            status, headers, payload = proxy_response(server.lambda_handler(event, context))
+        except MalformedProxyResponse as exc:
+            logger.error(
+                "api: malformed Lambda proxy response for %s %s: %s", self.command, self.path, exc
+            )
+            status, headers, payload = (
+                502,
+                [("Content-Type", "application/json")],
+                INTERNAL_SERVER_ERROR,
+            )
+        except Exception:
+            logger.exception("api: handler raised on %s %s", self.command, self.path)
+            status, headers, payload = (
+                502,
+                [("Content-Type", "application/json")],
+                INTERNAL_SERVER_ERROR,
+            )
+        headers.append(("x-amzn-RequestId", request_id))
+        self._write(status, headers, payload)
+        logger.info(
+            "api: %s %s -> %d (%.0f ms)",
+            self.command,
+            self.path,
+            status,
+            (time.monotonic() - started) * 1000,
+        )
+
+    def _write(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+
+def default_handler() -> Handler:
+    """``handlers.api.handler``, imported on first use so ``FLOWCRAFT_*`` is set before."""
+    module = importlib.import_module("handlers.api")
+    handler: Handler = module.handler
+    return handler
+
+
+def serve_api(
+    handler: Handler | None = None,
+    port: int = 3000,
+    *,
+    host: str = "127.0.0.1",
+    stage: str = "local",
+    region: str = DEFAULT_REGION,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+) -> tuple[ApiHTTPServer, threading.Thread, str]:
+    """Start the server in a daemon thread; ``port=0`` picks a free port. Returns its URL too."""
+    server = ApiHTTPServer(
+        (host, port),
+        handler or default_handler(),
+        stage=stage,
+        region=region,
+        account_id=account_id,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="flowcraft-api", daemon=True)
+    thread.start()
+    logger.info("api: serving on %s", server.url)
+    return server, thread, server.url
+
+
+def shutdown_api(server: ApiHTTPServer, thread: threading.Thread, timeout_s: float = 5) -> None:
+    """Stop accepting requests, close the socket and wait for the serving thread."""
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout_s)
+
+
+__all__ = [
+    "INTERNAL_SERVER_ERROR",
+    "PROXY_RESOURCE",
+    "RESOURCES",
+    "ApiHTTPServer",
+    "MalformedProxyResponse",
+    "build_event",
+    "default_handler",
+    "match_resource",
+    "proxy_response",
+    "serve_api",
+    "shutdown_api",
+]
