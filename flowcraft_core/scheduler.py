@@ -245,6 +245,7 @@ class Scheduler:
         "_fired",
         "_loop_done",
         "_loop_settled",
+        "_never",
         "_taken",
         "_undecided",
         "actions",
@@ -266,6 +267,7 @@ class Scheduler:
         self._fired: set[str] = set()
         self._loop_settled: dict[tuple[int, int], int] = {}
         self._loop_done: set[tuple[int, int]] = set()
+        self._never: set[str] = set()  # loop iterations that were never started
 
     # ----------------------------------------------------------------- starting and restoring
     def start(self) -> Step:
@@ -306,7 +308,12 @@ class Scheduler:
         """Instances whose inputs are all decided and none taken, but not yet recorded skipped."""
         pending = []
         for key, undecided in self._undecided.items():
-            if undecided == 0 and self._taken.get(key, 0) == 0 and key not in self.settled:
+            if (
+                undecided == 0
+                and self._taken.get(key, 0) == 0
+                and key not in self.settled
+                and key not in self._never
+            ):
                 pending.append(key)
         return pending
 
@@ -407,6 +414,7 @@ class Scheduler:
                 if self._taken.get(target, 0):
                     self._fire(target, step)
                 else:
+                    self._never.add(target)
                     self._loop_iteration_closed(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
             return
         strategy = graph.nodes[edge.target].config.join_strategy

@@ -79,9 +79,13 @@ def _cmd_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.info("received %s; stopping", signal.Signals(signum).name)
+        if stop.is_set():  # second Ctrl-C: stop waiting for a clean shutdown
+            raise KeyboardInterrupt
+        logger.info("received %s; stopping (again to force)", signal.Signals(signum).name)
         stop.set()
 
+    # Handle SIGINT explicitly too: a shell that starts us in the background ignores it.
+    signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     stack = LocalStack(
         prefix=args.prefix,
@@ -97,8 +101,6 @@ def _cmd_up(args: argparse.Namespace) -> int:
         try:
             while not stop.wait(1.0):
                 pass
-        except KeyboardInterrupt:
-            logger.info("Ctrl-C; stopping")
         finally:
             if stack.event_source is not None:
                 stats = stack.event_source.stats

@@ -384,7 +384,12 @@ def serve_api(
         region=region,
         account_id=account_id,
     )
-    thread = threading.Thread(target=server.serve_forever, name="flowcraft-api", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.1},
+        name="flowcraft-api",
+        daemon=True,
+    )
     thread.start()
     logger.info("api: serving on %s", server.url)
     return server, thread, server.url
