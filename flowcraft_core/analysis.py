@@ -248,6 +248,9 @@ class _Parsed:
     metadata: Mapping[str, Any]
     issues: list[LintIssue]
     load_error: BlueprintError | None = None
+    #: True when this lint call loaded the blueprint itself, so the loader already compiled every
+    #: expression. A model handed in is re-checked: models are mutable after validation.
+    expressions_checked: bool = False
 
 
 def _validation_messages(exc: ValidationError, prefix: str) -> list[str]:
@@ -382,11 +385,13 @@ def _parse(blueprint: Any) -> _Parsed:
         except json.JSONDecodeError as exc:
             issue = LintIssue("INVALID_BLUEPRINT", "error", f"blueprint is not valid JSON: {exc}")
             return _Parsed("<no id>", [], [], {}, [issue])
+    loaded_here = False
     if isinstance(blueprint, WorkflowBlueprint):
         model = blueprint
     elif isinstance(blueprint, Mapping):
         try:
             model = load_blueprint(blueprint)
+            loaded_here = True
         except BlueprintError as exc:
             return _parse_leniently(blueprint, exc)
     else:
@@ -402,6 +407,7 @@ def _parse(blueprint: Any) -> _Parsed:
         list(enumerate(model.edges)),
         model.metadata,
         [],
+        expressions_checked=loaded_here,
     )
 
 
@@ -450,7 +456,9 @@ def lint_blueprint(
     if registry is not None:
         issues.extend(_implementation_issues(nodes.values(), registry))
 
-    graph_edges = _edge_issues(parsed.edges, graph_ids, issues)
+    graph_edges = _edge_issues(
+        parsed.edges, graph_ids, issues, check_expressions=not parsed.expressions_checked
+    )
     if graph_ids:
         issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges))
 
@@ -497,6 +505,8 @@ def _edge_issues(
     edges: Iterable[tuple[int, EdgeDefinition]],
     graph_ids: Mapping[str, Any],
     issues: list[LintIssue],
+    *,
+    check_expressions: bool = True,
 ) -> list[tuple[str, str]]:
     """Check references and expressions; return the edges that join known nodes."""
     graph_edges: list[tuple[str, str]] = []
@@ -516,7 +526,7 @@ def _edge_issues(
                         edge_index=index,
                     )
                 )
-        for kind in ("condition", "transform"):
+        for kind in ("condition", "transform") if check_expressions else ():
             source = getattr(edge, kind)
             if source is None:
                 continue

@@ -193,13 +193,9 @@ def _eq(a: Any, b: Any) -> bool:
     if ka == _OTHER or kb == _OTHER:
         return False
     if ka == "list" or kb == "list":
-        return ka == kb and len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b))
+        return ka == kb and len(a) == len(b) and all(_eq(x, y) for x, y in zip(a, b, strict=True))
     if ka == "object" or kb == "object":
-        return (
-            ka == kb
-            and len(a) == len(b)
-            and all(k in b and _eq(v, b[k]) for k, v in a.items())
-        )
+        return ka == kb and len(a) == len(b) and all(k in b and _eq(v, b[k]) for k, v in a.items())
     return bool(a == b)
 
 
@@ -211,7 +207,7 @@ def _strict_eq(a: Any, b: Any) -> bool:
     if ka == _OTHER:
         return a is b
     if ka == "list":
-        return len(a) == len(b) and all(_strict_eq(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_strict_eq(x, y) for x, y in zip(a, b, strict=True))
     if ka == "object":
         return len(a) == len(b) and all(k in b and _strict_eq(v, b[k]) for k, v in a.items())
     return bool(a == b)
@@ -236,7 +232,7 @@ def _make_order(symbol: str, compare: Callable[[Any, Any], bool]) -> Callable[[A
         if (ka in _NUMERIC and kb in _NUMERIC) or ka == kb == "string":
             return compare(a, b)
         if ka == kb == "list":
-            for x, y in zip(a, b):
+            for x, y in zip(a, b, strict=False):
                 if not _eq(x, y):
                     return order(x, y)
             return compare(len(a), len(b))
@@ -358,10 +354,15 @@ def _pow(a: Any, b: Any) -> Any:
     _require_numbers("**", a, b)
     if b > MAX_EXPONENT:
         raise _OpError(f"exponent {b} is larger than {MAX_EXPONENT}")
-    if issubclass(type(a), int) and issubclass(type(b), int) and b > 0:
-        # Refuse before computing: bit_length * exponent bounds the size of the result.
-        if abs(int(a)).bit_length() * int(b) > MAX_INT.bit_length() + 1:
-            raise _OpError("integer result is larger than 10**100")
+    # Refuse before computing: a result of at least 2 ** ((bits - 1) * b) is surely too big,
+    # and anything that passes this test has at most MAX_INT's bits + b bits: cheap to compute.
+    if (
+        issubclass(type(a), int)
+        and issubclass(type(b), int)
+        and b > 0
+        and (abs(int(a)).bit_length() - 1) * int(b) > MAX_INT.bit_length()
+    ):
+        raise _OpError("integer result is larger than 10**100")
     try:
         result = a**b
     except ZeroDivisionError:
@@ -697,10 +698,15 @@ _CONSTANTS: dict[str, Any] = {
     "False": False,
     "None": None,
 }
+#: Words that would only mislead if treated as names (Python or JavaScript statements).
 _RESERVED = frozenset(
-    "lambda def class import from return yield await async del global nonlocal with as "
-    "assert raise try except finally pass break continue for while elif "
-    "function new typeof instanceof delete void this var let const".split()
+    {
+        *("lambda", "def", "class", "import", "from", "return", "yield", "await", "async"),
+        *("del", "global", "nonlocal", "with", "as", "assert", "raise", "try", "except"),
+        *("finally", "pass", "break", "continue", "for", "while", "elif"),
+        *("function", "new", "typeof", "instanceof", "delete", "void", "this", "var", "let"),
+        "const",
+    }
 )
 _WORD_OPERATORS = frozenset({"and", "or", "not", "in", "is", "if", "else"})
 
@@ -802,7 +808,9 @@ class _Parser:
     ) -> _Node:
         self.nodes += 1
         if self.nodes > MAX_NODES:
-            raise _error(f"expression is too complex (more than {MAX_NODES} nodes)", self.source, pos)
+            raise _error(
+                f"expression is too complex (more than {MAX_NODES} nodes)", self.source, pos
+            )
         return _Node(kind, pos, value, children)
 
     def operator(self, token: _Token) -> str | None:

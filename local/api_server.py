@@ -301,7 +301,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 411, [("Content-Type", "application/json")], b'{"message": "Length Required"}'
             )
             return
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self._write(400, [("Content-Type", "application/json")], b'{"message": "Bad Request"}')
+            return
         body = self.rfile.read(length) if length > 0 else b""
         server = self.server
         request_id = str(uuid.uuid4())

@@ -336,7 +336,12 @@ class SqsEventSource:
                 messages += self._receive(count, 0)
                 break
             messages += self._receive(count, min(int(remaining), SQS_MAX_WAIT_S))
-        return messages
+        # A visibility timeout shorter than the window can hand us a message twice; keep one
+        # record per message, with the newest receipt handle (the only one that can delete it).
+        unique: dict[str, MessageTypeDef] = {}
+        for message in messages:
+            unique[message["MessageId"]] = message
+        return list(unique.values())
 
     def _record(self, message: MessageTypeDef, arn: str) -> dict[str, Any]:
         system = message.get("Attributes", {})

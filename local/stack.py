@@ -77,6 +77,7 @@ class LocalStack:
         max_batching_window_s: float = 0.5,
         function_timeout_s: float = 60,
         reconcile_every_s: float = 10.0,
+        poll_wait_s: int = 1,
         worker_handler: Handler | None = None,
         api_handler: Handler | None = None,
         reconciler_handler: Handler | None = None,
@@ -91,7 +92,9 @@ class LocalStack:
         the settings are exported. ``run_*=False`` leaves a part out (a test that only needs the
         API, a demo that drives the worker itself). ``count_aws_calls`` installs an
         :class:`AwsCallCounter` on boto3's default session before any client exists, so
-        ``stack.aws_calls`` sees the stack's and the handlers' requests.
+        ``stack.aws_calls`` sees the stack's and the handlers' requests. ``poll_wait_s`` is the
+        pollers' long-poll wait: an idle poller makes one request per wait, and :meth:`stop`
+        takes up to that long.
         """
         self.prefix = prefix
         self.queue = queue
@@ -102,6 +105,7 @@ class LocalStack:
         self.max_batching_window_s = max_batching_window_s
         self.function_timeout_s = function_timeout_s
         self.reconcile_every_s = reconcile_every_s
+        self.poll_wait_s = poll_wait_s
         self._handlers = {
             "worker": worker_handler,
             "api": api_handler,
@@ -221,6 +225,7 @@ class LocalStack:
                 function_timeout_s=self.function_timeout_s,
                 concurrency=self.concurrency,
                 region=self.region,
+                wait_time_s=self.poll_wait_s,
             )
             self.event_source.start()
         if "reconciler" in handlers:

@@ -362,7 +362,9 @@ class FlowcraftStack(Stack):
         for function in (self.worker, self.reconciler, self.api_function):
             function.add_to_role_policy(self._table_statement(TABLE_ACTIONS))
         self.worker.add_to_role_policy(
-            iam.PolicyStatement(actions=list(WORKER_QUEUE_ACTIONS), resources=[self.queue.queue_arn])
+            iam.PolicyStatement(
+                actions=list(WORKER_QUEUE_ACTIONS), resources=[self.queue.queue_arn]
+            )
         )
         for function in (self.reconciler, self.api_function):
             function.add_to_role_policy(

@@ -226,6 +226,21 @@ def test_batch_size_and_background_pollers(queue: dict[str, str]) -> None:
     assert _counts(url) == (0, 0)
 
 
+def test_batching_window_gathers_more_than_ten(queue: dict[str, str]) -> None:
+    url = queue["FLOWCRAFT_QUEUE_URL"]
+    _send(url, [str(n) for n in range(10)])
+    _send(url, ["10", "11"])
+    handler = Recorder()
+    source = SqsEventSource(
+        url, handler, batch_size=15, max_batching_window_s=1, visibility_timeout_s=30
+    )
+
+    report = source.poll_once(wait_time_s=1)
+
+    assert report.received == 12 and len(report.deleted) == 12
+    assert len(handler.events) == 1
+
+
 def test_rejects_configurations_lambda_rejects() -> None:
     with pytest.raises(ValueError):
         SqsEventSource("http://unused", print, batch_size=11, max_batching_window_s=0.5)

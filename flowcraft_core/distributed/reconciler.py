@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 from .records import FINAL_STATUSES
 from .stores import RunStore, StatusStore
 from .worker import Worker
 
 logger = logging.getLogger("flowcraft.reconciler")
+
+LOCK_KEY = "flowcraft:reconciler"
+
+
+class Lock(Protocol):
+    def set_if_not_exist(self, key: str, value: Any, ttl_seconds: float) -> bool: ...
+    def delete(self, key: str) -> None: ...
 
 
 @dataclass
@@ -25,6 +33,7 @@ class ReconcileStats:
     reconciled_runs: int = 0
     failed_runs: int = 0
     jobs_sent: int = 0
+    skipped_locked: bool = False
 
     def to_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -39,7 +48,9 @@ class Reconciler:
         statuses: StatusStore,
         stalled_threshold_seconds: float = 300,
         max_runs: int = 500,
+        lock: Lock | None = None,
     ) -> None:
+        self.lock = lock
         self.worker = worker
         self.runs = runs
         self.statuses = statuses
@@ -47,7 +58,21 @@ class Reconciler:
         self.max_runs = max_runs
 
     def run(self) -> ReconcileStats:
+        """One pass. Overlapping passes (a slow one and the next schedule) take turns."""
         stats = ReconcileStats()
+        if self.lock is not None and not self.lock.set_if_not_exist(
+            LOCK_KEY, "held", max(30.0, self.threshold / 2)
+        ):
+            stats.skipped_locked = True
+            return stats
+        try:
+            self._pass(stats)
+        finally:
+            if self.lock is not None:
+                self.lock.delete(LOCK_KEY)
+        return stats
+
+    def _pass(self, stats: ReconcileStats) -> None:
         now = self.worker.clock.now()
         run_ids, scanned = self.statuses.stale(now - self.threshold, self.max_runs)
         stats.scanned_items = scanned
@@ -57,7 +82,6 @@ class Reconciler:
             except Exception:
                 stats.failed_runs += 1
                 logger.exception("could not reconcile run %s", run_id)
-        return stats
 
     def _reconcile(self, run_id: str, now: float, stats: ReconcileStats) -> None:
         record = self.runs.load(run_id)

@@ -1,0 +1,176 @@
+"""SqsAdapter and friends: the distributed driver wired to SQS and DynamoDB with boto3.
+
+``SqsAdapter.handle_message`` is what the Lambda worker calls per record; ``start()``/``stop()``
+run the same worker as a long-polling loop for EC2, ECS or Fargate users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..blueprint import WorkflowBlueprint
+from ..distributed.client import WorkflowClient
+from ..distributed.job import Job
+from ..distributed.reconciler import Reconciler
+from ..engine import Clock, Middleware
+from ..nodes import Registry
+from ..distributed.worker import Worker
+from .clients import sqs_client
+from .coordination import DynamoDbCoordinationStore
+from .job_queue import SqsJobQueue
+from .run_store import DynamoDbRunStore
+from .settings import AwsSettings
+from .status_store import DynamoDbStatusStore
+
+logger = logging.getLogger("flowcraft.sqs")
+
+Blueprints = Mapping[str, WorkflowBlueprint | Mapping[str, Any]]
+
+
+class SqsAdapter:
+    def __init__(
+        self,
+        *,
+        blueprints: Blueprints,
+        registry: Registry | None = None,
+        queue_url: str,
+        context_table: str,
+        status_table: str,
+        coordination_table: str | None = None,
+        dependencies: Mapping[str, Any] | None = None,
+        middleware: Sequence[Middleware] = (),
+        clock: Clock | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self.runs = DynamoDbRunStore(context_table)
+        self.statuses = DynamoDbStatusStore(status_table)
+        self.queue = SqsJobQueue(queue_url)
+        self.coordination = (
+            DynamoDbCoordinationStore(coordination_table) if coordination_table else None
+        )
+        self.worker = Worker(
+            runs=self.runs,
+            statuses=self.statuses,
+            queue=self.queue,
+            blueprints=blueprints,
+            registry=registry,
+            dependencies=dependencies,
+            middleware=middleware,
+            clock=clock,
+        )
+        self.client = WorkflowClient(
+            runs=self.runs,
+            statuses=self.statuses,
+            queue=self.queue,
+            blueprints=blueprints,
+            clock=self.worker.clock,
+        )
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: AwsSettings, *, blueprints: Blueprints, registry: Registry | None = None, **kw: Any
+    ) -> SqsAdapter:
+        return cls(
+            blueprints=blueprints,
+            registry=registry,
+            queue_url=settings.queue_url,
+            context_table=settings.context_table,
+            status_table=settings.status_table,
+            coordination_table=settings.coordination_table,
+            **kw,
+        )
+
+    async def handle_job(self, job: Job, remaining_ms: Callable[[], int] | None = None) -> None:
+        await self.worker.handle_job(job, remaining_ms)
+
+    async def handle_message(self, body: str, remaining_ms: Callable[[], int] | None = None) -> None:
+        """Parse and run one SQS message body (raises on a malformed body: it goes to the DLQ)."""
+        await self.worker.handle_job(Job.from_message(body), remaining_ms)
+
+    # ------------------------------------------------------------------ long-poll worker
+    def start(self, *, wait_seconds: int = 20, batch_size: int = 10) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._poll, args=(wait_seconds, batch_size), name="flowcraft-sqs", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 30) -> None:
+        """Finish the batch in hand, then stop (messages not processed stay on the queue)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _poll(self, wait_seconds: int, batch_size: int) -> None:
+        client = sqs_client()
+        loop = asyncio.new_event_loop()
+        try:
+            while not self._stop.is_set():
+                response = client.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=batch_size,
+                    WaitTimeSeconds=min(wait_seconds, 20),
+                )
+                done = []
+                for message in response.get("Messages", []):
+                    try:
+                        loop.run_until_complete(self.handle_message(message["Body"]))
+                        done.append(message)
+                    except Exception:
+                        logger.exception("job %s failed; it will be redelivered", message["MessageId"])
+                for start in range(0, len(done), 10):
+                    entries = [
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(done[start : start + 10])
+                    ]
+                    client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        finally:
+            loop.close()
+
+
+def create_sqs_reconciler(
+    adapter: SqsAdapter,
+    *,
+    stalled_threshold_seconds: float = 300,
+    max_runs: int = 500,
+) -> Reconciler:
+    """A reconciler over the adapter's stores: ``run()`` returns the stats."""
+    return Reconciler(
+        adapter.worker,
+        runs=adapter.runs,
+        statuses=adapter.statuses,
+        stalled_threshold_seconds=stalled_threshold_seconds,
+        max_runs=max_runs,
+        lock=adapter.coordination,
+    )
+
+
+def start_workflow(
+    blueprint: WorkflowBlueprint | Mapping[str, Any],
+    initial_context: Mapping[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+    settings: AwsSettings | None = None,
+) -> str:
+    """Start a run on AWS from a script: idempotent when given a ``run_id``."""
+    from ..blueprint import load_blueprint
+
+    model = load_blueprint(blueprint)
+    settings = settings or AwsSettings.from_environ()
+    client = WorkflowClient(
+        runs=DynamoDbRunStore(settings.context_table),
+        statuses=DynamoDbStatusStore(settings.status_table),
+        queue=SqsJobQueue(settings.queue_url),
+        blueprints={model.id: model},
+    )
+    started, _ = client.start(model.id, initial_context, run_id=run_id)
+    return started

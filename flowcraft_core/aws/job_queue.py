@@ -1,0 +1,39 @@
+"""SqsJobQueue: jobs to SQS in batches of ten (one request per ten successors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..distributed.job import Job
+from .clients import sqs_client
+
+
+class JobSendError(RuntimeError):
+    pass
+
+
+class SqsJobQueue:
+    def __init__(self, queue_url: str, *, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self.client = client or sqs_client()
+        self.fifo = queue_url.endswith(".fifo")
+
+    def send(self, jobs: Sequence[Job], delay_seconds: int = 0) -> None:
+        for start in range(0, len(jobs), 10):
+            chunk = jobs[start : start + 10]
+            entries: list[dict[str, Any]] = []
+            for index, job in enumerate(chunk):
+                entry: dict[str, Any] = {"Id": str(index), "MessageBody": job.to_message()}
+                if self.fifo:
+                    # FIFO queues have no per-message delay; ordering is per run.
+                    entry["MessageGroupId"] = job.run_id
+                    entry["MessageDeduplicationId"] = job.dedup_id()[:128]
+                elif delay_seconds:
+                    entry["DelaySeconds"] = max(0, min(900, int(delay_seconds)))
+                entries.append(entry)
+            response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            failed = response.get("Failed") or []
+            if failed:
+                reasons = "; ".join(f"{f.get('Code')}: {f.get('Message')}" for f in failed)
+                raise JobSendError(f"SQS refused {len(failed)} job(s): {reasons}")
