@@ -244,6 +244,7 @@ class Scheduler:
         "_arrivals",
         "_fired",
         "_loop_done",
+        "_exit_taken",
         "_loop_settled",
         "_never",
         "_taken",
@@ -268,6 +269,7 @@ class Scheduler:
         self._loop_settled: dict[tuple[int, int], int] = {}
         self._loop_done: set[tuple[int, int]] = set()
         self._never: set[str] = set()  # loop iterations that were never started
+        self._exit_taken: set[int] = set()  # loop exits taken in some iteration
 
     # ----------------------------------------------------------------- starting and restoring
     def start(self) -> Step:
@@ -297,6 +299,8 @@ class Scheduler:
             index, _, it = dkey.partition("@")
             edge = edges[int(index)]
             sched.decisions[dkey] = taken
+            if edge.kind == _EXIT and taken:
+                sched._exit_taken.add(edge.index)
             sched._arrive(edge, int(it) if it else 0, taken, None)
         return sched
 
@@ -372,9 +376,10 @@ class Scheduler:
 
     def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step) -> None:
         if edge.kind == _EXIT:
-            dkey = str(edge.index)
-            if not taken or self.decisions.get(dkey):
+            if not taken or edge.index in self._exit_taken:
                 return  # not-taken exits are decided when the loop ends
+            self._exit_taken.add(edge.index)
+            dkey = str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
         else:
             dkey = str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
             if taken and edge.kind == _BACK:
@@ -463,7 +468,7 @@ class Scheduler:
         self._loop_done.add(slot)
         for edge in loop.exit_edges:
             dkey = str(edge.index)
-            if dkey not in self.decisions:
+            if edge.index not in self._exit_taken and dkey not in self.decisions:
                 self.decisions[dkey] = False
                 step.decisions[dkey] = False
                 self._arrive(edge, 0, False, step)

@@ -247,7 +247,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         *,
         stage: str = "local",
         function_name: str = "flowcraft-api",
-        timeout_s: float = 29,
+        timeout_s: float = 15,  # the stack's API function timeout (API_TIMEOUT_SECONDS)
         region: str = DEFAULT_REGION,
         account_id: str = DEFAULT_ACCOUNT_ID,
     ) -> None:

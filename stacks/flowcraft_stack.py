@@ -38,7 +38,7 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from flowcraft_core.aws.schema import (
     JOB_QUEUE,
@@ -137,7 +137,7 @@ def _attribute(key: KeySpec) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=key.name, type=kind)
 
 
-def _acknowledge(scope: Construct, rule_id: str, reason: str) -> None:
+def _acknowledge(scope: IConstruct, rule_id: str, reason: str) -> None:
     Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 

@@ -176,14 +176,11 @@ def _int_parser(low: int, high: int) -> Callable[[str, Any], int]:
     def parse(key: str, value: Any) -> int:
         if isinstance(value, bool):
             raise SettingsError(f"{key} must be an integer, got {value!r}")
-        if isinstance(value, int):
-            number = value
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        elif isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
-            number = int(value)
-        else:
+        whole_float = isinstance(value, float) and value.is_integer()
+        digits = isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value) is not None
+        if not (isinstance(value, int) or whole_float or digits):
             raise SettingsError(f"{key} must be an integer, got {value!r}")
+        number = int(value)
         if not low <= number <= high:
             raise SettingsError(f"{key} must be between {low} and {high}, got {number}")
         return number

@@ -283,7 +283,7 @@ def test_functions() -> None:
 def test_literals() -> None:
     assert ev("'single'") == "single"
     assert ev('"double"') == "double"
-    assert ev(r"'it\'s' + " + '"\\"q\\""') == "it's\"q\""
+    assert ev(r"'it\'s' + " + '"\\"q\\""') == 'it\'s"q"'
     assert ev(r"'a\nb\t\\'") == "a\nb\t\\"
     assert ev(r"'\u00e9\x41'") == "éA"
     assert ev("[]") == []
@@ -364,7 +364,7 @@ def test_runtime_errors(source: str, fragment: str) -> None:
 def test_runtime_error_names_the_position() -> None:
     message = str(refused("input.x > 1 && context.user.name < 5"))
     assert message == (
-        "cannot compare string and number with '<' at column 33 in "
+        "cannot compare string and number with '<' at column 34 in "
         '"input.x > 1 && context.user.name < 5"'
     )
 
@@ -372,11 +372,11 @@ def test_runtime_error_names_the_position() -> None:
 @pytest.mark.parametrize(
     ("source", "message"),
     [
-        ("a + )", 'unexpected token \')\' at column 5 in "a + )"'),
+        ("a + )", "unexpected token ')' at column 5 in \"a + )\""),
         ("", 'empty expression at column 1 in ""'),
         ("1 +", 'unexpected end of expression at column 4 in "1 +"'),
-        ("1 2", 'unexpected token \'2\' at column 3 in "1 2"'),
-        ("a ? b", 'expected \':\' but found end of expression at column 6 in "a ? b"'),
+        ("1 2", "unexpected token '2' at column 3 in \"1 2\""),
+        ("a ? b", "expected ':' but found end of expression at column 6 in \"a ? b\""),
         ("a if b", "expected 'else' but found end of expression at column 7"),
         ("'abc", "unterminated string at column 1"),
         (r"'\q'", "invalid escape sequence"),

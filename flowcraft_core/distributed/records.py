@@ -96,6 +96,17 @@ class RunRecord:
             "updatedAt": self.updated_at,
             "nodes": statuses_by_node({k: r.status for k, r in self.nodes.items()}),
             "outputs": _latest_outputs(self.nodes),
+            "timeline": [
+                {
+                    "node": key,
+                    "status": record.status,
+                    "attempts": record.attempts,
+                    "finishedAt": record.finished_at,
+                }
+                for key, record in sorted(
+                    self.nodes.items(), key=lambda item: item[1].finished_at or float("inf")
+                )
+            ],
         }
         if self.error:
             body["error"] = self.error

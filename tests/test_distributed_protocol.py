@@ -1,0 +1,163 @@
+"""The distributed protocol with in-memory stores: same results as the in-memory runtime,
+and the invariants under duplicates, reordering, several workers, and poison input."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from flowcraft_core import FlowRuntime
+from flowcraft_core.distributed import Job, PoisonJob, RunConflict, RunNotFound, UnknownBlueprint
+
+from .distributed_harness import Harness
+from .scenarios import BLUEPRINTS, REGISTRY
+
+PARITY = [
+    ("mixed", {}),
+    ("if_else", {}),
+    ("fallback", {}),
+    ("failing", {}),
+    ("loop", {"count": 0}),
+    ("map", {"numbers": [1, 2, 3, 4]}),
+    ("subflow", {}),
+]
+
+
+def in_memory(blueprint_id: str, context: dict[str, Any]) -> Any:
+    from flowcraft_core.testing import FakeClock
+
+    runtime = FlowRuntime(REGISTRY, blueprints=BLUEPRINTS, clock=FakeClock())
+    return asyncio.run(runtime.run(BLUEPRINTS[blueprint_id], context))
+
+
+@pytest.mark.parametrize(("blueprint_id", "context"), PARITY)
+def test_distributed_matches_in_memory(blueprint_id: str, context: dict[str, Any]) -> None:
+    expected = in_memory(blueprint_id, context)
+    h = Harness()
+    run_id, _ = h.client.start(blueprint_id, context)
+    h.drain()
+    record = h.client.get(run_id)
+    view = record.to_api()
+    assert view["status"] == expected.status
+    if expected.status == "completed":
+        assert view["outputs"] == expected.outputs
+        assert view["nodes"] == expected.node_statuses
+        assert view["context"] == expected.context
+    else:
+        assert "always broken" in (record.error or "")
+
+
+@pytest.mark.parametrize("mode", ["duplicate", "shuffle", "two_workers"])
+def test_invariants_hold_under_duplicates_reordering_and_two_workers(mode: str) -> None:
+    expected = in_memory("mixed", {})
+    h = Harness()
+    commits: dict[str, int] = {}
+    original = h.runs.commit
+
+    def counting_commit(run_id: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        result = original(run_id, key, *args, **kwargs)
+        commits[key] = commits.get(key, 0) + 1
+        return result
+
+    h.runs.commit = counting_commit  # type: ignore[method-assign]
+    run_id, _ = h.client.start("mixed")
+    if mode == "duplicate":
+        h.drain(duplicate=True)
+    elif mode == "shuffle":
+        h.drain(shuffle=random.Random(7))
+    else:
+        second = h.new_worker(BLUEPRINTS, REGISTRY)
+        h.drain(workers=[h.worker, second], duplicate=True)
+    view = h.client.get(run_id).to_api()
+    assert view["status"] == "completed"
+    assert view["outputs"] == expected.outputs
+    assert all(count == 1 for count in commits.values()), commits
+    assert commits["all_join"] == 1 and commits["any_join"] == 1
+
+
+def test_wait_resume_routes_by_action_and_conflicts_are_refused() -> None:
+    h = Harness()
+    run_id, _ = h.client.start("approval")
+    h.drain()
+    assert h.client.get(run_id).status == "awaiting"
+    assert h.statuses.get(run_id)["status"] == "awaiting"  # type: ignore[index]
+    h.client.resume(run_id, node_id="approve", action="no", output={"reason": "too small"})
+    with pytest.raises(RunConflict):
+        h.client.resume(run_id, action="yes")
+    h.drain()
+    view = h.client.get(run_id).to_api()
+    assert view["status"] == "completed"
+    assert view["nodes"]["ship"] == "skipped"
+    assert view["outputs"]["refund"] == {"reason": "too small"}
+
+
+def test_cancel_is_final_and_no_node_starts_afterwards() -> None:
+    h = Harness()
+    run_id, _ = h.client.start("mixed")
+    h.client.cancel(run_id)
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "cancelled"
+    assert record.nodes == {}
+    with pytest.raises(RunConflict):
+        h.client.cancel(run_id)
+
+
+def test_idempotent_start_with_run_id() -> None:
+    h = Harness()
+    first = h.client.start("if_else", run_id="order-42")
+    second = h.client.start("if_else", run_id="order-42")
+    assert first == second == ("order-42", "running")
+    assert len(h.queue.sent) == 1
+
+
+def test_reconciler_finds_only_stalled_runs_and_follows_recorded_decisions() -> None:
+    h = Harness()
+    stalled, _ = h.client.start("if_else")
+    h.queue.drain()  # the start job is lost
+    done, _ = h.client.start("fallback")
+    h.drain()
+    h.clock.advance(600)
+    stats = h.reconciler(threshold=300).run()
+    assert stats.scanned_items == 1 and stats.stalled_runs == 1 and stats.reconciled_runs == 1
+    h.drain()
+    view = h.client.get(stalled).to_api()
+    assert view["status"] == "completed"
+    assert view["nodes"]["big"] == "skipped"  # the untaken branch was never started
+    assert h.client.get(done).status == "completed"
+    again = h.reconciler(threshold=300).run()
+    assert again.scanned_items == 0
+
+
+def test_poison_input_is_named() -> None:
+    h = Harness()
+    with pytest.raises(UnknownBlueprint, match="nope"):
+        h.client.start("nope")
+    with pytest.raises(RunNotFound):
+        h.client.get("missing")
+    with pytest.raises(PoisonJob):
+        asyncio.run(h.worker.handle_job(Job(run_id="ghost", blueprint_id="mixed", node_id="start")))
+    run_id, _ = h.client.start("if_else")
+    h.queue.drain()
+    asyncio.run(h.worker.handle_job(Job(run_id=run_id, blueprint_id="if_else", node_id="nope")))
+    record = h.client.get(run_id)
+    assert record.status == "failed" and "unknown node 'nope'" in (record.error or "")
+    with pytest.raises(ValueError):
+        Job.from_message("not json")
+
+
+def test_oversized_context_fails_the_run_naming_the_node() -> None:
+    async def big(ctx: Any) -> None:
+        await ctx.context.set("blob", "x" * 500_000)
+
+    bp = {"id": "big", "nodes": [{"id": "writer", "uses": "big"}], "edges": []}
+    h = Harness(blueprints={"big": bp}, registry={"big": big})
+    run_id, _ = h.client.start("big")
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "failed"
+    assert "node 'writer'" in (record.error or "") and "400 KB" in (record.error or "")
+    assert "blob" in (record.error or "")
