@@ -58,7 +58,6 @@ EXCLUDED_NAMES: tuple[str, ...] = (
     "*_test.py",
     "conftest.py",
     "venv",
-    "env",
     "node_modules",
     "*.egg-info",
 )
@@ -203,6 +202,9 @@ class BundleSpec:
             digest.update(part.encode() + b"\0")
         if self.bundle_dependencies:
             digest.update(self.requirements.read_bytes())
+            # With or without bytecode are different assets: installing python3.13 later
+            # must produce a new asset rather than reuse the staged one without .pyc files.
+            digest.update(str(find_runtime_python() is not None).encode() + b"\0")
         for path in iter_source_files(self.project_root, self.packages):
             digest.update(path.relative_to(self.project_root).as_posix().encode() + b"\0")
             digest.update(path.read_bytes() + b"\0")

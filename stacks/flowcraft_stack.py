@@ -81,8 +81,16 @@ API_MEMORY_MB = 256
 RECONCILER_TIMEOUT_SECONDS = 60
 RECONCILER_MEMORY_MB = 256
 STAGE_NAME = "prod"
+#: Answer to a body that fails the StartRun model (``$message`` becomes API Gateway's quoted
+#: message). Keep it in step with the model in ``_rest_api``.
+BAD_REQUEST_BODY: dict[str, str] = {
+    "message": "$message",
+    "detail": "POST /runs takes a JSON object: blueprintId (non-empty string, required), "
+    "context (object), runId (non-empty string)",
+}
 #: One JSON object per request: who called, what, the answer, and why it failed when it did
 #: (authorizer, validation and integration errors never reach the function's own logs).
+#: Only fields whose values cannot contain double quotes, so every line stays valid JSON.
 ACCESS_LOG_FIELDS: dict[str, str] = {
     "requestId": "$context.requestId",
     "requestTime": "$context.requestTime",
@@ -101,7 +109,6 @@ ACCESS_LOG_FIELDS: dict[str, str] = {
     "integrationStatus": "$context.integration.status",
     "integrationLatency": "$context.integration.latency",
     "errorMessage": "$context.error.message",
-    "validationError": "$context.error.validationErrorString",
     "integrationError": "$context.integration.error",
 }
 
@@ -450,13 +457,16 @@ class FlowcraftStack(Stack):
                 tracing_enabled=settings.tracing,
             ),
         )
+        # Gateway response templates get plain variable substitution, not VTL: no $util to
+        # escape the validator's message (it can contain quotes), so the detail is static.
         api.add_gateway_response(
             "BadRequestBody",
             type=apigw.ResponseType.BAD_REQUEST_BODY,
             status_code="400",
             templates={
-                "application/json": '{"message": $context.error.messageString, "detail": '
-                '"$util.escapeJavaScript($context.error.validationErrorString)"}'
+                "application/json": json.dumps(BAD_REQUEST_BODY).replace(
+                    '"$message"', "$context.error.messageString"
+                )
             },
         )
         validator = api.add_request_validator(

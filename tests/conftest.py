@@ -6,6 +6,7 @@ boto3's own ``AWS_ENDPOINT_URL``; nothing is patched.
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.request
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 import pytest
 
 from local.emulator import Emulator
+
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

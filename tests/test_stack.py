@@ -408,6 +408,12 @@ def test_bodies_and_path_parameters_are_validated(default: Synth) -> None:
         assert methods[route]["RequestParameters"] == {"method.request.path.runId": True}
     model = next(iter(default.resources("AWS::ApiGateway::Model").values()))["Properties"]
     assert model["Schema"]["required"] == ["blueprintId"]
+    # A rejected body still gets JSON: messageString is substituted as a quoted string.
+    response = next(iter(default.resources("AWS::ApiGateway::GatewayResponse").values()))
+    assert response["Properties"]["ResponseType"] == "BAD_REQUEST_BODY"
+    template = response["Properties"]["ResponseTemplates"]["application/json"]
+    body = json.loads(template.replace("$context.error.messageString", '"Invalid request body"'))
+    assert "blueprintId" in body["detail"]
 
 
 def test_stage_has_access_logs_and_throttling(default: Synth) -> None:
@@ -687,11 +693,16 @@ def test_full_bundle_from_cache_targets_aarch64(
     cached_dependencies: bundling.BundleSpec, tmp_path: Path
 ) -> None:
     bundling.build_bundle(cached_dependencies, tmp_path)
-    for package in bundling.PACKAGES:
-        assert (tmp_path / package / "__init__.py").is_file() or (tmp_path / package).is_dir()
+    assert all((tmp_path / package).is_dir() for package in bundling.PACKAGES)
     assert list(
         (tmp_path / "pydantic_core").glob("_pydantic_core.cpython-313-aarch64-linux-gnu.so")
     )
     assert not list(tmp_path.glob("*/tests"))
     if bundling.find_runtime_python():
-        assert list((tmp_path / "handlers" / "__pycache__").glob("*.cpython-313.pyc"))
+        sources = [p for p in tmp_path.rglob("*.py") if p.parent.name != "__pycache__"]
+        missing = [
+            str(p.relative_to(tmp_path))
+            for p in sources
+            if not (p.parent / "__pycache__" / f"{p.stem}.cpython-313.pyc").is_file()
+        ]
+        assert missing == []

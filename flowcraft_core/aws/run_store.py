@@ -150,7 +150,9 @@ class DynamoDbRunStore:
                     raise CommitRejected("missing", None) from None
                 raise CommitRejected("rejected", current) from None
             if _too_large(exc):
-                raise StateTooLarge("DynamoDB refused the write: item size over 400 KB") from None
+                raise StateTooLarge(
+                    f"DynamoDB refused the write: {exc.response['Error'].get('Message')}"
+                ) from None
             raise
         return record_from_item(response["Attributes"])
 

@@ -14,6 +14,7 @@ Retries go back through the queue with a delay; sleeps park the job on the queue
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -53,6 +54,9 @@ logger = logging.getLogger("flowcraft.worker")
 
 #: SQS's longest message delay; longer sleeps are re-parked when they come back early.
 MAX_DELAY_SECONDS = 900
+#: The run record must stay under DynamoDB's 400 KB item limit; we refuse a commit that would
+#: bring it near (JSON size approximates DynamoDB's count), before sending it.
+MAX_RUN_BYTES = 380_000
 #: Sleeps shorter than this are slept in-process rather than parked on the queue.
 INLINE_SLEEP_SECONDS = 1.0
 
@@ -298,6 +302,13 @@ class Worker:
         now = self.clock.now()
         derived = {k: NodeRecord(status="skipped", finished_at=now) for k in step.skipped}
         try:
+            size = _record_size(record, view, result.output)
+        except (TypeError, ValueError) as exc:
+            message = f"node {node_id!r}: output or context value is not JSON-serialisable: {exc}"
+            return None, self._fail_run(record, message, key=key, attempts=attempts)
+        try:
+            if size > MAX_RUN_BYTES:
+                raise StateTooLarge(f"about {size // 1000} KB")
             committed = self.runs.commit(
                 record.run_id,
                 key,
@@ -473,6 +484,11 @@ class Worker:
         if jobs:
             self.queue.send(jobs, delay_seconds=delay_seconds)
             self.stats.jobs_sent += len(jobs)
+
+
+def _record_size(record: RunRecord, context: dict[str, Any], output: Any) -> int:
+    nodes = {k: v.to_item() for k, v in record.nodes.items()}
+    return len(json.dumps([context, nodes, record.decisions, output], separators=(",", ":")))
 
 
 __all__ = ["GraphError", "Suspend", "Worker", "WorkerStats"]

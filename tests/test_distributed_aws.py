@@ -1,0 +1,206 @@
+"""The distributed driver on real SQS and DynamoDB wire APIs (moto server): results, crashes
+after every AWS call, duplicates, the reconciler's cost, and poison input."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from flowcraft_core import FlowRuntime
+from flowcraft_core.aws import DynamoDbContext, DynamoDbCoordinationStore
+from flowcraft_core.distributed import RunConflict
+from flowcraft_core.testing import FakeClock
+
+from .aws_harness import AwsHarness, Crash
+from .scenarios import BLUEPRINTS, REGISTRY
+
+
+def expected(blueprint_id: str, context: dict[str, Any] | None = None) -> Any:
+    runtime = FlowRuntime(REGISTRY, blueprints=BLUEPRINTS, clock=FakeClock())
+    return asyncio.run(runtime.run(BLUEPRINTS[blueprint_id], context or {}))
+
+
+@pytest.mark.parametrize(
+    ("blueprint_id", "context"),
+    [("mixed", {}), ("loop", {"count": 0}), ("fallback", {}), ("map", {"numbers": [3, 4]}), ("failing", {})],
+)
+def test_same_results_as_in_memory(aws: Any, blueprint_id: str, context: dict[str, Any]) -> None:
+    h = AwsHarness()
+    want = expected(blueprint_id, context)
+    run_id, _ = h.adapter.client.start(blueprint_id, context)
+    h.pump()
+    view = h.adapter.client.get(run_id).to_api()
+    assert view["status"] == want.status
+    status_item = h.adapter.statuses.get(run_id)
+    assert status_item is not None and status_item["status"] == want.status
+    assert "activeShard" not in status_item  # left the reconciler's index
+    if want.status == "completed":
+        assert view["outputs"] == want.outputs
+        assert view["context"] == want.context
+
+
+def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
+    h = AwsHarness()
+    want = expected("mixed")
+    commits: Counter[tuple[str, str]] = Counter()
+    finals: Counter[str] = Counter()
+    original_commit = h.adapter.runs.commit
+    original_transition = h.adapter.runs.transition
+
+    # Each store method makes exactly one AWS call, so a Crash raised inside it means that call
+    # went through: the write happened even though the caller never saw the answer.
+    def commit(run_id: str, key: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            result = original_commit(run_id, key, *args, **kwargs)
+        except Crash:
+            commits[(run_id, key)] += 1
+            raise
+        commits[(run_id, key)] += 1
+        return result
+
+    def transition(run_id: str, **kwargs: Any) -> Any:
+        final = kwargs["to"] in {"completed", "failed", "cancelled"}
+        try:
+            result = original_transition(run_id, **kwargs)
+        except Crash:
+            finals[run_id] += final  # a crash here means the conditional write succeeded
+            raise
+        if result is not None and final:
+            finals[run_id] += 1
+        return result
+
+    h.adapter.runs.commit = commit  # type: ignore[method-assign]
+    h.adapter.runs.transition = transition  # type: ignore[method-assign]
+
+    # A clean run tells how many AWS calls a run takes; then crash after each one in turn.
+    h.calls = 0
+    clean, _ = h.adapter.client.start("mixed", run_id="clean")
+    h.pump()
+    total_calls = h.calls
+    assert h.adapter.client.get(clean).status == "completed"
+    assert total_calls > 10
+
+    for k in range(1, total_calls + 1):
+        run_id = f"crash-{k}"
+        h.calls = 0
+        h.crash_at = k
+        try:
+            h.adapter.client.start("mixed", run_id=run_id)
+        except Crash:
+            h.adapter.client.start("mixed", run_id=run_id)  # the caller retries; start is idempotent
+        h.pump()
+        h.crash_at = None
+        for _ in range(3):
+            if h.adapter.client.get(run_id).final:
+                break
+            h.reconcile(threshold=0)
+            h.pump()
+        view = h.adapter.client.get(run_id).to_api()
+        assert view["status"] == "completed", (k, view)
+        assert view["outputs"] == want.outputs, k
+        assert view["context"] == want.context, k
+        run_commits = {key: n for (rid, key), n in commits.items() if rid == run_id}
+        assert all(n == 1 for n in run_commits.values()), (k, run_commits)
+        assert run_commits["all_join"] == 1 and run_commits["any_join"] == 1
+        assert finals[run_id] == 1, k
+
+
+def test_every_message_delivered_twice(aws: Any) -> None:
+    h = AwsHarness()
+    want = expected("mixed")
+    run_id, _ = h.adapter.client.start("mixed")
+
+    def duplicate(message: dict[str, Any]) -> None:
+        asyncio.run(h.adapter.handle_message(message["Body"]))
+
+    h.pump(on_message=duplicate)
+    view = h.adapter.client.get(run_id).to_api()
+    assert view["status"] == "completed" and view["outputs"] == want.outputs
+
+
+def test_wait_resume_and_cancel_over_aws(aws: Any) -> None:
+    h = AwsHarness()
+    run_id, _ = h.adapter.client.start("approval")
+    h.pump()
+    assert h.adapter.client.get(run_id).status == "awaiting"
+    h.adapter.client.resume(run_id, action="yes", output={"ok": True})
+    h.pump()
+    view = h.adapter.client.get(run_id).to_api()
+    assert view["status"] == "completed" and view["nodes"]["refund"] == "skipped"
+    other, _ = h.adapter.client.start("approval")
+    h.adapter.client.cancel(other)
+    h.pump()
+    assert h.adapter.client.get(other).status == "cancelled"
+    with pytest.raises(RunConflict):
+        h.adapter.client.resume(other, action="yes")
+
+
+def test_reconciler_reads_only_stale_runs(aws: Any) -> None:
+    h = AwsHarness()
+    for i in range(5):
+        h.adapter.client.start("if_else", run_id=f"done-{i}")
+    h.pump()
+    stalled, _ = h.adapter.client.start("if_else", run_id="stalled")
+    h.sqs.purge_queue(QueueUrl=h.queue_url)  # its start job is lost
+    stats = h.reconcile(threshold=0)
+    # Only the one active run is read from the index; finished runs left it.
+    assert stats.scanned_items == 1 and stats.stalled_runs == 1 and stats.jobs_sent == 1
+    h.pump()
+    assert h.adapter.client.get(stalled).status == "completed"
+    assert h.reconcile(threshold=0).scanned_items == 0
+
+
+def test_poison_input_over_aws(aws: Any) -> None:
+    h = AwsHarness()
+    with pytest.raises(ValueError):
+        asyncio.run(h.adapter.handle_message("not json"))
+    with pytest.raises(ValueError):
+        asyncio.run(h.adapter.handle_message('{"runId": "x"}'))
+    from flowcraft_core.distributed import PoisonJob
+
+    with pytest.raises(PoisonJob):
+        asyncio.run(h.adapter.handle_message('{"runId": "ghost", "blueprintId": "mixed", "nodeId": "start"}'))
+
+
+def test_oversized_context_is_a_named_error(aws: Any) -> None:
+    async def big(ctx: Any) -> None:
+        await ctx.context.set("report", "x" * 450_000)
+
+    bp = {"id": "big", "nodes": [{"id": "writer", "uses": "big"}], "edges": []}
+    h = AwsHarness(prefix="big", blueprints={"big": bp}, registry={"big": big})
+    run_id, _ = h.adapter.client.start("big")
+    h.pump()
+    record = h.adapter.client.get(run_id)
+    assert record.status == "failed"
+    assert "node 'writer'" in (record.error or "") and "400 KB" in (record.error or "")
+
+
+def test_context_and_coordination_stores(aws: Any) -> None:
+    h = AwsHarness()
+    run_id, _ = h.adapter.client.start("if_else", {"a": 1.5})
+    context = DynamoDbContext(h.settings["FLOWCRAFT_CONTEXT_TABLE"], run_id)
+
+    async def use_context() -> dict[str, Any]:
+        await context.set("b", {"nested": [1, 2]})
+        assert await context.get("a") == 1.5
+        assert await context.has("b") and not await context.has("zzz")
+        await context.delete("a")
+        return await context.to_dict()
+
+    assert asyncio.run(use_context()) == {"b": {"nested": [1, 2]}}
+
+    now = [1000.0]
+    store = DynamoDbCoordinationStore(h.settings["FLOWCRAFT_COORDINATION_TABLE"], clock=lambda: now[0])
+    assert store.set_if_not_exist("lock", "me", 60)
+    assert not store.set_if_not_exist("lock", "you", 60)
+    assert store.increment("count", 60) == 1 and store.increment("count", 60) == 2
+    now[0] += 120  # expired, though TTL has not deleted anything
+    assert store.get("lock") is None
+    assert store.set_if_not_exist("lock", "you", 60)
+    assert store.increment("count", 60) == 1
+    assert store.extend_ttl("lock", 300) and not store.extend_ttl("missing", 300)
+    store.delete("lock")
+    assert store.get("lock") is None
