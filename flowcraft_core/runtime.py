@@ -156,16 +156,27 @@ class _Run:
         self._resolved: dict[str, ResolvedNode | None] = {}
 
     def resolved(self, node: NodeDefinition) -> ResolvedNode | None:
-        """Resolve each node's implementation once per run (None: unknown, reported later)."""
+        """Resolve each node's implementation once (None: unknown, reported when it runs).
+
+        Function implementations are shared by every node that uses them; class nodes get an
+        instance per node, since they are built with the node's params.
+        """
         try:
             return self._resolved[node.id]
         except KeyError:
-            try:
-                found: ResolvedNode | None = resolve(self.runtime.registry, node.uses, node.params)
-            except UnknownImplementationError:
-                found = None
-            self._resolved[node.id] = found
-            return found
+            pass
+        shared = self.runtime._function_impls.get(node.uses)
+        if shared is not None:
+            self._resolved[node.id] = shared
+            return shared
+        try:
+            found: ResolvedNode | None = resolve(self.runtime.registry, node.uses, node.params)
+        except UnknownImplementationError:
+            found = None
+        if found is not None and found.instance is None:
+            self.runtime._function_impls[node.uses] = found
+        self._resolved[node.id] = found
+        return found
 
     def _runs_inline(self, key: str) -> bool:
         """On 3.11, only nodes that cannot suspend on their own are started without a task."""
@@ -396,6 +407,7 @@ class FlowRuntime:
         self.clock: Clock = clock or SystemClock()
         self._graphs: dict[int, tuple[WorkflowBlueprint, CompiledGraph]] = {}
         self._signals: dict[str, CancellationSignal] = {}
+        self._function_impls: dict[str, ResolvedNode] = {}
 
     def compile(self, blueprint: WorkflowBlueprint | Mapping[str, Any] | str) -> CompiledGraph:
         """Load and compile a blueprint (compiled graphs are cached per blueprint object)."""

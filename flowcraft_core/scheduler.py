@@ -52,9 +52,9 @@ def instance_key(node_id: str, iteration: int) -> str:
 
 
 def split_key(key: str) -> tuple[str, int]:
-    node_id, sep, it = key.rpartition("#")
-    if not sep:
+    if "#" not in key:
         return key, 0
+    node_id, _, it = key.rpartition("#")
     return node_id, int(it)
 
 

@@ -22,6 +22,7 @@ whose ``.venv`` alone is half a gigabyte.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import glob
 import hashlib
 import os
@@ -116,11 +117,12 @@ def pip_install_command(
     ]
 
 
+@functools.cache
 def find_runtime_python() -> str | None:
     """A working ``python3.13`` (the Lambda runtime's version), or None.
 
     A pyenv shim can be on PATH yet refuse to run when that version is not selected, so each
-    candidate is executed once rather than trusted because it exists.
+    candidate is executed once rather than trusted because it exists. Cached per process.
     """
     name = f"python{PYTHON_VERSION}"
     candidates: list[str] = []
@@ -238,8 +240,10 @@ def ensure_dependencies(spec: BundleSpec, compiler: str | None) -> Path:
             pip_install_command(spec.requirements, staging, platform=spec.platform), check=True
         )
         shutil.rmtree(staging / "bin", ignore_errors=True)  # console scripts: useless in Lambda
-        if compiler:
-            subprocess.run(compile_command(compiler, staging), check=True)
+        if compiler and subprocess.run(compile_command(compiler, staging)).returncode:
+            # A third-party file that does not compile (e.g. a deliberately broken test
+            # fixture) loses its bytecode, nothing more; our own sources must compile.
+            warnings.warn("some dependency files did not compile to bytecode", stacklevel=2)
         try:
             staging.rename(cache)
         except OSError:
