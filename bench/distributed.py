@@ -13,7 +13,6 @@ import math
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +47,11 @@ def fan(width: int) -> dict[str, Any]:
 
 
 def main() -> None:
+    import logging
+
     from local.aws_calls import AwsCallCounter
     from local.emulator import Emulator
     from local.provision import provision
-
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     emulator = Emulator.start()
@@ -63,7 +62,13 @@ def main() -> None:
 
     from flowcraft_core import NodeContext, NodeResult
     from flowcraft_core.aws import SqsAdapter
-    from flowcraft_core.distributed import InMemoryJobQueue, InMemoryRunStore, InMemoryStatusStore, Worker, WorkflowClient
+    from flowcraft_core.distributed import (
+        InMemoryJobQueue,
+        InMemoryRunStore,
+        InMemoryStatusStore,
+        Worker,
+        WorkflowClient,
+    )
     from tests.scenarios import MIXED, REGISTRY
 
     def step(ctx: NodeContext) -> NodeResult:
@@ -92,14 +97,19 @@ def main() -> None:
         run_id, _ = adapter.client.start(blueprint_id, {})
         loop = asyncio.new_event_loop()
         while True:
-            messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=0).get("Messages", [])
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=BATCH, WaitTimeSeconds=0
+            ).get("Messages", [])
             if not messages:
                 break
             for message in messages:
                 loop.run_until_complete(adapter.handle_message(message["Body"]))
             sqs.delete_message_batch(
                 QueueUrl=queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
             )
         loop.close()
         elapsed = time.perf_counter() - started
@@ -107,14 +117,18 @@ def main() -> None:
         record = adapter.client.get(run_id)
         assert record.status == "completed", (blueprint_id, record.status, record.error)
         executed = adapter.worker.stats.nodes_executed - stats_before
-        item = ddb.get_item(TableName=settings["FLOWCRAFT_CONTEXT_TABLE"], Key={"runId": {"S": run_id}})["Item"]
+        item = ddb.get_item(
+            TableName=settings["FLOWCRAFT_CONTEXT_TABLE"], Key={"runId": {"S": run_id}}
+        )["Item"]
         final_kb = len(json.dumps(item)) / 1024
         rows.append((blueprint_id, executed, counts, elapsed, final_kb))
     counter.uninstall()
 
     # Handler CPU per node, without the emulator's latency: the same worker on in-memory stores.
     runs, statuses, queue = InMemoryRunStore(), InMemoryStatusStore(), InMemoryJobQueue()
-    worker = Worker(runs=runs, statuses=statuses, queue=queue, blueprints=blueprints, registry=registry)
+    worker = Worker(
+        runs=runs, statuses=statuses, queue=queue, blueprints=blueprints, registry=registry
+    )
     client = WorkflowClient(runs=runs, statuses=statuses, queue=queue, blueprints=blueprints)
     cpu_start = time.perf_counter()
     cpu_nodes = 0
@@ -128,13 +142,21 @@ def main() -> None:
 
     for blueprint_id, executed, counts, elapsed, final_kb in rows:
         total = sum(counts.values())
-        print(f"== {blueprint_id}: {executed} nodes executed, {total} AWS requests "
-              f"({total / executed:.2f} per node), final run item {final_kb:.1f} KB")
+        print(
+            f"== {blueprint_id}: {executed} nodes executed, {total} AWS requests "
+            f"({total / executed:.2f} per node), final run item {final_kb:.1f} KB"
+        )
         for (service, operation), n in counts.most_common():
             print(f"   {service + '.' + operation:<32}{n:>5}  {n / executed:>6.2f}/node")
         sqs_requests = sum(n for (s, _), n in counts.items() if s == "sqs")
-        reads = sum(n for (s, o), n in counts.items() if s == "dynamodb" and o in {"GetItem", "Query"})
-        writes = sum(n for (s, o), n in counts.items() if s == "dynamodb" and o in {"PutItem", "UpdateItem", "DeleteItem"})
+        reads = sum(
+            n for (s, o), n in counts.items() if s == "dynamodb" and o in {"GetItem", "Query"}
+        )
+        writes = sum(
+            n
+            for (s, o), n in counts.items()
+            if s == "dynamodb" and o in {"PutItem", "UpdateItem", "DeleteItem"}
+        )
         # Write units grow with the item (1 WRU per KB); use the average size over the run.
         wru = writes * max(1, math.ceil(final_kb / 2))
         rru = reads * max(1, math.ceil(final_kb / 4))
@@ -148,11 +170,19 @@ def main() -> None:
         ) * 1e6
         billed = total  # every SQS and DynamoDB request is billed
         print(f"   billed requests per node: {billed / executed:.2f} (target <= 4)")
-        print(f"   DynamoDB units per node: {wru / executed:.2f} WRU, {rru / executed:.2f} RRU (estimated from item size)")
-        print(f"   throughput through the emulator: {executed / elapsed:.0f} nodes/s at {total / elapsed:.0f} requests/s")
-        print(f"   cost per million node executions: ${dollars:.2f} (target < $2; Step Functions Standard $25)\n")
-    print(f"handler CPU per node (in-memory stores): {cpu_per_node * 1e6:.0f} µs; Lambda duration modelled as "
-          f"CPU + {AWS_CALL_LATENCY_S * 1000:.0f} ms per AWS request, 256 MB arm64, {BATCH} jobs per batch")
+        print(
+            f"   DynamoDB units per node: {wru / executed:.2f} WRU, {rru / executed:.2f} RRU (estimated from item size)"
+        )
+        print(
+            f"   throughput through the emulator: {executed / elapsed:.0f} nodes/s at {total / elapsed:.0f} requests/s"
+        )
+        print(
+            f"   cost per million node executions: ${dollars:.2f} (target < $2; Step Functions Standard $25)\n"
+        )
+    print(
+        f"handler CPU per node (in-memory stores): {cpu_per_node * 1e6:.0f} µs; Lambda duration modelled as "
+        f"CPU + {AWS_CALL_LATENCY_S * 1000:.0f} ms per AWS request, 256 MB arm64, {BATCH} jobs per batch"
+    )
     emulator.stop()
 
 

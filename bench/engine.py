@@ -15,7 +15,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from flowcraft_core import FlowRuntime, NodeContext, NodeResult  # noqa: E402
+from flowcraft_core import FlowRuntime, NodeContext, NodeResult
 
 
 def step(ctx: NodeContext) -> NodeResult:
@@ -85,7 +85,10 @@ def measure(runtime: FlowRuntime, blueprint: dict[str, Any], executed: int, repe
         start = time.perf_counter()
         result = await runtime.run(model)
         elapsed = time.perf_counter() - start
-        if result.status != "completed" or sum(s == "completed" for s in result.node_statuses.values()) != executed:
+        if (
+            result.status != "completed"
+            or sum(s == "completed" for s in result.node_statuses.values()) != executed
+        ):
             raise SystemExit(f"{blueprint['id']}: broken run {result.status} {result.errors[:1]}")
         return elapsed
 
@@ -117,7 +120,9 @@ def main() -> None:
         print(f"{name:<26}{executed:>8}{sync_us:>10.2f}{async_us:>10.2f}")
     runtime = FlowRuntime({"step": step, "decide": decide})
     per_node = measure(runtime, branchy(), 4, 200)
-    print(f"{'branchy 5-node flow':<26}{4:>8}{per_node:>10.2f}   (per run: {per_node * 4:.1f} µs, 1 skipped)")
+    print(
+        f"{'branchy 5-node flow':<26}{4:>8}{per_node:>10.2f}   (per run: {per_node * 4:.1f} µs, 1 skipped)"
+    )
     flat = figures["chain 10,000"] / figures["chain 100"]
     print(f"\nflatness: chain 10,000 / chain 100 per node = {flat:.2f}x (target <= 1.5x)")
 

@@ -246,7 +246,10 @@ async def execute_with_policy(
             if attempt < max_attempts:
                 delay = retry_delay_seconds(config, attempt)
                 if emit is not None:
-                    emit("node:retry", {"attempt": attempt, "error": describe_error(exc), "delay": delay})
+                    emit(
+                        "node:retry",
+                        {"attempt": attempt, "error": describe_error(exc), "delay": delay},
+                    )
                 await clock.sleep(delay)
                 attempt += 1
                 continue
@@ -262,7 +265,9 @@ async def execute_with_policy(
                 return NodeOutcome(status="failed", error=describe_error(exc), attempts=attempt)
             if emit is not None:
                 emit("node:fallback", {"error": describe_error(exc), "fallback": config.fallback})
-            return NodeOutcome(status="completed", result=recovered, attempts=attempt, fallback_used=True)
+            return NodeOutcome(
+                status="completed", result=recovered, attempts=attempt, fallback_used=True
+            )
         if result.awaiting:
             return NodeOutcome(status="awaiting", result=result, attempts=attempt)
         return NodeOutcome(status="completed", result=result, attempts=attempt)

@@ -1,4 +1,7 @@
-"""Graph algorithms shared by analysis and the scheduler (iterative: 10,000-node graphs are fine)."""
+"""Graph algorithms shared by analysis and the scheduler.
+
+Iterative, not recursive: 10,000-node graphs must not hit the recursion limit.
+"""
 
 from __future__ import annotations
 

@@ -12,12 +12,9 @@ import asyncio
 import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .context import AsyncContext
-
-if TYPE_CHECKING:
-    from .engine import ExecutionServices
 
 
 class NodeError(Exception):
@@ -91,7 +88,8 @@ class NodeContext:
     iteration: int = 0
     blueprint_id: str = ""
     signal: CancellationSignal = field(default_factory=CancellationSignal)
-    services: ExecutionServices | None = None
+    #: The driver's services for built-ins (an ``ExecutionServices``).
+    services: Any = None
 
     @property
     def cancelled(self) -> bool:
@@ -187,7 +185,5 @@ def resolve(registry: Registry, key: str, params: Mapping[str, Any] | None = Non
 
         return ResolvedNode(key=key, invoke=invoke_instance, instance=impl, is_async=True)
     if callable(impl):
-        return ResolvedNode(
-            key=key, invoke=impl, is_async=inspect.iscoroutinefunction(impl)
-        )
+        return ResolvedNode(key=key, invoke=impl, is_async=inspect.iscoroutinefunction(impl))
     raise UnknownImplementationError(f"registry entry {key!r} is not callable")

@@ -333,11 +333,11 @@ class _Run:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if cancel_waiter is not None and not cancel_waiter.done():
                 cancel_waiter.cancel()
-            for task in done:
-                if task is cancel_waiter:
+            for finished in done:
+                if finished is cancel_waiter:
                     continue
-                pending.discard(task)
-                exc = task.exception()
+                pending.discard(finished)
+                exc = finished.exception()
                 if exc is not None:
                     raise exc
 
@@ -511,8 +511,8 @@ class FlowRuntime:
     async def sleep(self, ctx: NodeContext, seconds: float) -> None:
         if seconds <= 0:
             return
-        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
-        cancel = asyncio.ensure_future(ctx.signal.wait())
+        sleeper: asyncio.Future[Any] = asyncio.ensure_future(self.clock.sleep(seconds))
+        cancel: asyncio.Future[Any] = asyncio.ensure_future(ctx.signal.wait())
         try:
             await asyncio.wait({sleeper, cancel}, return_when=asyncio.FIRST_COMPLETED)
         finally:

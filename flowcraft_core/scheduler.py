@@ -132,7 +132,8 @@ class CompiledGraph:
             members = frozenset(component)
             loop_index = len(self.loops)
             entries = [
-                n for n in sorted(members, key=position.__getitem__)
+                n
+                for n in sorted(members, key=position.__getitem__)
                 if any(e.source not in members for e in self.in_edges[n])
             ]
             header = entries[0] if entries else min(members, key=position.__getitem__)
@@ -148,11 +149,11 @@ class CompiledGraph:
                         edge.kind = _EXIT
                         exits.append(edge)
                     edge.loop = loop_index
-            limits = [
-                self.nodes[n].config.max_iterations
-                for n in members
-                if self.nodes[n].config.max_iterations is not None
-            ]
+            limits: list[int] = []
+            for n in members:
+                bound = self.nodes[n].config.max_iterations
+                if bound is not None:
+                    limits.append(bound)
             for node_id in members:
                 node = self.nodes[node_id]
                 if node.uses == LOOP and "maxIterations" in node.params:
@@ -224,7 +225,12 @@ def apply_transform(edge: CompiledEdge, output: Any, context: Mapping[str, Any])
     if edge.transform is None:
         return output
     return edge.transform.evaluate(
-        {"input": output, "output": output, "result": _result_scope(output, None), "context": context}
+        {
+            "input": output,
+            "output": output,
+            "result": _result_scope(output, None),
+            "context": context,
+        }
     )
 
 
@@ -242,9 +248,9 @@ class Scheduler:
 
     __slots__ = (
         "_arrivals",
+        "_exit_taken",
         "_fired",
         "_loop_done",
-        "_exit_taken",
         "_loop_settled",
         "_never",
         "_taken",
@@ -543,15 +549,15 @@ class Scheduler:
             return context[ref]
         head, _, rest = ref.partition(".")
         if head in nodes:
-            return compile_expression(f"value.{rest}").evaluate(
-                {"value": self.latest_output(head)}
-            )
+            return compile_expression(f"value.{rest}").evaluate({"value": self.latest_output(head)})
         if head == "context" and rest:
             return compile_expression(ref).evaluate({"context": context})
         return None
 
 
-def statuses_by_node(settled: Mapping[str, str], extra: Iterable[tuple[str, str]] = ()) -> dict[str, str]:
+def statuses_by_node(
+    settled: Mapping[str, str], extra: Iterable[tuple[str, str]] = ()
+) -> dict[str, str]:
     """node id -> status of its latest instance (for results and diagrams)."""
     best: dict[str, tuple[int, str]] = {}
     for key, status in [*settled.items(), *extra]:

@@ -20,7 +20,12 @@ class Crash(Exception):
 
 
 class AwsHarness:
-    def __init__(self, prefix: str = "t", blueprints: dict[str, Any] | None = None, registry: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        prefix: str = "t",
+        blueprints: dict[str, Any] | None = None,
+        registry: dict[str, Any] | None = None,
+    ) -> None:
         self.settings = provision(prefix)
         reset_clients()
         self.adapter = SqsAdapter(
@@ -35,7 +40,9 @@ class AwsHarness:
         self.queue_url = self.settings["FLOWCRAFT_QUEUE_URL"]
         self.calls = 0
         self.crash_at: int | None = None
-        for client in {id(c): c for c in (self.adapter.runs.client, self.adapter.queue.client)}.values():
+        for client in {
+            id(c): c for c in (self.adapter.runs.client, self.adapter.queue.client)
+        }.values():
             client.meta.events.register("after-call.*.*", self._after_call)
 
     def _after_call(self, **_: Any) -> None:
@@ -43,14 +50,19 @@ class AwsHarness:
         if self.crash_at is not None and self.calls == self.crash_at:
             raise Crash(f"crash after AWS call {self.calls}")
 
-    def pump(self, *, max_batches: int = 500, on_message: Callable[[dict[str, Any]], None] | None = None) -> int:
+    def pump(
+        self, *, max_batches: int = 500, on_message: Callable[[dict[str, Any]], None] | None = None
+    ) -> int:
         """Deliver messages until the queue is empty; crashed jobs become visible again."""
         handled = 0
         loop = asyncio.new_event_loop()
         try:
             for _ in range(max_batches):
                 response = self.sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=10,
+                    WaitTimeSeconds=0,
+                    VisibilityTimeout=30,
                 )
                 messages = response.get("Messages", [])
                 if not messages:
@@ -64,13 +76,18 @@ class AwsHarness:
                         done.append(message)
                     except Crash:
                         self.sqs.change_message_visibility(
-                            QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=0,
                         )
                     handled += 1
                 if done:
                     self.sqs.delete_message_batch(
                         QueueUrl=self.queue_url,
-                        Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(done)
+                        ],
                     )
         finally:
             loop.close()

@@ -21,7 +21,9 @@ from .scenarios import BLUEPRINTS, REGISTRY
 
 
 class Harness:
-    def __init__(self, blueprints: dict[str, Any] | None = None, registry: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, blueprints: dict[str, Any] | None = None, registry: dict[str, Any] | None = None
+    ) -> None:
         self.clock = FakeClock()
         self.runs = InMemoryRunStore()
         self.statuses = InMemoryStatusStore()
@@ -29,7 +31,11 @@ class Harness:
         bps = blueprints or BLUEPRINTS
         self.worker = self.new_worker(bps, registry or REGISTRY)
         self.client = WorkflowClient(
-            runs=self.runs, statuses=self.statuses, queue=self.queue, blueprints=bps, clock=self.clock
+            runs=self.runs,
+            statuses=self.statuses,
+            queue=self.queue,
+            blueprints=bps,
+            clock=self.clock,
         )
         self.delivered: list[Job] = []
 
@@ -67,4 +73,6 @@ class Harness:
                     limit -= 1
 
     def reconciler(self, threshold: float = 0) -> Reconciler:
-        return Reconciler(self.worker, runs=self.runs, statuses=self.statuses, stalled_threshold_seconds=threshold)
+        return Reconciler(
+            self.worker, runs=self.runs, statuses=self.statuses, stalled_threshold_seconds=threshold
+        )

@@ -119,7 +119,11 @@ FALLBACK = {
 
 FAILING = {
     "id": "failing",
-    "nodes": [node("s", "value", params={"value": 1}), node("bad", "broken"), node("never", "echo")],
+    "nodes": [
+        node("s", "value", params={"value": 1}),
+        node("bad", "broken"),
+        node("never", "echo"),
+    ],
     "edges": [edge("s", "bad"), edge("bad", "never")],
 }
 
@@ -141,7 +145,9 @@ LOOP = {
 
 MAP = {
     "id": "map",
-    "nodes": [node("m", "map", params={"items": "context.numbers", "uses": "square", "concurrency": 3})],
+    "nodes": [
+        node("m", "map", params={"items": "context.numbers", "uses": "square", "concurrency": 3})
+    ],
     "edges": [],
 }
 

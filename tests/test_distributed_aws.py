@@ -25,7 +25,13 @@ def expected(blueprint_id: str, context: dict[str, Any] | None = None) -> Any:
 
 @pytest.mark.parametrize(
     ("blueprint_id", "context"),
-    [("mixed", {}), ("loop", {"count": 0}), ("fallback", {}), ("map", {"numbers": [3, 4]}), ("failing", {})],
+    [
+        ("mixed", {}),
+        ("loop", {"count": 0}),
+        ("fallback", {}),
+        ("map", {"numbers": [3, 4]}),
+        ("failing", {}),
+    ],
 )
 def test_same_results_as_in_memory(aws: Any, blueprint_id: str, context: dict[str, Any]) -> None:
     h = AwsHarness()
@@ -90,7 +96,9 @@ def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
         try:
             h.adapter.client.start("mixed", run_id=run_id)
         except Crash:
-            h.adapter.client.start("mixed", run_id=run_id)  # the caller retries; start is idempotent
+            h.adapter.client.start(
+                "mixed", run_id=run_id
+            )  # the caller retries; start is idempotent
         h.pump()
         h.crash_at = None
         for _ in range(3):
@@ -162,7 +170,11 @@ def test_poison_input_over_aws(aws: Any) -> None:
     from flowcraft_core.distributed import PoisonJob
 
     with pytest.raises(PoisonJob):
-        asyncio.run(h.adapter.handle_message('{"runId": "ghost", "blueprintId": "mixed", "nodeId": "start"}'))
+        asyncio.run(
+            h.adapter.handle_message(
+                '{"runId": "ghost", "blueprintId": "mixed", "nodeId": "start"}'
+            )
+        )
 
 
 def test_oversized_context_is_a_named_error(aws: Any) -> None:
@@ -193,7 +205,9 @@ def test_context_and_coordination_stores(aws: Any) -> None:
     assert asyncio.run(use_context()) == {"b": {"nested": [1, 2]}}
 
     now = [1000.0]
-    store = DynamoDbCoordinationStore(h.settings["FLOWCRAFT_COORDINATION_TABLE"], clock=lambda: now[0])
+    store = DynamoDbCoordinationStore(
+        h.settings["FLOWCRAFT_COORDINATION_TABLE"], clock=lambda: now[0]
+    )
     assert store.set_if_not_exist("lock", "me", 60)
     assert not store.set_if_not_exist("lock", "you", 60)
     assert store.increment("count", 60) == 1 and store.increment("count", 60) == 2

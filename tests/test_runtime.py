@@ -24,7 +24,9 @@ def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = N
     return asyncio.run(runtime.run(blueprint, context))
 
 
-def bp(nodes: list[Any], edges: list[tuple[Any, ...]] | None = None, **extra: Any) -> dict[str, Any]:
+def bp(
+    nodes: list[Any], edges: list[tuple[Any, ...]] | None = None, **extra: Any
+) -> dict[str, Any]:
     node_defs = [n if isinstance(n, dict) else {"id": n, "uses": n} for n in nodes]
     edge_defs = []
     for e in edges or []:
@@ -60,7 +62,10 @@ def test_if_else_merge_completes_and_untaken_branch_is_skipped() -> None:
     result = run(FlowRuntime(registry), blueprint)
     assert result.status == "completed"
     assert result.node_statuses == {
-        "check": "completed", "big": "completed", "small": "skipped", "merge": "completed"
+        "check": "completed",
+        "big": "completed",
+        "small": "skipped",
+        "merge": "completed",
     }
     assert result.outputs["merge"] == {"big": "B"}
 
@@ -71,7 +76,9 @@ def test_no_action_takes_default_edges_and_unknown_action_never_starts_labelled_
         [("a", "labelled", {"action": "x"}), ("a", "default")],
     )
     for action in (None, "nothing-matches"):
-        result = run(FlowRuntime({"a": const(1, action), "labelled": echo, "default": echo}), blueprint)
+        result = run(
+            FlowRuntime({"a": const(1, action), "labelled": echo, "default": echo}), blueprint
+        )
         assert result.status == "completed"
         assert result.node_statuses["labelled"] == "skipped"
         assert result.outputs["default"] == 1
@@ -127,11 +134,26 @@ def test_all_join_after_untaken_branch_runs_with_taken_inputs_only() -> None:
 def test_join_whose_every_input_is_untaken_is_skipped() -> None:
     blueprint = bp(
         ["s", "a", "b", "j", "after"],
-        [("s", "a", {"action": "go"}), ("s", "b", {"action": "go"}), ("a", "j"), ("b", "j"), ("j", "after")],
+        [
+            ("s", "a", {"action": "go"}),
+            ("s", "b", {"action": "go"}),
+            ("a", "j"),
+            ("b", "j"),
+            ("j", "after"),
+        ],
     )
-    result = run(FlowRuntime({"s": const(1, "stop"), "a": echo, "b": echo, "j": echo, "after": echo}), blueprint)
+    result = run(
+        FlowRuntime({"s": const(1, "stop"), "a": echo, "b": echo, "j": echo, "after": echo}),
+        blueprint,
+    )
     assert result.status == "completed"
-    assert result.node_statuses == {"s": "completed", "a": "skipped", "b": "skipped", "j": "skipped", "after": "skipped"}
+    assert result.node_statuses == {
+        "s": "completed",
+        "a": "skipped",
+        "b": "skipped",
+        "j": "skipped",
+        "after": "skipped",
+    }
 
 
 def test_retries_count_and_back_off_with_a_fake_clock() -> None:
@@ -155,7 +177,10 @@ def test_spent_retries_fail_the_run_with_node_id_and_error() -> None:
     def broken(ctx: NodeContext) -> None:
         raise ValueError("card declined")
 
-    blueprint = bp([{"id": "charge", "uses": "broken", "config": {"maxRetries": 1}}, "after"], [("charge", "after")])
+    blueprint = bp(
+        [{"id": "charge", "uses": "broken", "config": {"maxRetries": 1}}, "after"],
+        [("charge", "after")],
+    )
     result = run(FlowRuntime({"broken": broken, "after": echo}, clock=FakeClock()), blueprint)
     assert result.status == "failed"
     assert result.errors[0].node_id == "charge"
@@ -185,11 +210,22 @@ def test_fallback_runs_with_same_input_when_attempts_are_spent() -> None:
         return NodeResult(output="from backup")
 
     blueprint = bp(
-        ["s", {"id": "p", "uses": "broken", "config": {"maxRetries": 1, "fallback": "backup"}}, "after"],
+        [
+            "s",
+            {"id": "p", "uses": "broken", "config": {"maxRetries": 1, "fallback": "backup"}},
+            "after",
+        ],
         [("s", "p"), ("p", "after")],
     )
     bus = CollectingEventBus()
-    result = run(FlowRuntime({"s": const(7), "broken": broken, "backup": backup, "after": echo}, event_bus=bus, clock=FakeClock()), blueprint)
+    result = run(
+        FlowRuntime(
+            {"s": const(7), "broken": broken, "backup": backup, "after": echo},
+            event_bus=bus,
+            clock=FakeClock(),
+        ),
+        blueprint,
+    )
     assert result.status == "completed"
     assert seen == [7]
     assert result.outputs["after"] == "from backup"
@@ -235,7 +271,9 @@ def test_cancel_stops_starting_nodes() -> None:
         return NodeResult()
 
     blueprint = bp(["first", "later"], [("first", "later")])
-    result = asyncio.run(FlowRuntime({"first": first, "later": later}).run(blueprint, signal=signal))
+    result = asyncio.run(
+        FlowRuntime({"first": first, "later": later}).run(blueprint, signal=signal)
+    )
     assert result.status == "cancelled"
     assert started == ["first"]
 
@@ -245,7 +283,9 @@ def test_runtime_cancel_by_run_id_interrupts_a_sleeping_node() -> None:
 
     async def main() -> Any:
         task = asyncio.create_task(
-            runtime.run(bp([{"id": "nap", "uses": "sleep", "params": {"duration": 60_000}}]), run_id="r1")
+            runtime.run(
+                bp([{"id": "nap", "uses": "sleep", "params": {"duration": 60_000}}]), run_id="r1"
+            )
         )
         await asyncio.sleep(0.01)
         assert runtime.cancel("r1")
@@ -257,12 +297,20 @@ def test_runtime_cancel_by_run_id_interrupts_a_sleeping_node() -> None:
 def test_wait_and_resume_route_by_action() -> None:
     blueprint = bp(
         ["request", {"id": "approval", "uses": "wait"}, "ship", "refund"],
-        [("request", "approval"), ("approval", "ship", {"action": "approve"}), ("approval", "refund", {"action": "reject"})],
+        [
+            ("request", "approval"),
+            ("approval", "ship", {"action": "approve"}),
+            ("approval", "refund", {"action": "reject"}),
+        ],
     )
     runtime = FlowRuntime({"request": const({"amount": 10}), "ship": echo, "refund": echo})
     paused = run(runtime, blueprint)
     assert paused.status == "awaiting" and paused.awaiting == ["approval"]
-    resumed = asyncio.run(runtime.resume(blueprint, paused, node_id="approval", action="approve", output={"by": "ann"}))
+    resumed = asyncio.run(
+        runtime.resume(
+            blueprint, paused, node_id="approval", action="approve", output={"by": "ann"}
+        )
+    )
     assert resumed.status == "completed"
     assert resumed.outputs["ship"] == {"by": "ann"}
     assert resumed.node_statuses["refund"] == "skipped"
@@ -279,7 +327,17 @@ def test_subflow_maps_inputs_and_outputs() -> None:
         return NodeResult(output=value * 2)
 
     parent = bp(
-        [{"id": "sub", "uses": "subflow", "params": {"blueprintId": "child", "inputs": {"n": "amount"}, "outputs": {"result": "doubled"}}}],
+        [
+            {
+                "id": "sub",
+                "uses": "subflow",
+                "params": {
+                    "blueprintId": "child",
+                    "inputs": {"n": "amount"},
+                    "outputs": {"result": "doubled"},
+                },
+            }
+        ],
         id="parent",
     )
     runtime = FlowRuntime({"double": double}, blueprints={"child": child})
@@ -300,7 +358,15 @@ def test_map_of_1000_items_respects_the_concurrency_limit_and_keeps_order() -> N
         active -= 1
         return NodeResult(output=ctx.input * ctx.input)
 
-    blueprint = bp([{"id": "m", "uses": "map", "params": {"items": "context.numbers", "uses": "square", "concurrency": 7}}])
+    blueprint = bp(
+        [
+            {
+                "id": "m",
+                "uses": "map",
+                "params": {"items": "context.numbers", "uses": "square", "concurrency": 7},
+            }
+        ]
+    )
     result = run(FlowRuntime({"square": square}), blueprint, {"numbers": list(range(1000))})
     assert result.status == "completed"
     assert result.outputs["m"] == [i * i for i in range(1000)]
@@ -314,10 +380,26 @@ def test_bounded_loop_iterates_and_exits() -> None:
         return NodeResult(output=count + 1)
 
     blueprint = bp(
-        ["init", {"id": "loop", "uses": "loop", "params": {"condition": "context.count < 5", "maxIterations": 10}}, "body", "done"],
-        [("init", "loop"), ("loop", "body", {"action": "continue"}), ("body", "loop"), ("loop", "done", {"action": "break"})],
+        [
+            "init",
+            {
+                "id": "loop",
+                "uses": "loop",
+                "params": {"condition": "context.count < 5", "maxIterations": 10},
+            },
+            "body",
+            "done",
+        ],
+        [
+            ("init", "loop"),
+            ("loop", "body", {"action": "continue"}),
+            ("body", "loop"),
+            ("loop", "done", {"action": "break"}),
+        ],
     )
-    result = run(FlowRuntime({"init": const(0), "body": body, "done": echo}), blueprint, {"count": 0})
+    result = run(
+        FlowRuntime({"init": const(0), "body": body, "done": echo}), blueprint, {"count": 0}
+    )
     assert result.status == "completed", result.errors
     assert result.context["count"] == 5
     assert result.node_statuses["done"] == "completed"
@@ -335,7 +417,10 @@ def test_loop_over_its_bound_fails_clearly() -> None:
 
 def test_ten_thousand_node_chain() -> None:
     n = 10_000
-    blueprint = bp([{"id": f"n{i}", "uses": "inc"} for i in range(n)], [(f"n{i}", f"n{i + 1}") for i in range(n - 1)])
+    blueprint = bp(
+        [{"id": f"n{i}", "uses": "inc"} for i in range(n)],
+        [(f"n{i}", f"n{i + 1}") for i in range(n - 1)],
+    )
 
     def inc(ctx: NodeContext) -> NodeResult:
         return NodeResult(output=(ctx.input or 0) + 1)
@@ -357,7 +442,10 @@ def test_concurrent_branches_overlap_and_limit_holds() -> None:
         active -= 1
         return NodeResult(output=1)
 
-    blueprint = bp(["s"] + [{"id": f"w{i}", "uses": "work"} for i in range(10)], [("s", f"w{i}") for i in range(10)])
+    blueprint = bp(
+        ["s"] + [{"id": f"w{i}", "uses": "work"} for i in range(10)],
+        [("s", f"w{i}") for i in range(10)],
+    )
     run(FlowRuntime({"s": const(0), "work": work}), blueprint)
     assert peak == 10
     peak = 0
@@ -390,7 +478,11 @@ def test_events_and_middleware() -> None:
 
 def test_edge_transform_and_inputs_mapping() -> None:
     blueprint = bp(
-        ["price", {"id": "tax", "uses": "echo"}, {"id": "summary", "uses": "echo", "inputs": {"net": "price", "who": "customer"}}],
+        [
+            "price",
+            {"id": "tax", "uses": "echo"},
+            {"id": "summary", "uses": "echo", "inputs": {"net": "price", "who": "customer"}},
+        ],
         [("price", "tax", {"transform": "input * 0.2"}), ("tax", "summary")],
     )
     result = run(FlowRuntime({"price": const(100), "echo": echo}), blueprint, {"customer": "ann"})

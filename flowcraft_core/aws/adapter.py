@@ -16,9 +16,9 @@ from ..blueprint import WorkflowBlueprint
 from ..distributed.client import WorkflowClient
 from ..distributed.job import Job
 from ..distributed.reconciler import Reconciler
+from ..distributed.worker import Worker
 from ..engine import Clock, Middleware
 from ..nodes import Registry
-from ..distributed.worker import Worker
 from .clients import sqs_client
 from .coordination import DynamoDbCoordinationStore
 from .job_queue import SqsJobQueue
@@ -74,7 +74,12 @@ class SqsAdapter:
 
     @classmethod
     def from_settings(
-        cls, settings: AwsSettings, *, blueprints: Blueprints, registry: Registry | None = None, **kw: Any
+        cls,
+        settings: AwsSettings,
+        *,
+        blueprints: Blueprints,
+        registry: Registry | None = None,
+        **kw: Any,
     ) -> SqsAdapter:
         return cls(
             blueprints=blueprints,
@@ -89,7 +94,9 @@ class SqsAdapter:
     async def handle_job(self, job: Job, remaining_ms: Callable[[], int] | None = None) -> None:
         await self.worker.handle_job(job, remaining_ms)
 
-    async def handle_message(self, body: str, remaining_ms: Callable[[], int] | None = None) -> None:
+    async def handle_message(
+        self, body: str, remaining_ms: Callable[[], int] | None = None
+    ) -> None:
         """Parse and run one SQS message body (raises on a malformed body: it goes to the DLQ)."""
         await self.worker.handle_job(Job.from_message(body), remaining_ms)
 
@@ -126,7 +133,9 @@ class SqsAdapter:
                         loop.run_until_complete(self.handle_message(message["Body"]))
                         done.append(message)
                     except Exception:
-                        logger.exception("job %s failed; it will be redelivered", message["MessageId"])
+                        logger.exception(
+                            "job %s failed; it will be redelivered", message["MessageId"]
+                        )
                 for start in range(0, len(done), 10):
                     entries = [
                         {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}

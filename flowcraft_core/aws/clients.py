@@ -12,7 +12,9 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-_CONFIG = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=3, read_timeout=10)
+_CONFIG = Config(
+    retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=3, read_timeout=10
+)
 
 
 @functools.cache

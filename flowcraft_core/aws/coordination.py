@@ -43,7 +43,11 @@ class DynamoDbCoordinationStore:
         try:
             self.client.put_item(
                 TableName=self.table_name,
-                Item={"key": {"S": key}, "value": to_attribute(value), "ttl": self._expiry(ttl_seconds)},
+                Item={
+                    "key": {"S": key},
+                    "value": to_attribute(value),
+                    "ttl": self._expiry(ttl_seconds),
+                },
                 ConditionExpression="attribute_not_exists(#k) OR #t <= :now",
                 ExpressionAttributeNames={"#k": "key", "#t": "ttl"},
                 ExpressionAttributeValues={":now": self._now()},
@@ -63,7 +67,11 @@ class DynamoDbCoordinationStore:
                 UpdateExpression="ADD #v :one SET #t = :ttl",
                 ConditionExpression="attribute_not_exists(#k) OR #t > :now",
                 ExpressionAttributeNames={"#v": "value", "#t": "ttl", "#k": "key"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":ttl": self._expiry(ttl_seconds), ":now": self._now()},
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":ttl": self._expiry(ttl_seconds),
+                    ":now": self._now(),
+                },
                 ReturnValues="UPDATED_NEW",
             )
             return int(from_attribute(response["Attributes"]["value"]))
@@ -103,7 +111,9 @@ class DynamoDbCoordinationStore:
 
     def get(self, key: str) -> Any:
         """The value, or None when missing or expired (even if TTL has not deleted it yet)."""
-        response = self.client.get_item(TableName=self.table_name, Key=self._key(key), ConsistentRead=True)
+        response = self.client.get_item(
+            TableName=self.table_name, Key=self._key(key), ConsistentRead=True
+        )
         item = response.get("Item")
         if not item:
             return None

@@ -116,7 +116,9 @@ class DynamoDbRunStore:
             if code == "ConditionalCheckFailedException":
                 return False
             if _too_large(exc):
-                raise StateTooLarge("the initial context is over DynamoDB's 400 KB item limit") from None
+                raise StateTooLarge(
+                    "the initial context is over DynamoDB's 400 KB item limit"
+                ) from None
             raise
         return True
 
@@ -127,9 +129,7 @@ class DynamoDbRunStore:
         item = response.get("Item")
         return record_from_item(item) if item else None
 
-    def _update(
-        self, run_id: str, update: _Update, condition: str
-    ) -> RunRecord:
+    def _update(self, run_id: str, update: _Update, condition: str) -> RunRecord:
         try:
             response = self.client.update_item(
                 TableName=self.table_name,
@@ -144,7 +144,7 @@ class DynamoDbRunStore:
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code == "ConditionalCheckFailedException":
-                item = exc.response.get("Item")
+                item: Any = exc.response.get("Item")
                 current = record_from_item(item) if item else None
                 if current is None:
                     raise CommitRejected("missing", None) from None

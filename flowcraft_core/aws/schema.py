@@ -85,7 +85,9 @@ STATUS_TABLE = TableSpec(
         ),
     ),
 )
-COORDINATION_TABLE = TableSpec(role="coordination", suffix="coordination", partition_key=KeySpec("key"))
+COORDINATION_TABLE = TableSpec(
+    role="coordination", suffix="coordination", partition_key=KeySpec("key")
+)
 
 TABLES: tuple[TableSpec, ...] = (CONTEXT_TABLE, STATUS_TABLE, COORDINATION_TABLE)
 JOB_QUEUE = QueueSpec()

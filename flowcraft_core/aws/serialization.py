@@ -29,11 +29,11 @@ def _to_dynamo_value(value: Any) -> Any:
         raise TypeError(str(exc)) from None
 
 
-def to_attribute(value: Any) -> dict[str, Any]:
+def to_attribute(value: Any) -> Any:
     return _serializer.serialize(_to_dynamo_value(value))
 
 
-def from_attribute(attribute: dict[str, Any]) -> Any:
+def from_attribute(attribute: Any) -> Any:
     return _plain(_deserializer.deserialize(attribute))
 
 

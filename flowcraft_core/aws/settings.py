@@ -34,7 +34,8 @@ class AwsSettings(BaseModel):
         missing = [var for var in _VARIABLES.values() if not env.get(var)]
         if missing:
             raise SettingsError(
-                "missing environment variable(s): " + ", ".join(missing)
+                "missing environment variable(s): "
+                + ", ".join(missing)
                 + " (the CDK stack sets them; locally `python -m local provision` prints them)"
             )
         data: dict[str, object] = {field: env[var] for field, var in _VARIABLES.items()}

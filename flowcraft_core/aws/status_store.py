@@ -15,7 +15,12 @@ from botocore.exceptions import ClientError
 from ..distributed.records import FINAL_STATUSES, RUNNING
 from .clients import dynamodb_client
 from .run_store import DEFAULT_RETENTION_DAYS
-from .schema import ACTIVE_SHARD_ATTRIBUTE, ACTIVE_SHARDS, ACTIVE_SINCE_ATTRIBUTE, STATUS_ACTIVE_INDEX
+from .schema import (
+    ACTIVE_SHARD_ATTRIBUTE,
+    ACTIVE_SHARDS,
+    ACTIVE_SINCE_ATTRIBUTE,
+    STATUS_ACTIVE_INDEX,
+)
 from .serialization import from_item, to_attribute
 
 
@@ -54,7 +59,12 @@ class DynamoDbStatusStore:
         return True
 
     def changed(self, run_id: str, status: str, now: float, *, error: str | None = None) -> None:
-        names = {"#s": "status", "#u": "updatedAt", "#h": ACTIVE_SINCE_ATTRIBUTE, "#a": ACTIVE_SHARD_ATTRIBUTE}
+        names = {
+            "#s": "status",
+            "#u": "updatedAt",
+            "#h": ACTIVE_SINCE_ATTRIBUTE,
+            "#a": ACTIVE_SHARD_ATTRIBUTE,
+        }
         values: dict[str, Any] = {":s": {"S": status}, ":u": to_attribute(now)}
         sets = ["#s = :s", "#u = :u", "#h = :u"]
         removes: list[str] = []
@@ -87,7 +97,10 @@ class DynamoDbStatusStore:
                 Key={"runId": {"S": run_id}},
                 UpdateExpression="SET #h = :h",
                 ConditionExpression="attribute_exists(#a)",
-                ExpressionAttributeNames={"#h": ACTIVE_SINCE_ATTRIBUTE, "#a": ACTIVE_SHARD_ATTRIBUTE},
+                ExpressionAttributeNames={
+                    "#h": ACTIVE_SINCE_ATTRIBUTE,
+                    "#a": ACTIVE_SHARD_ATTRIBUTE,
+                },
                 ExpressionAttributeValues={":h": to_attribute(at)},
             )
         except ClientError as exc:
@@ -102,8 +115,14 @@ class DynamoDbStatusStore:
                 "TableName": self.table_name,
                 "IndexName": STATUS_ACTIVE_INDEX,
                 "KeyConditionExpression": "#a = :a AND #h < :h",
-                "ExpressionAttributeNames": {"#a": ACTIVE_SHARD_ATTRIBUTE, "#h": ACTIVE_SINCE_ATTRIBUTE},
-                "ExpressionAttributeValues": {":a": {"S": f"active-{shard}"}, ":h": to_attribute(before)},
+                "ExpressionAttributeNames": {
+                    "#a": ACTIVE_SHARD_ATTRIBUTE,
+                    "#h": ACTIVE_SINCE_ATTRIBUTE,
+                },
+                "ExpressionAttributeValues": {
+                    ":a": {"S": f"active-{shard}"},
+                    ":h": to_attribute(before),
+                },
                 "Limit": min(100, limit),
             }
             while len(found) < limit:

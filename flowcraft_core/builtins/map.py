@@ -30,7 +30,9 @@ async def map_node(ctx: NodeContext) -> NodeResult:
         items = ctx.input
     else:
         if not isinstance(source, str):
-            raise BuiltinParamError(f"node {ctx.node_id!r}: parameter 'items' must be an expression")
+            raise BuiltinParamError(
+                f"node {ctx.node_id!r}: parameter 'items' must be an expression"
+            )
         scope = {"input": ctx.input, "context": await ctx.context.to_dict()}
         items = compile_expression(source).evaluate(scope)
     if not isinstance(items, list):
@@ -57,12 +59,18 @@ async def map_node(ctx: NodeContext) -> NodeResult:
         async with semaphore:
             ctx.raise_if_cancelled()
             if blueprint_id is not None:
-                child = await runtime.run_subflow(ctx, str(blueprint_id), {"item": item, "index": index})
+                child = await runtime.run_subflow(
+                    ctx, str(blueprint_id), {"item": item, "index": index}
+                )
                 if child.status != "completed":
-                    raise MapItemError(f"item {index}: subflow {blueprint_id!r} ended {child.status}")
+                    raise MapItemError(
+                        f"item {index}: subflow {blueprint_id!r} ended {child.status}"
+                    )
                 results[index] = child.context.get("result", child.outputs)
                 return
-            node = NodeDefinition(id=f"{ctx.node_id}[{index}]", uses=str(uses), params=worker_params, config=config)
+            node = NodeDefinition(
+                id=f"{ctx.node_id}[{index}]", uses=str(uses), params=worker_params, config=config
+            )
             item_ctx = NodeContext(
                 context=ctx.context,
                 input=item,
@@ -75,11 +83,12 @@ async def map_node(ctx: NodeContext) -> NodeResult:
                 signal=ctx.signal,
                 services=ctx.services,
             )
-            outcome = await execute_with_policy(node, item_ctx, runtime.registry, clock=runtime.clock)
+            outcome = await execute_with_policy(
+                node, item_ctx, runtime.registry, clock=runtime.clock
+            )
             if outcome.status != "completed" or outcome.result is None:
                 raise MapItemError(f"item {index}: {outcome.error or outcome.status}")
             results[index] = outcome.result.output
 
     await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
     return NodeResult(output=results)
-

@@ -11,7 +11,9 @@ class BuiltinParamError(ValueError):
     pass
 
 
-def number_param(ctx: NodeContext, name: str, *, default: float | None = None, minimum: float = 0) -> float:
+def number_param(
+    ctx: NodeContext, name: str, *, default: float | None = None, minimum: float = 0
+) -> float:
     value = ctx.params.get(name, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise BuiltinParamError(

@@ -72,7 +72,9 @@ class StatusStore(Protocol):
         """Record a new running run; False when the run id exists already."""
         ...
 
-    def changed(self, run_id: str, status: str, now: float, *, error: str | None = None) -> None: ...
+    def changed(
+        self, run_id: str, status: str, now: float, *, error: str | None = None
+    ) -> None: ...
 
     def heartbeat(self, run_id: str, at: float) -> None: ...
 
@@ -234,9 +236,9 @@ class InMemoryStatusStore:
             self.items[run_id]["heartbeatAt"] = at
 
     def stale(self, before: float, limit: int) -> tuple[list[str], int]:
-        found = [
-            k for k, v in self.items.items() if v.get("active") and v["heartbeatAt"] < before
-        ][:limit]
+        found = [k for k, v in self.items.items() if v.get("active") and v["heartbeatAt"] < before][
+            :limit
+        ]
         self.reads += len(found)
         return found, len(found)
 

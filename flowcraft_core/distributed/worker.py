@@ -159,9 +159,7 @@ class Worker:
         return self._child_runtime
 
     # ------------------------------------------------------------------ entry point
-    async def handle_job(
-        self, job: Job, remaining_ms: Callable[[], int] | None = None
-    ) -> None:
+    async def handle_job(self, job: Job, remaining_ms: Callable[[], int] | None = None) -> None:
         """Process one job. Raises only when the job should be redelivered (or DLQ'd)."""
         record = self.runs.load(job.run_id)
         if record is None:
@@ -210,11 +208,18 @@ class Worker:
         if resume is not None:
             result = NodeResult(output=resume.get("output"), action=resume.get("action"))
             node_input = sched.build_input(key, record.context)
-            return self._commit(graph, record, sched, key, result, node_input, BufferedContext({}), 1)
+            return self._commit(
+                graph, record, sched, key, result, node_input, BufferedContext({}), 1
+            )
         return await self._execute(graph, record, sched, node, job)
 
     async def _execute(
-        self, graph: CompiledGraph, record: RunRecord, sched: Scheduler, node: NodeDefinition, job: Job
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        sched: Scheduler,
+        node: NodeDefinition,
+        job: Job,
     ) -> tuple[Job | None, RunRecord]:
         key = job.node_id
         try:
@@ -255,7 +260,10 @@ class Worker:
                 self.stats.retries += 1
                 logger.info(
                     "node %s attempt %d failed (%s); retrying in %.3fs",
-                    node.id, job.attempt, describe_error(exc), delay,
+                    node.id,
+                    job.attempt,
+                    describe_error(exc),
+                    delay,
                 )
                 self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
                 return None, record
@@ -398,11 +406,7 @@ class Worker:
             record = refreshed
             sched = record.scheduler(graph)
         awaiting = set(record.awaiting_keys())
-        ready = [
-            k
-            for k in sched.outstanding()
-            if k not in awaiting or k in record.resumes
-        ]
+        ready = [k for k in sched.outstanding() if k not in awaiting or k in record.resumes]
         if not ready:
             self._close_if_done(graph, record, sched)
             return 0
@@ -424,12 +428,16 @@ class Worker:
         outstanding = set(sched.outstanding())
         awaiting = set(record.awaiting_keys())
         if outstanding and outstanding <= awaiting and not (awaiting & set(record.resumes)):
-            parked = self.runs.transition(record.run_id, to=AWAITING, allowed_from=[RUNNING], now=now)
+            parked = self.runs.transition(
+                record.run_id, to=AWAITING, allowed_from=[RUNNING], now=now
+            )
             if parked is not None:
                 self.statuses.changed(record.run_id, AWAITING, now)
 
     # ------------------------------------------------------------------ parking
-    def _park_wait(self, graph: CompiledGraph, record: RunRecord, key: str, attempts: int) -> RunRecord:
+    def _park_wait(
+        self, graph: CompiledGraph, record: RunRecord, key: str, attempts: int
+    ) -> RunRecord:
         now = self.clock.now()
         try:
             record = self.runs.commit(
