@@ -223,8 +223,12 @@ async def execute_with_policy(
     middleware: Sequence[Middleware] = (),
     emit: Emit | None = None,
     resolved: ResolvedNode | None = None,
+    failed_first: BaseException | None = None,
 ) -> NodeOutcome:
-    """Attempts, retries (with delay and backoff), then fallback: the in-process policy."""
+    """Attempts, retries (with delay and backoff), then fallback: the in-process policy.
+
+    ``failed_first`` is the error of a first attempt the caller already made itself.
+    """
     if resolved is None:
         try:
             resolved = resolve(registry, node.uses, node.params)
@@ -233,13 +237,20 @@ async def execute_with_policy(
     config = node.config
     max_attempts = config.max_retries + 1
     attempt = 1
+    error = failed_first
     while True:
         ctx.attempt = attempt
-        try:
-            result = await attempt_once(resolved, ctx, config, middleware)
-        except CancelledRunError:
+        if error is None:
+            try:
+                result = await attempt_once(resolved, ctx, config, middleware)
+            except CancelledRunError:
+                return NodeOutcome(status="cancelled", attempts=attempt)
+            except Exception as exc:
+                error = exc
+        if isinstance(error, CancelledRunError):
             return NodeOutcome(status="cancelled", attempts=attempt)
-        except Exception as exc:
+        if error is not None:
+            exc, error = error, None
             await recover(resolved, exc, ctx)
             if ctx.signal.cancelled:
                 return NodeOutcome(status="cancelled", attempts=attempt)

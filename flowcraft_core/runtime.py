@@ -9,12 +9,12 @@ chain costs a few microseconds per node); nodes that really await run concurrent
 from __future__ import annotations
 
 import asyncio
+import inspect
 import sys
 import time
-import types
 import uuid
 from collections import deque
-from collections.abc import Coroutine, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from .nodes import (
     ResolvedNode,
     UnknownImplementationError,
     resolve,
+    to_node_result,
 )
 from .scheduler import (
     AWAITING,
@@ -103,32 +104,6 @@ class WorkflowResult:
 _EAGER_TASKS = sys.version_info >= (3, 12)
 
 
-@types.coroutine
-def _continue(coro: Coroutine[Any, Any, Any], first: Any) -> Generator[Any, Any, Any]:
-    """Carry on driving a coroutine that already ran up to its first suspension."""
-    value = first
-    while True:
-        try:
-            sent = yield value
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:  # forward cancellation and errors into the node
-            try:
-                value = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value
-        else:
-            try:
-                value = coro.send(sent)
-            except StopIteration as stop:
-                return stop.value
-
-
-async def _resume_task(coro: Coroutine[Any, Any, Any], first: Any) -> Any:
-    return await _continue(coro, first)
-
-
 class _Run:
     """One execution (or resumption) of a blueprint."""
 
@@ -149,11 +124,13 @@ class _Run:
         self.sched = scheduler or Scheduler(graph)
         self.ready: deque[str] = deque()
         self.errors: list[NodeErrorInfo] = []
-        self.timeline: list[NodeTiming] = []
+        # (key, status, started, finished, attempts): plain tuples the GC soon stops tracking.
+        self.timeline: list[tuple[str, str, float, float, int]] = []
         self.awaiting: dict[str, NodeResult] = {}
         self.failed = False
         self.bus = runtime.event_bus
         self._resolved: dict[str, ResolvedNode | None] = {}
+        self._inline: dict[str, bool] = {}
 
     def resolved(self, node: NodeDefinition) -> ResolvedNode | None:
         """Resolve each node's implementation once (None: unknown, reported when it runs).
@@ -179,15 +156,20 @@ class _Run:
         return found
 
     def _runs_inline(self, key: str) -> bool:
-        """On 3.11, only nodes that cannot suspend on their own are started without a task."""
-        node = self.graph.nodes[split_key(key)[0]]
-        resolved = self.resolved(node)
-        return (
-            resolved is not None
-            and not resolved.is_async
-            and node.config.timeout is None
-            and not self.runtime.middleware
-        )
+        """Plain functions without timeout or middleware run without a coroutine or task."""
+        node_id = split_key(key)[0]
+        inline = self._inline.get(node_id)
+        if inline is None:
+            node = self.graph.nodes[node_id]
+            resolved = self.resolved(node)
+            inline = self._inline[node_id] = (
+                resolved is not None
+                and resolved.instance is None
+                and not resolved.is_async
+                and node.config.timeout is None
+                and not self.runtime.middleware
+            )
+        return inline
 
     # ------------------------------------------------------------------ events
     def emit(self, type_: str, node_id: str | None = None, **data: Any) -> None:
@@ -204,18 +186,18 @@ class _Run:
                 self.emit("node:skip", split_key(key)[0], key=key)
         for key in step.skipped:
             now = time.perf_counter()
-            self.timeline.append(NodeTiming(key, "skipped", now, now, 0))
+            self.timeline.append((key, "skipped", now, now, 0))
 
     # ------------------------------------------------------------------ one node
-    async def execute(self, key: str) -> None:
+    def _prepare(self, key: str) -> tuple[NodeDefinition, NodeContext, float] | None:
         node_id, iteration = split_key(key)
         node: NodeDefinition = self.graph.nodes[node_id]
         started = time.perf_counter()
         try:
-            node_input = self.sched.build_input(key, self.context.data)
+            node_input = self.sched.consume_input(key, self.context.data)
         except ExpressionError as exc:
             self._fail(key, f"input of node {node_id!r}: {exc}", 0, started)
-            return
+            return None
         ctx = NodeContext(
             context=self.context,
             input=node_input,
@@ -230,9 +212,58 @@ class _Run:
         )
         if self.bus is not None:
             self.emit("node:start", node_id, key=key, input=node_input)
-            emit = self._node_emitter(node_id)
-        else:
-            emit = None
+        return node, ctx, started
+
+    def run_inline(self, key: str) -> Awaitable[None] | None:
+        """Run a plain-function node without a coroutine; None when it is fully handled.
+
+        Only the first attempt of a function node runs here. If it raises, or returns an
+        awaitable, the rest (retries, fallback, awaiting) continues on the policy path in
+        ``execute``, so the rules stay in ``execute_with_policy``.
+        """
+        prepared = self._prepare(key)
+        if prepared is None:
+            return None
+        node, ctx, started = prepared
+        resolved = self._resolved[node.id]
+        assert resolved is not None
+        ctx.attempt = 1
+        try:
+            value = resolved.invoke(ctx)
+            if inspect.isawaitable(value):
+                return self.execute(key, prepared, first_value=value)
+            result = to_node_result(value)
+        except Exception as exc:
+            return self.execute(key, prepared, first_error=exc)
+        outcome = NodeOutcome(
+            status="awaiting" if result.awaiting else "completed", result=result, attempts=1
+        )
+        self._finish(key, outcome, ctx.input, started)
+        return None
+
+    async def execute(
+        self,
+        key: str,
+        prepared: tuple[NodeDefinition, NodeContext, float] | None = None,
+        *,
+        first_error: BaseException | None = None,
+        first_value: Any = None,
+    ) -> None:
+        if prepared is None:
+            prepared = self._prepare(key)
+            if prepared is None:
+                return
+        node, ctx, started = prepared
+        if first_value is not None:
+            try:
+                first_result: NodeResult | None = to_node_result(await first_value)
+            except Exception as exc:
+                first_error, first_result = exc, None
+            if first_result is not None:
+                status = "awaiting" if first_result.awaiting else "completed"
+                self._finish(key, NodeOutcome(status=status, result=first_result), ctx.input, started)
+                return
+        emit = self._node_emitter(node.id) if self.bus is not None else None
         outcome: NodeOutcome = await execute_with_policy(
             node,
             ctx,
@@ -241,7 +272,11 @@ class _Run:
             middleware=self.runtime.middleware,
             emit=emit,
             resolved=self.resolved(node),
+            failed_first=first_error,
         )
+        self._finish(key, outcome, ctx.input, started)
+
+    def _finish(self, key: str, outcome: NodeOutcome, node_input: Any, started: float) -> None:
         if outcome.status == "completed":
             result = outcome.result
             assert result is not None
@@ -250,12 +285,12 @@ class _Run:
             assert outcome.result is not None
             self.awaiting[key] = outcome.result
             self.timeline.append(
-                NodeTiming(key, AWAITING, started, time.perf_counter(), outcome.attempts)
+                (key, AWAITING, started, time.perf_counter(), outcome.attempts)
             )
-            self.emit("node:awaiting", node_id, key=key)
+            self.emit("node:awaiting", split_key(key)[0], key=key)
         elif outcome.status == "cancelled":
             self.timeline.append(
-                NodeTiming(key, "cancelled", started, time.perf_counter(), outcome.attempts)
+                (key, "cancelled", started, time.perf_counter(), outcome.attempts)
             )
         else:
             self._fail(key, outcome.error or "failed", outcome.attempts, started)
@@ -263,7 +298,6 @@ class _Run:
     def settle_completed(
         self, key: str, result: NodeResult, node_input: Any, started: float, attempts: int
     ) -> None:
-        node_id = split_key(key)[0]
         try:
             step = self.sched.complete(
                 key, result.output, result.action, self.context.data, node_input
@@ -271,8 +305,9 @@ class _Run:
         except (ExpressionError, LoopLimitError) as exc:
             self._fail(key, str(exc), attempts, started)
             return
-        self.timeline.append(NodeTiming(key, "completed", started, time.perf_counter(), attempts))
+        self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
         if self.bus is not None:
+            node_id = split_key(key)[0]
             self.emit("node:finish", node_id, key=key, output=result.output, action=result.action)
         self._apply(step)
 
@@ -289,7 +324,7 @@ class _Run:
         if not message.startswith(f"node {node_id!r}"):
             message = f"node {node_id!r}: {message}"
         self.errors.append(NodeErrorInfo(node_id, message, attempts))
-        self.timeline.append(NodeTiming(key, "failed", started, time.perf_counter(), attempts))
+        self.timeline.append((key, "failed", started, time.perf_counter(), attempts))
         self.emit("node:error", node_id, key=key, error=message, attempts=attempts)
 
     # ------------------------------------------------------------------ the loop
@@ -303,6 +338,11 @@ class _Run:
                 if limit is not None and len(pending) >= limit:
                     break
                 key = ready.popleft()
+                if self._runs_inline(key):
+                    awaitable = self.run_inline(key)
+                    if awaitable is not None:
+                        pending.add(loop.create_task(awaitable))  # type: ignore[arg-type]
+                    continue
                 coro = self.execute(key)
                 if _EAGER_TASKS:
                     task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
@@ -310,12 +350,6 @@ class _Run:
                         task.result()
                     else:
                         pending.add(task)
-                elif self._runs_inline(key):
-                    try:
-                        first = coro.send(None)
-                    except StopIteration:
-                        continue
-                    pending.add(loop.create_task(_resume_task(coro, first)))
                 else:
                     pending.add(loop.create_task(coro))
             if not pending:
@@ -365,7 +399,7 @@ class _Run:
             outputs=sched.latest_outputs(),
             errors=self.errors,
             node_statuses=statuses_by_node(sched.settled, extra),
-            timeline=self.timeline,
+            timeline=[NodeTiming(*entry) for entry in self.timeline],
             awaiting=[split_key(k)[0] for k in self.awaiting],
             state={
                 "settled": dict(sched.settled),

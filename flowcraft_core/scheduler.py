@@ -68,6 +68,11 @@ class CompiledEdge:
     transform: CompiledExpression | None
     kind: int = _NORMAL
     loop: int | None = None
+    #: Precomputed for the hot path: decision key, target's join and input count.
+    key0: str = ""
+    any_join: bool = False
+    inputs0: int = 0
+    plain: bool = True
 
 
 @dataclass(slots=True)
@@ -121,6 +126,11 @@ class CompiledGraph:
                 self.later_inputs[node_id] = [
                     e for e in incoming if e.kind == _NORMAL and e.loop == loop_index
                 ]
+        for edge in self.edges:
+            edge.key0 = str(edge.index)
+            edge.any_join = self.nodes[edge.target].config.join_strategy == "any"
+            edge.inputs0 = len(self.first_inputs[edge.target])
+            edge.plain = edge.kind == _NORMAL and edge.loop is None
         self.start_nodes = [n for n in self.order if not self.first_inputs[n]]
         if not self.start_nodes:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
@@ -234,6 +244,10 @@ def apply_transform(edge: CompiledEdge, output: Any, context: Mapping[str, Any])
     )
 
 
+#: Marks an instance whose arrivals were used to build its input.
+_CONSUMED: tuple[()] = ()
+
+
 @dataclass(slots=True)
 class Step:
     """What settling one node decided."""
@@ -253,7 +267,6 @@ class Scheduler:
         "_loop_done",
         "_loop_settled",
         "_never",
-        "_taken",
         "_undecided",
         "actions",
         "decisions",
@@ -269,8 +282,9 @@ class Scheduler:
         self.actions: dict[str, str | None] = {}
         self.decisions: dict[str, bool] = {}
         self._undecided: dict[str, int] = {}
-        self._taken: dict[str, int] = {}
-        self._arrivals: dict[str, list[tuple[CompiledEdge, str]]] = {}
+        # Taken incoming edges per instance; replaced by _CONSUMED once the input is built,
+        # so a long run does not keep them alive (fewer objects for the cyclic GC to walk).
+        self._arrivals: dict[str, Any] = {}
         self._fired: set[str] = set()
         self._loop_settled: dict[tuple[int, int], int] = {}
         self._loop_done: set[tuple[int, int]] = set()
@@ -320,7 +334,7 @@ class Scheduler:
         for key, undecided in self._undecided.items():
             if (
                 undecided == 0
-                and self._taken.get(key, 0) == 0
+                and key not in self._arrivals
                 and key not in self.settled
                 and key not in self._never
             ):
@@ -381,6 +395,32 @@ class Scheduler:
                 self._settle_skipped(key, step)
 
     def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step) -> None:
+        if edge.plain:
+            # The common case (no loop involved), kept free of calls and allocations.
+            dkey = edge.key0
+            self.decisions[dkey] = taken
+            step.decisions[dkey] = taken
+            target = edge.target
+            undecided = self._undecided.get(target, edge.inputs0) - 1
+            self._undecided[target] = undecided
+            if taken:
+                arrivals = self._arrivals.get(target)
+                if arrivals is None:
+                    self._arrivals[target] = [(edge, instance_key(edge.source, iteration))]
+                elif arrivals is not _CONSUMED:
+                    arrivals.append((edge, instance_key(edge.source, iteration)))
+            if target in self._fired or target in self.settled:
+                return
+            if taken and edge.any_join:
+                self._fired.add(target)
+                step.ready.append(target)
+            elif undecided == 0:
+                if target in self._arrivals:
+                    self._fired.add(target)
+                    step.ready.append(target)
+                else:
+                    step.skipped.append(target)
+            return
         if edge.kind == _EXIT:
             if not taken or edge.index in self._exit_taken:
                 return  # not-taken exits are decided when the loop ends
@@ -412,27 +452,25 @@ class Scheduler:
         undecided -= 1
         self._undecided[target] = undecided
         if taken:
-            self._taken[target] = self._taken.get(target, 0) + 1
             arrivals = self._arrivals.get(target)
             if arrivals is None:
                 self._arrivals[target] = [(edge, instance_key(edge.source, iteration))]
-            else:
+            elif arrivals is not _CONSUMED:
                 arrivals.append((edge, instance_key(edge.source, iteration)))
         if target in self._fired or target in self.settled:
             return
         if edge.kind == _BACK:
             if undecided == 0:
-                if self._taken.get(target, 0):
+                if target in self._arrivals:
                     self._fire(target, step)
                 else:
                     self._never.add(target)
                     self._loop_iteration_closed(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
             return
-        strategy = graph.nodes[edge.target].config.join_strategy
-        if taken and strategy == "any":
+        if taken and edge.any_join:
             self._fire(target, step)
         elif undecided == 0:
-            if self._taken.get(target, 0):
+            if target in self._arrivals:
                 self._fire(target, step)
             elif step is not None:
                 step.skipped.append(target)
@@ -450,6 +488,8 @@ class Scheduler:
             self._loop_settled[slot] = self._loop_settled.get(slot, 0) + 1
 
     def _after_settle(self, key: str, step: Step) -> None:
+        if not self.graph.loops:
+            return
         node_id, iteration = split_key(key)
         loop_index = self.graph.loop_of.get(node_id)
         if loop_index is None:
@@ -469,7 +509,7 @@ class Scheduler:
         if self._loop_settled.get(slot, 0) < len(loop.members):
             return
         next_header = instance_key(loop.header, iteration + 1)
-        if next_header in self._fired or self._taken.get(next_header, 0):
+        if next_header in self._fired or next_header in self._arrivals:
             return
         self._loop_done.add(slot)
         for edge in loop.exit_edges:
@@ -494,7 +534,8 @@ class Scheduler:
 
     # ----------------------------------------------------------------- inputs
     def arrivals(self, key: str) -> list[tuple[CompiledEdge, str]]:
-        return self._arrivals.get(key, [])
+        arrivals = self._arrivals.get(key)
+        return list(arrivals) if arrivals else []
 
     def build_input(self, key: str, context: Mapping[str, Any]) -> Any:
         """The input of an instance: its single predecessor's output, or a join's dict."""
@@ -505,14 +546,26 @@ class Scheduler:
         arrivals = self._arrivals.get(key)
         if not arrivals:
             return None
+        outputs = self.outputs
         expected = self.graph.inputs_of(node_id, iteration)
         if len(expected) == 1 or node.config.join_strategy == "any":
             edge, source = arrivals[0]
-            return apply_transform(edge, self.outputs.get(source), context)
+            if edge.transform is None:
+                return outputs.get(source)
+            return apply_transform(edge, outputs.get(source), context)
         return {
-            split_key(source)[0]: apply_transform(edge, self.outputs.get(source), context)
+            edge.source: outputs.get(source)
+            if edge.transform is None
+            else apply_transform(edge, outputs.get(source), context)
             for edge, source in arrivals
         }
+
+    def consume_input(self, key: str, context: Mapping[str, Any]) -> Any:
+        """``build_input`` for an instance about to run once; its arrivals are let go."""
+        value = self.build_input(key, context)
+        if key in self._arrivals:
+            self._arrivals[key] = _CONSUMED
+        return value
 
     def latest_outputs(self) -> dict[str, Any]:
         """node id -> output of its latest completed iteration."""

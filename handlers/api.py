@@ -1,0 +1,413 @@
+"""HTTP API (API Gateway REST, proxy integration): start, inspect, resume and cancel runs.
+
+| route | body | answer |
+|---|---|---|
+| ``POST /runs`` | ``{"blueprintId", "context"?, "runId"?}`` | 202 ``{"runId", "status"}`` |
+| ``GET /runs/{runId}`` | | 200 the run (``RunRecord.to_api()``); 404 |
+| ``POST /runs/{runId}/resume`` | ``{"nodeId"?, "action"?, "output"?}`` | 202; 404; 409 not awaiting |
+| ``POST /runs/{runId}/cancel`` | | 202; 404; 409 already final |
+| ``GET /openapi.json`` | | the OpenAPI 3.1 document of the routes above |
+
+Bodies are pydantic models validated by Powertools (``enable_validation=True``); the OpenAPI
+document is generated from the same models, so it cannot drift from what the code accepts.
+
+**Errors** are always JSON ``{"message": "..."}`` naming what is wrong, plus ``errors`` (one entry
+per offending field: ``field``, ``message``, ``type``) for validation failures, ``knownBlueprints``
+for an unknown blueprint and ``status`` for a conflict. Every client mistake that is about the
+request itself answers **400**: invalid JSON, a body that breaks the schema (Powertools would
+say 422), an unknown field, an unknown blueprint. Why 400 and not 422: API Gateway's own request
+validator (the stack enables it for ``POST /runs``) answers 400 for a body that breaks the
+schema, so the same mistake would otherwise get 400 or 422 depending on which layer caught it;
+one code for "fix your request" is what clients can act on. The generated OpenAPI document is
+adjusted to match (400 instead of Powertools' 422). Unknown runs are 404, state conflicts 409,
+bodies over 256 KiB 413 (checked on the raw event before anything is parsed).
+
+Bad input never reaches a queue or a table: validation happens before the client is called,
+and the client checks the blueprint id before its first write.
+
+The API speaks JSON only: every request body is parsed as JSON whatever its ``Content-Type``
+(``curl -d`` sends ``application/x-www-form-urlencoded`` by default, which Powertools would
+otherwise parse as a form and report as a missing ``blueprintId``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.logging import correlation_paths
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from handlers import config
+from handlers.config import logger
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
+
+#: Largest request body accepted (bytes, after base64 decoding). Jobs and run records live in
+#: SQS (256 KiB) and DynamoDB (400 KB) items, so a bigger starting context could never run.
+MAX_BODY_BYTES = 256 * 1024
+#: Run ids chosen by clients: safe in URLs, log lines and DynamoDB keys.
+RUN_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+MAX_ID_LENGTH = 200
+API_VERSION = "1.0.0"
+JSON = "application/json"
+ROUTES = (
+    "POST /runs",
+    "GET /runs/{runId}",
+    "POST /runs/{runId}/resume",
+    "POST /runs/{runId}/cancel",
+    "GET /openapi.json",
+)
+
+app = APIGatewayRestResolver(enable_validation=True)
+
+
+# ------------------------------------------------------------------------------- models
+
+
+class _Request(BaseModel):
+    """camelCase on the wire; an unknown field is an error (a typo must not lose data)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class StartRunRequest(_Request):
+    blueprint_id: str = Field(
+        min_length=1, max_length=MAX_ID_LENGTH, description="Id of a blueprint of the app."
+    )
+    context: dict[str, Any] = Field(
+        default_factory=dict, description="The run's initial context (a JSON object)."
+    )
+    run_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        pattern=RUN_ID_PATTERN,
+        description="Idempotency key: starting the same runId again returns the same run.",
+    )
+
+
+class ResumeRunRequest(_Request):
+    node_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description="The waiting node; optional when exactly one node waits.",
+    )
+    action: str | None = Field(
+        default=None, min_length=1, max_length=MAX_ID_LENGTH, description="Routes the edges."
+    )
+    output: Any = Field(default=None, description="The waiting node's output.")
+
+
+class RunAccepted(_Reply):
+    run_id: str
+    status: str
+
+
+class ResumeAccepted(RunAccepted):
+    node_id: str
+
+
+class RunView(_Reply):
+    """``GET /runs/{runId}``; fields the engine adds later pass through."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    run_id: str
+    blueprint_id: str
+    status: str = Field(description="running, awaiting, completed, failed or cancelled")
+    context: dict[str, Any]
+    error: str | None = None
+    created_at: float = Field(description="Epoch seconds.")
+    updated_at: float = Field(description="Epoch seconds.")
+    nodes: dict[str, Any] | None = Field(default=None, description="Node id -> status.")
+    outputs: dict[str, Any] | None = Field(default=None, description="Node id -> output.")
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+    type: str
+
+
+class ErrorBody(BaseModel):
+    message: str
+    errors: list[FieldProblem] | None = None
+
+
+def _documented(description: str, model: type[BaseModel] = ErrorBody) -> OpenAPIResponse:
+    return {"description": description, "content": {JSON: {"model": model}}}
+
+
+_BAD_REQUEST = _documented("Invalid JSON, a body that breaks the schema, or an unknown blueprint")
+_NOT_FOUND = _documented("No run with this id")
+_CONFLICT = _documented("The run's status does not allow this")
+_TOO_LARGE = _documented(f"Body over {MAX_BODY_BYTES} bytes")
+
+RunIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Run id")]
+
+
+# ------------------------------------------------------------------------------- routes
+
+
+@app.post(
+    "/runs",
+    summary="Start a run",
+    responses={
+        202: _documented("Started (or already started with this runId)", RunAccepted),
+        400: _BAD_REQUEST,
+        409: _documented("This runId belongs to a run of another blueprint"),
+        413: _TOO_LARGE,
+    },
+    tags=["runs"],
+)
+def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[RunAccepted]:
+    client = config.adapter().client
+    run_id, status = client.start(body.blueprint_id, body.context, run_id=body.run_id)
+    logger.info("run started", extra={"run_id": run_id, "blueprint_id": body.blueprint_id})
+    return Response(202, JSON, RunAccepted(run_id=run_id, status=status))
+
+
+@app.get(
+    "/runs/<runId>",
+    summary="Get a run",
+    responses={
+        200: _documented("The run", RunView),
+        400: _BAD_REQUEST,
+        404: _NOT_FOUND,
+    },
+    tags=["runs"],
+)
+def get_run(runId: RunIdPath) -> Response[RunView]:  # noqa: N803 (the route's name)
+    record = config.adapter().client.get(runId)
+    return Response(200, JSON, RunView.model_validate(record.to_api()))
+
+
+@app.post(
+    "/runs/<runId>/resume",
+    summary="Resume an awaiting run",
+    responses={
+        202: _documented("Resumed", ResumeAccepted),
+        400: _BAD_REQUEST,
+        404: _NOT_FOUND,
+        409: _CONFLICT,
+        413: _TOO_LARGE,
+    },
+    tags=["runs"],
+)
+def resume_run(
+    runId: RunIdPath,  # noqa: N803
+    body: Annotated[ResumeRunRequest | None, Body()] = None,
+) -> Response[ResumeAccepted]:
+    from flowcraft_core.scheduler import split_key
+
+    request = body or ResumeRunRequest()
+    key = config.adapter().client.resume(
+        runId, node_id=request.node_id, action=request.action, output=request.output
+    )
+    node_id = split_key(key)[0]
+    logger.info("run resumed", extra={"run_id": runId, "node_id": node_id})
+    return Response(202, JSON, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
+
+
+@app.post(
+    "/runs/<runId>/cancel",
+    summary="Cancel a run",
+    responses={
+        202: _documented("Cancelled: no node of the run starts from now on", RunAccepted),
+        400: _BAD_REQUEST,
+        404: _NOT_FOUND,
+        409: _CONFLICT,
+        413: _TOO_LARGE,
+    },
+    tags=["runs"],
+)
+def cancel_run(runId: RunIdPath) -> Response[RunAccepted]:  # noqa: N803
+    config.adapter().client.cancel(runId)
+    logger.info("run cancelled", extra={"run_id": runId})
+    return Response(202, JSON, RunAccepted(run_id=runId, status="cancelled"))
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi_document() -> Response[str]:
+    return Response(200, JSON, openapi_json())
+
+
+@functools.cache
+def openapi_json() -> str:
+    """The OpenAPI document, generated once per container from the route models."""
+    document: dict[str, Any] = json.loads(
+        app.get_openapi_json_schema(
+            title="Flowcraft API",
+            version=API_VERSION,
+            description="Start, inspect, resume and cancel Flowcraft workflow runs.",
+        )
+    )
+    # Request validation answers 400 here (see the module docstring), not Powertools' 422.
+    for path in document.get("paths", {}).values():
+        for operation in path.values():
+            if isinstance(operation, dict):
+                operation.get("responses", {}).pop("422", None)
+    schemas = document.get("components", {}).get("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
+        if name in schemas and f"#/components/schemas/{name}" not in json.dumps(document):
+            del schemas[name]
+    return json.dumps(document, indent=2)
+
+
+# ------------------------------------------------------------------------------- errors
+
+
+def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    level = logger.warning if status >= 500 else logger.info
+    level("request refused", extra={"status": status, "reason": message})
+    return Response(status, JSON, {"message": message, **extra})
+
+
+def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] in {"body", "path", "query", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
+    errors = list(exc.errors())
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            detail = (error.get("ctx") or {}).get("error", "malformed")
+            position = error.get("loc", ("body", 0))[-1]
+            return _error(400, f"request body is not valid JSON: {detail} (at character {position})")
+    problems: list[dict[str, str]] = []
+    for error in errors:
+        loc = tuple(error.get("loc") or ("body",))
+        kind = str(error.get("type", "invalid"))
+        if loc == ("body",) and kind == "missing":
+            message = "a JSON object is required"
+        elif loc == ("body",) and kind in {"model_attributes_type", "dict_type", "model_type"}:
+            message = "must be a JSON object"
+        elif kind == "extra_forbidden":
+            message = "unknown field"
+        else:
+            message = str(error.get("msg", "invalid"))
+        problems.append({"field": _field_name(loc), "message": message, "type": kind})
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+    return _error(400, f"invalid request: {summary}", errors=problems)
+
+
+def _unknown_blueprint(exc: UnknownBlueprint) -> Response[dict[str, Any]]:
+    known = config.runtime().blueprint_ids
+    return _error(400, str(exc), knownBlueprints=known)
+
+
+def _run_not_found(exc: RunNotFound) -> Response[dict[str, Any]]:
+    return _error(404, str(exc))
+
+
+def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
+    return _error(409, str(exc), status=exc.status)
+
+
+@app.not_found
+def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
+    event = app.current_event
+    return _error(
+        404,
+        f"no route for {event.http_method} {event.path}; routes: {', '.join(ROUTES)}",
+    )
+
+
+@app.exception_handler(Exception)
+def _internal_error(exc: Exception) -> Response[dict[str, Any]]:
+    request_id = app.current_event.request_context.request_id
+    logger.exception("request failed", exc_info=exc)
+    return Response(
+        500, JSON, {"message": f"internal error; see the logs for request {request_id}"}
+    )
+
+
+def _register_client_errors() -> None:
+    """Map the client's errors to answers (imported lazily: flowcraft_core pulls in boto3).
+
+    Called on the first request; registering handlers is idempotent.
+    """
+    from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
+
+    app.exception_handler(UnknownBlueprint)(_unknown_blueprint)
+    app.exception_handler(RunNotFound)(_run_not_found)
+    app.exception_handler(RunConflict)(_run_conflict)
+
+
+# ------------------------------------------------------------------------------- entry
+
+
+def _body_bytes(event: dict[str, Any]) -> int:
+    body = event.get("body")
+    if not body:
+        return 0
+    if event.get("isBase64Encoded"):
+        return len(body) * 3 // 4
+    if len(body) > MAX_BODY_BYTES:
+        return len(body)  # at least that many bytes; no need to encode it
+    return len(str(body).encode("utf-8"))
+
+
+def _as_json(event: dict[str, Any]) -> dict[str, Any]:
+    """The event with ``Content-Type: application/json`` (see the module docstring)."""
+    if not event.get("body"):
+        return event
+    headers = {
+        k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
+    }
+    headers["Content-Type"] = JSON
+    multi = {
+        k: v
+        for k, v in (event.get("multiValueHeaders") or {}).items()
+        if k.lower() != "content-type"
+    }
+    multi["Content-Type"] = [JSON]
+    return {**event, "headers": headers, "multiValueHeaders": multi}
+
+
+def _proxy_response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": JSON},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+_registered = False
+
+
+@config.traced
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """API Gateway REST proxy event -> proxy response."""
+    global _registered
+    size = _body_bytes(event)
+    if size > MAX_BODY_BYTES:
+        message = f"request body is {size} bytes; at most {MAX_BODY_BYTES} (256 KiB) allowed"
+        logger.info("request refused", extra={"status": 413, "reason": message})
+        return _proxy_response(413, {"message": message})
+    if not _registered:
+        _register_client_errors()
+        _registered = True
+    return app.resolve(_as_json(event), context)

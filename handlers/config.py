@@ -1,0 +1,247 @@
+"""What a Lambda container builds once and every invocation reuses.
+
+* **Settings** come from the ``FLOWCRAFT_*`` variables (DESIGN.md section 3) and are validated on
+  first use, not at import: local tooling and tests import the handler modules before they export
+  the variables, and a missing variable must surface as a clear error in the first invocation's
+  log (the function's cold start), not as an opaque ``Runtime.ImportModuleError``.
+* **The application module** (``FLOWCRAFT_APP``, default ``workflows``) is imported once; its
+  ``blueprints`` and ``registry`` (and optional ``dependencies``) build one ``SqsAdapter``, whose
+  boto3 clients stay warm across invocations.
+* **Logger and Metrics** are Powertools objects created at import: they are cheap (~5 ms) and the
+  handler decorators need them. The logger's service name is fixed to ``flowcraft`` on purpose:
+  ``flowcraft_core`` logs to ``flowcraft.*`` loggers, which are children of this one, so the
+  engine's own lines come out as the same JSON, with the same ``run_id``/``node_id`` keys.
+* **Tracer** is created only when tracing is wanted, because constructing it imports the X-Ray
+  SDK (~250 ms, even with ``POWERTOOLS_TRACE_DISABLED=true``). See :func:`tracing_wanted`.
+
+The built objects are keyed on the environment they were built from: when a test or the local
+stack points the process at other resources (other ``FLOWCRAFT_*`` or ``AWS_ENDPOINT_URL*``
+values), the next call rebuilds them, together with ``flowcraft_core``'s cached boto3 clients.
+On Lambda the environment never changes, so that check is a few dictionary lookups.
+:func:`reset` forgets everything explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from aws_lambda_powertools import Logger, Metrics
+
+if TYPE_CHECKING:
+    from flowcraft_core.aws.adapter import SqsAdapter
+    from flowcraft_core.aws.settings import AwsSettings
+
+SERVICE = "flowcraft"
+
+logger = Logger(service=SERVICE)
+metrics = Metrics(
+    namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Flowcraft"), service=SERVICE
+)
+
+#: Variables whose values decide what :func:`runtime` builds (a change triggers a rebuild).
+_ENVIRONMENT_KEYS = (
+    "FLOWCRAFT_QUEUE_URL",
+    "FLOWCRAFT_CONTEXT_TABLE",
+    "FLOWCRAFT_STATUS_TABLE",
+    "FLOWCRAFT_COORDINATION_TABLE",
+    "FLOWCRAFT_APP",
+    "FLOWCRAFT_STALLED_SECONDS",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+)
+
+HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
+
+
+class ConfigError(RuntimeError):
+    """The container cannot serve: a variable is missing or the app module is unusable."""
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything built once per container (per environment, see the module docstring)."""
+
+    settings: AwsSettings
+    app: ModuleType
+    adapter: SqsAdapter
+    #: (blueprint id, node id) -> the node's ``config.timeout`` in ms, for nodes that have one.
+    node_timeouts_ms: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    @property
+    def blueprint_ids(self) -> list[str]:
+        return sorted(self.adapter.worker.blueprints)
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+_fingerprint: tuple[str | None, ...] | None = None
+
+
+def _environment_fingerprint() -> tuple[str | None, ...]:
+    return tuple(os.environ.get(key) for key in _ENVIRONMENT_KEYS)
+
+
+def runtime() -> Runtime:
+    """The container's settings, app and adapter; built on first use (thread-safe)."""
+    global _runtime, _fingerprint
+    fingerprint = _environment_fingerprint()
+    current = _runtime
+    if current is not None and fingerprint == _fingerprint:
+        return current
+    with _lock:
+        if _runtime is not None and fingerprint == _fingerprint:
+            return _runtime
+        if _runtime is not None:
+            logger.info("environment changed; rebuilding the Flowcraft configuration")
+            _reset_clients()
+        _runtime = _build()
+        _fingerprint = fingerprint
+        return _runtime
+
+
+def settings() -> AwsSettings:
+    return runtime().settings
+
+
+def adapter() -> SqsAdapter:
+    return runtime().adapter
+
+
+def reset() -> None:
+    """Forget the built settings, app module binding, adapter and boto3 clients (for tests)."""
+    global _runtime, _fingerprint
+    with _lock:
+        _runtime = None
+        _fingerprint = None
+        _reset_clients()
+
+
+def _reset_clients() -> None:
+    # Only if flowcraft_core's client cache was imported at all: importing it here would pull
+    # boto3 into a process that never needed it.
+    clients = sys.modules.get("flowcraft_core.aws.clients")
+    if clients is not None:
+        clients.reset_clients()
+
+
+def _build() -> Runtime:
+    from flowcraft_core.aws.settings import AwsSettings, SettingsError
+
+    try:
+        settings = AwsSettings.from_environ()
+    except SettingsError as exc:
+        raise ConfigError(f"Flowcraft handler cannot start: {exc}") from None
+    app = _import_app(settings.app_module)
+    blueprints = app.blueprints
+    registry = app.registry
+    dependencies = getattr(app, "dependencies", None)
+
+    from flowcraft_core.aws.adapter import SqsAdapter
+
+    try:
+        built = SqsAdapter.from_settings(
+            settings, blueprints=blueprints, registry=registry, dependencies=dependencies
+        )
+    except Exception as exc:
+        raise ConfigError(
+            f"FLOWCRAFT_APP={settings.app_module!r}: its blueprints do not load: {exc}"
+        ) from exc
+    timeouts = {
+        (blueprint_id, node.id): float(node.config.timeout)
+        for blueprint_id, blueprint in built.worker.blueprints.items()
+        for node in blueprint.nodes
+        if node.config.timeout is not None
+    }
+    result = Runtime(settings=settings, app=app, adapter=built, node_timeouts_ms=timeouts)
+    logger.info(
+        "Flowcraft configured",
+        extra={
+            "app": settings.app_module,
+            "blueprints": result.blueprint_ids,
+            "queue_url": settings.queue_url,
+            "context_table": settings.context_table,
+            "status_table": settings.status_table,
+            "coordination_table": settings.coordination_table,
+        },
+    )
+    return result
+
+
+def _import_app(name: str) -> ModuleType:
+    """Import ``FLOWCRAFT_APP`` and check it exposes what the handlers need, by name."""
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ConfigError(
+            f"FLOWCRAFT_APP={name!r} cannot be imported ({exc}); it must name a module on the "
+            "function's path that defines `blueprints` and `registry`"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(f"FLOWCRAFT_APP={name!r} failed while importing: {exc!r}") from exc
+    for attribute, what in (
+        ("blueprints", "a dict of blueprint id -> blueprint"),
+        ("registry", "a dict of `uses` key -> node implementation"),
+    ):
+        value = getattr(module, attribute, None)
+        if not isinstance(value, Mapping):
+            found = "nothing" if value is None else type(value).__name__
+            raise ConfigError(
+                f"FLOWCRAFT_APP={name!r} must define `{attribute}` ({what}); found {found}"
+            )
+    dependencies = getattr(module, "dependencies", None)
+    if dependencies is not None and not isinstance(dependencies, Mapping):
+        raise ConfigError(
+            f"FLOWCRAFT_APP={name!r}: `dependencies` must be a dict, "
+            f"not {type(dependencies).__name__}"
+        )
+    return module
+
+
+# --------------------------------------------------------------------------------- tracing
+
+
+def tracing_wanted(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether to create a Powertools ``Tracer`` (and pay for importing the X-Ray SDK).
+
+    Only inside Lambda (``AWS_LAMBDA_FUNCTION_NAME`` set, not ``sam local``) and only when
+    ``POWERTOOLS_TRACE_DISABLED`` is not true. Outside Lambda Powertools disables tracing anyway,
+    so creating the tracer there would cost ~250 ms of imports for nothing. The stack sets
+    ``POWERTOOLS_TRACE_DISABLED=false`` together with active tracing, and ``true`` without it.
+    """
+    env = os.environ if environ is None else environ
+    if env.get("POWERTOOLS_TRACE_DISABLED", "").strip().lower() in {"1", "true", "yes", "on"}:
+        return False
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
+
+
+_tracer: Any = None
+
+
+def tracer() -> Any:
+    """The Powertools ``Tracer``, created on first call (imports the X-Ray SDK)."""
+    global _tracer
+    if _tracer is None:
+        from aws_lambda_powertools import Tracer
+
+        _tracer = Tracer(service=SERVICE)
+    return _tracer
+
+
+def traced(handler: HandlerT) -> HandlerT:
+    """Wrap ``handler`` in an X-Ray segment when tracing is wanted; otherwise return it as is.
+
+    Decided once, when the handler module is imported (a container's environment is fixed).
+    Responses are not captured: run contexts may hold personal data and can be large.
+    """
+    if not tracing_wanted():
+        return handler
+    wrapped = tracer().capture_lambda_handler(handler, capture_response=False)
+    return cast(HandlerT, wrapped)

@@ -1,0 +1,311 @@
+"""SQS worker: one invocation runs a batch of jobs; each job is one node execution.
+
+``handler(event, context)`` returns ``{"batchItemFailures": [{"itemIdentifier": messageId}]}``
+naming only the records that must come back (the event source mapping runs with
+``ReportBatchItemFailures``); Lambda deletes the rest. The decisions, and why:
+
+**Failures are per record.** A record whose job raises returns to the queue; the others are done.
+What can raise is narrow, because node errors are handled by the engine (retries go back through
+the queue with a delay, a node that keeps failing fails its run): a body that is not a job
+(``MalformedJob``), a job naming a run that does not exist (``PoisonJob``), a record handed back
+for lack of time (``HandedBack``), or an unexpected error (AWS throttling, a bug). Malformed and
+poison jobs can never succeed, yet they are not dropped: they return to the queue and the redrive
+policy moves them to the dead-letter queue after ``maxReceiveCount`` receives, so nothing a user
+sent is lost without a trace. Each is logged once, as an error, with its message id.
+
+**When every record fails.** Powertools raises ``BatchProcessingError`` by default; a raise and a
+response naming every record have the same effect on the messages (all come back after the
+visibility timeout). They differ in what Lambda and the operators see: a raise is a failed
+invocation (the function's ``Errors`` metric and alarms, and the SQS poller backs off its
+concurrency), a response is a successful invocation. So we report (``raise_on_entire_batch_
+failure=False``) when the failures are about the messages themselves (malformed, poison, handed
+back): bad input must not page anyone or slow the queue down for everybody else; it is counted in
+the ``RecordFailures`` metric and ends in the DLQ. We raise only when every record failed and at
+least one failed unexpectedly: that looks like the worker itself is broken (permissions, a
+throttled table, a bug), which is what the ``Errors`` alarm and the poller's back-off are for.
+
+**Time budget.** Before starting a record we compare ``context.get_remaining_time_in_millis()``
+with what the job may need: its node's ``timeout`` plus a second, or, for nodes without one,
+10 s (at most a third of the invocation's budget, so a short function timeout still runs more
+than one job per batch). A record that does not fit is not started: it is reported as failed
+and its visibility is reset to 0 so another invocation picks it up at once rather than after the
+visibility timeout. The first job of an invocation always starts: a fresh invocation would not
+give it more time, and handing it back would only walk it to the DLQ. Each hand-back counts as
+a receive, so a queue that constantly hands back is undersized (see ``RecordsHandedBack``).
+
+**FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
+``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
+reported unprocessed, so order is kept where it is defined (the job queue groups by run id) while
+other runs in the batch proceed.
+
+**One event loop per invocation.** Jobs are coroutines; one loop is created per invocation,
+reused for each record in turn (records run one after the other: the engine's own concurrency is
+inside a job), and closed at the end without waiting for threads a timed-out sync node may have
+left behind.
+
+**Logs and metrics.** While a record is handled, every log line (ours and ``flowcraft_core``'s)
+carries ``message_id``, ``run_id``, ``node_id`` and ``attempt`` (thread-local keys, so the local
+stack's concurrent pollers do not mix them). Per invocation the worker's counters are reset and
+emitted as EMF metrics: ``NodesExecuted``, ``NodeFailures``, ``Retries``, ``RunsCompleted``,
+``RunsFailed``, ``NodeDuration`` (ms), ``RecordFailures``, ``RecordsHandedBack``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from handlers import config
+from handlers.config import logger, metrics
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from flowcraft_core.distributed.job import Job
+
+#: Time kept free for a job whose node has no ``timeout`` (capped by the invocation's budget).
+DEFAULT_RESERVE_MS = 10_000
+#: The default reserve is at most this share of the invocation's time budget.
+MAX_RESERVE_SHARE = 1 / 3
+#: Added to a node's own timeout: committing and sending successors takes a few requests.
+COMMIT_MARGIN_MS = 1_000
+#: EMF allows at most 100 values per metric in one document.
+MAX_DURATION_VALUES = 100
+#: How much of an unparseable body goes into the log line.
+BODY_EXCERPT_CHARS = 200
+
+
+class MalformedJob(ValueError):
+    """The message body is not a job (not JSON, wrong fields, too large)."""
+
+
+class HandedBack(RuntimeError):
+    """Not started: the invocation has too little time left for this job."""
+
+
+class _Invocation:
+    """One invocation's state: its event loop, time budget, and why records failed."""
+
+    def __init__(self, runtime: config.Runtime, context: LambdaContext) -> None:
+        from flowcraft_core.distributed.worker import WorkerStats
+
+        self.runtime = runtime
+        self.adapter = runtime.adapter
+        self.context = context
+        self.budget_ms = context.get_remaining_time_in_millis()
+        self.loop = asyncio.new_event_loop()
+        self.started = 0
+        self.unexpected = 0
+        self.handed_back: list[SQSRecord] = []
+        # Lambda runs one invocation at a time per container, so the worker's counters can be
+        # reset here and read at the end as this invocation's figures.
+        self.adapter.worker.stats = WorkerStats()
+
+    # ------------------------------------------------------------------ one record
+    def handle(self, record: SQSRecord) -> None:
+        """The record handler Powertools calls; raising marks the record as failed."""
+        from flowcraft_core.distributed.errors import PoisonJob
+        from flowcraft_core.distributed.job import Job
+
+        keys: dict[str, object] = {"message_id": record.message_id}
+        job: Job | None = None
+        parse_error: ValueError | None = None
+        try:
+            job = Job.from_message(record.body)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError, so is the size cap
+            parse_error = exc
+        if job is not None:
+            keys.update(run_id=job.run_id, node_id=job.node_id, attempt=job.attempt)
+        logger.thread_safe_append_keys(**keys)
+        try:
+            if job is None:
+                logger.error(
+                    "message is not a Flowcraft job; it returns to the queue and moves to the "
+                    "dead-letter queue after maxReceiveCount receives",
+                    extra={
+                        "error": str(parse_error),
+                        "receive_count": record.attributes.approximate_receive_count,
+                        "body_excerpt": (record.body or "")[:BODY_EXCERPT_CHARS],
+                    },
+                )
+                raise MalformedJob(f"message {record.message_id} is not a job: {parse_error}")
+            self._check_time(record, job)
+            self.started += 1
+            try:
+                self.loop.run_until_complete(
+                    self.adapter.handle_job(job, self.context.get_remaining_time_in_millis)
+                )
+            except PoisonJob as exc:
+                logger.error(
+                    "job can never run; it returns to the queue and moves to the dead-letter "
+                    "queue after maxReceiveCount receives",
+                    extra={
+                        "error": str(exc),
+                        "receive_count": record.attributes.approximate_receive_count,
+                    },
+                )
+                raise
+            except Exception:
+                self.unexpected += 1
+                logger.exception(
+                    "job failed; it returns to the queue after its visibility timeout",
+                    extra={"receive_count": record.attributes.approximate_receive_count},
+                )
+                raise
+        finally:
+            logger.thread_safe_remove_keys(keys)
+
+    def _check_time(self, record: SQSRecord, job: Job) -> None:
+        if self.started == 0:
+            return  # the first job always starts (see the module docstring)
+        remaining = self.context.get_remaining_time_in_millis()
+        reserve = self._reserve_ms(job)
+        if remaining >= reserve:
+            return
+        self.handed_back.append(record)
+        logger.warning(
+            "not started: too little time left in this invocation; handed back to the queue",
+            extra={"remaining_ms": remaining, "reserve_ms": reserve},
+        )
+        raise HandedBack(
+            f"job not started: {remaining} ms left, {reserve:.0f} ms reserved for node "
+            f"{job.node_id!r}"
+        )
+
+    def _reserve_ms(self, job: Job) -> float:
+        from flowcraft_core.scheduler import split_key
+
+        node_id = split_key(job.node_id)[0]
+        timeout = self.runtime.node_timeouts_ms.get((job.blueprint_id, node_id))
+        if timeout is not None:
+            return timeout + COMMIT_MARGIN_MS
+        return min(DEFAULT_RESERVE_MS, self.budget_ms * MAX_RESERVE_SHARE)
+
+    # ------------------------------------------------------------------ after the batch
+    def release_handed_back(self) -> None:
+        """Make handed-back messages visible again now (best effort: one request per ten)."""
+        queue_url = self.adapter.queue_url
+        queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+        records = [
+            r for r in self.handed_back if r.event_source_arn.rsplit(":", 1)[-1] == queue_name
+        ]
+        if not records:
+            return
+        from flowcraft_core.aws.clients import sqs_client
+
+        client = sqs_client()
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            entries = [
+                {"Id": str(n), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": 0}
+                for n, r in enumerate(chunk)
+            ]
+            try:
+                response = client.change_message_visibility_batch(
+                    QueueUrl=queue_url, Entries=entries
+                )
+            except Exception:
+                logger.warning(
+                    "could not release handed-back messages; they return after their "
+                    "visibility timeout",
+                    exc_info=True,
+                )
+                continue
+            for failure in response.get("Failed") or []:
+                logger.warning(
+                    "could not release a handed-back message; it returns after its "
+                    "visibility timeout",
+                    extra={
+                        "message_id": chunk[int(failure["Id"])].message_id,
+                        "code": failure.get("Code"),
+                    },
+                )
+
+    def emit_metrics(self, failures: int) -> None:
+        stats = self.adapter.worker.stats
+        for name, value in (
+            ("NodesExecuted", stats.nodes_executed),
+            ("NodeFailures", stats.node_failures),
+            ("Retries", stats.retries),
+            ("RunsCompleted", stats.runs_completed),
+            ("RunsFailed", stats.runs_failed),
+            ("RecordFailures", failures),
+            ("RecordsHandedBack", len(self.handed_back)),
+        ):
+            metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        for duration in stats.durations_ms[:MAX_DURATION_VALUES]:
+            metrics.add_metric(name="NodeDuration", unit=MetricUnit.Milliseconds, value=duration)
+
+    def close(self) -> None:
+        """Cancel what a job left running, then close the loop (without joining threads)."""
+        loop = self.loop
+        try:
+            pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def _processor(event: dict[str, Any]) -> BatchProcessor:
+    records = event.get("Records") or []
+    fifo = any(str(r.get("eventSourceARN", "")).endswith(".fifo") for r in records)
+    processor: BatchProcessor
+    if fifo:
+        processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    else:
+        processor = BatchProcessor(event_type=EventType.SQS)
+    processor.raise_on_entire_batch_failure = False  # decided below, see the module docstring
+    return processor
+
+
+@config.traced
+@metrics.log_metrics(capture_cold_start_metric=True)
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch -> ``{"batchItemFailures": [...]}`` naming only the records to retry."""
+    try:
+        runtime = config.runtime()
+    except config.ConfigError:
+        logger.exception("worker is not configured; the whole batch returns to the queue")
+        raise
+    processor = _processor(event)
+    invocation = _Invocation(runtime, context)
+    failures = 0
+    try:
+        response = process_partial_response(
+            event=event, record_handler=invocation.handle, processor=processor, context=context
+        )
+        failures = len(response.get("batchItemFailures") or [])
+    finally:
+        invocation.close()
+        invocation.release_handed_back()
+        invocation.emit_metrics(failures)
+    total = len(processor.records)
+    if total and failures == total and invocation.unexpected:
+        raise BatchProcessingError(
+            msg=(
+                f"all {total} records failed, {invocation.unexpected} of them unexpectedly; "
+                "failing the invocation so the Errors alarm and Lambda's back-off apply"
+            ),
+            child_exceptions=processor.exceptions,
+        )
+    if failures:
+        logger.info(
+            "batch done with failures",
+            extra={"records": total, "failed": failures, "handed_back": len(invocation.handed_back)},
+        )
+    return dict(response)
