@@ -245,13 +245,13 @@ async def execute_with_policy(
                 result = await attempt_once(resolved, ctx, config, middleware)
             except CancelledRunError:
                 return NodeOutcome(status="cancelled", attempts=attempt)
-            except Exception as exc:
-                error = exc
+            except Exception as raised:
+                error = raised
         if isinstance(error, CancelledRunError):
             return NodeOutcome(status="cancelled", attempts=attempt)
         if error is not None:
-            exc, error = error, None
-            await recover(resolved, exc, ctx)
+            failure, error = error, None
+            await recover(resolved, failure, ctx)
             if ctx.signal.cancelled:
                 return NodeOutcome(status="cancelled", attempts=attempt)
             if attempt < max_attempts:
@@ -259,23 +259,23 @@ async def execute_with_policy(
                 if emit is not None:
                     emit(
                         "node:retry",
-                        {"attempt": attempt, "error": describe_error(exc), "delay": delay},
+                        {"attempt": attempt, "error": describe_error(failure), "delay": delay},
                     )
                 await clock.sleep(delay)
                 attempt += 1
                 continue
             try:
-                recovered = await run_fallback(node, resolved, ctx, exc, registry)
+                recovered = await run_fallback(node, resolved, ctx, failure, registry)
             except Exception as fallback_exc:
                 message = (
-                    f"{describe_error(exc)}; fallback {node.config.fallback or 'method'} failed: "
+                    f"{describe_error(failure)}; fallback {node.config.fallback or 'method'} failed: "
                     f"{describe_error(fallback_exc)}"
                 )
                 return NodeOutcome(status="failed", error=message, attempts=attempt)
             if recovered is None:
-                return NodeOutcome(status="failed", error=describe_error(exc), attempts=attempt)
+                return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)
             if emit is not None:
-                emit("node:fallback", {"error": describe_error(exc), "fallback": config.fallback})
+                emit("node:fallback", {"error": describe_error(failure), "fallback": config.fallback})
             return NodeOutcome(
                 status="completed", result=recovered, attempts=attempt, fallback_used=True
             )

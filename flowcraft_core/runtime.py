@@ -178,7 +178,7 @@ class _Run:
 
     def _apply(self, step: Step) -> None:
         self.ready.extend(step.ready)
-        if self.bus is not None:
+        if self.bus is not None and step.decisions is not None:
             for dkey, taken in step.decisions.items():
                 edge = self.graph.edges[int(dkey.partition("@")[0])]
                 self.emit("edge:decided", edge.source, target=edge.target, taken=taken, key=dkey)
@@ -300,7 +300,12 @@ class _Run:
     ) -> None:
         try:
             step = self.sched.complete(
-                key, result.output, result.action, self.context.data, node_input
+                key,
+                result.output,
+                result.action,
+                self.context.data,
+                node_input,
+                report_decisions=self.bus is not None,
             )
         except (ExpressionError, LoopLimitError) as exc:
             self._fail(key, str(exc), attempts, started)

@@ -73,6 +73,7 @@ class CompiledEdge:
     any_join: bool = False
     inputs0: int = 0
     plain: bool = True
+    arrival0: tuple[Any, str] | None = None
 
 
 @dataclass(slots=True)
@@ -131,6 +132,7 @@ class CompiledGraph:
             edge.any_join = self.nodes[edge.target].config.join_strategy == "any"
             edge.inputs0 = len(self.first_inputs[edge.target])
             edge.plain = edge.kind == _NORMAL and edge.loop is None
+            edge.arrival0 = (edge, edge.source)
         self.start_nodes = [n for n in self.order if not self.first_inputs[n]]
         if not self.start_nodes:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
@@ -254,7 +256,8 @@ class Step:
 
     ready: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
-    decisions: dict[str, bool] = field(default_factory=dict)
+    #: The edge decisions made (None when the caller said it does not need them).
+    decisions: dict[str, bool] | None = field(default_factory=dict)
 
 
 class Scheduler:
@@ -353,12 +356,14 @@ class Scheduler:
         action: str | None,
         context: Mapping[str, Any],
         node_input: Any = None,
+        *,
+        report_decisions: bool = True,
     ) -> Step:
         """Record a completed node and decide its outgoing edges."""
         self.settled[key] = COMPLETED
         self.outputs[key] = output
         self.actions[key] = action
-        step = Step()
+        step = Step() if report_decisions else Step(decisions=None)
         node_id, iteration = split_key(key)
         choices = choose_edges(self.graph.out_edges[node_id], action, output, context, node_input)
         for edge, taken in choices:
@@ -399,16 +404,17 @@ class Scheduler:
             # The common case (no loop involved), kept free of calls and allocations.
             dkey = edge.key0
             self.decisions[dkey] = taken
-            step.decisions[dkey] = taken
+            if step.decisions is not None:
+                step.decisions[dkey] = taken
             target = edge.target
             undecided = self._undecided.get(target, edge.inputs0) - 1
             self._undecided[target] = undecided
             if taken:
                 arrivals = self._arrivals.get(target)
                 if arrivals is None:
-                    self._arrivals[target] = [(edge, instance_key(edge.source, iteration))]
+                    self._arrivals[target] = [edge.arrival0]
                 elif arrivals is not _CONSUMED:
-                    arrivals.append((edge, instance_key(edge.source, iteration)))
+                    arrivals.append(edge.arrival0)
             if target in self._fired or target in self.settled:
                 return
             if taken and edge.any_join:
@@ -433,7 +439,8 @@ class Scheduler:
                 if loop.max_iterations is not None and iteration + 1 >= loop.max_iterations:
                     raise LoopLimitError(edge.target, loop.max_iterations)
         self.decisions[dkey] = taken
-        step.decisions[dkey] = taken
+        if step.decisions is not None:
+            step.decisions[dkey] = taken
         self._arrive(edge, iteration, taken, step)
 
     def _arrive(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step | None) -> None:
@@ -516,7 +523,8 @@ class Scheduler:
             dkey = str(edge.index)
             if edge.index not in self._exit_taken and dkey not in self.decisions:
                 self.decisions[dkey] = False
-                step.decisions[dkey] = False
+                if step.decisions is not None:
+                    step.decisions[dkey] = False
                 self._arrive(edge, 0, False, step)
 
     def successor_instances(self, key: str) -> list[str]:

@@ -16,9 +16,10 @@ At the end it prints, per run: status, a timeline (node, status, attempts, milli
 run was created, output), and the AWS requests; writes a Mermaid diagram coloured by node status
 to ``<out>/<blueprint>.mmd``; and exits 0 only if every run ended as its example expects.
 
-Options (``python local/demo.py --help``): ``--out DIR`` (default ``demo-out``), ``--timeout S``
-per run (a run that overruns is cancelled and reported), ``--only ID`` to run some examples, ``--prefix`` for resource names, and
-``--verbose`` for the stack's logs (otherwise silenced to warnings so the output stays readable).
+Options (``python local/demo.py --help``): ``--out DIR`` (default ``demo-out``); ``--timeout S``
+per run (a run that overruns is cancelled and reported); ``--only ID`` to run some examples;
+``--prefix`` for resource names; ``--verbose`` for the stack's logs (otherwise only warnings, so
+the output stays readable).
 """
 
 from __future__ import annotations
@@ -466,6 +467,8 @@ def describe(report: RunReport) -> list[str]:
     outputs: Json = run.get("outputs") or {}
     timeline: list[Json] = run.get("timeline") or []
     width = max([len(t["node"]) for t in timeline] + [4])
+    # ``outputs`` holds each node's latest output: show it on that instance's row only.
+    latest = {_base(t["node"]): t["node"] for t in timeline if t["status"] == "completed"}
     for entry in timeline:
         finished = entry.get("finishedAt")
         offset = (
@@ -476,8 +479,9 @@ def describe(report: RunReport) -> list[str]:
         status = entry["status"]
         attempts = "" if status == "skipped" else f"x{entry.get('attempts') or 1}"
         output = ""
-        if status == "completed" and _base(entry["node"]) in outputs and "#" not in entry["node"]:
-            output = _compact(outputs[_base(entry["node"])])
+        node_id = _base(entry["node"])
+        if latest.get(node_id) == entry["node"] and node_id in outputs:
+            output = _compact(outputs[node_id])
         lines.append(f"  {offset}  {entry['node']:<{width}}  {status:<9} {attempts:<3} {output}")
     lines.append(_requests_line(report))
     if report.diagram is not None:
@@ -498,12 +502,12 @@ def _requests_line(report: RunReport) -> str:
         for t in (report.run or {}).get("timeline") or []
         if t["status"] in ("completed", "failed")
     )
+    nodes = f"{executed} node{'s' if executed != 1 else ''} executed"
     per_node = f", {by_role[RUN] / executed:.1f} per node" if executed else ""
     ops = ", ".join(f"{op} {n}" for op, n in run_ops.most_common())
     side = ", ".join(f"{n} {role}" for role, n in by_role.items() if role != RUN)
-    return (
-        f"  AWS requests: {by_role[RUN]} by the run ({executed} nodes executed{per_node}): {ops}"
-        + (f"\n                also during it: {side}" if side else "")
+    return f"  AWS requests: {by_role[RUN]} by the run ({nodes}{per_node}): {ops}" + (
+        f"\n                also during it: {side}" if side else ""
     )
 
 
@@ -576,7 +580,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = ["--verbose"] if _verbose_from_caller() else []
     args = build_parser().parse_args(list(argv))
-    missing = [m for m in ("handlers.api", "handlers.worker", "handlers.reconciler") if not _found(m)]
+    missing = [
+        m for m in ("handlers.api", "handlers.worker", "handlers.reconciler") if not _found(m)
+    ]
     if missing:
         print(f"demo: {', '.join(missing)} not found; the demo needs the Lambda handlers.")
         return 2
@@ -624,8 +630,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(provisioning, polling and the reconciler included)."
     )
     if any(r.diagram for r in reports):
-        say(f"Mermaid diagrams (coloured by node status) in {args.out}/ - paste one into "
-            "https://mermaid.live or a Markdown file to view it.")
+        say(
+            f"Mermaid diagrams (coloured by node status) in {args.out}/ - paste one into "
+            "https://mermaid.live or a Markdown file to view it."
+        )
     if failed:
         say("Not as expected: " + ", ".join(r.example.blueprint_id for r in failed))
         return 1

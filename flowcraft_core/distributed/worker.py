@@ -327,7 +327,7 @@ class Worker:
                     attempts=attempts,
                     finished_at=now,
                 ),
-                decisions=step.decisions,
+                decisions=step.decisions or {},
                 derived=derived,
                 context_set=buffered.written,
                 context_delete=buffered.deleted,
@@ -364,7 +364,7 @@ class Worker:
                 if skip_key in sched.settled:
                     continue
                 step = sched.skip(skip_key)
-                decisions.update(step.decisions)
+                decisions.update(step.decisions or {})
                 for k in step.skipped:
                     derived[k] = NodeRecord(status="skipped", finished_at=now)
             try:
