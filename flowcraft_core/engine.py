@@ -267,15 +267,19 @@ async def execute_with_policy(
             try:
                 recovered = await run_fallback(node, resolved, ctx, failure, registry)
             except Exception as fallback_exc:
+                which = node.config.fallback or "method"
                 message = (
-                    f"{describe_error(failure)}; fallback {node.config.fallback or 'method'} failed: "
+                    f"{describe_error(failure)}; fallback {which} failed: "
                     f"{describe_error(fallback_exc)}"
                 )
                 return NodeOutcome(status="failed", error=message, attempts=attempt)
             if recovered is None:
                 return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)
             if emit is not None:
-                emit("node:fallback", {"error": describe_error(failure), "fallback": config.fallback})
+                emit(
+                    "node:fallback",
+                    {"error": describe_error(failure), "fallback": config.fallback},
+                )
             return NodeOutcome(
                 status="completed", result=recovered, attempts=attempt, fallback_used=True
             )

@@ -261,7 +261,8 @@ class _Run:
                 first_error, first_result = exc, None
             if first_result is not None:
                 status = "awaiting" if first_result.awaiting else "completed"
-                self._finish(key, NodeOutcome(status=status, result=first_result), ctx.input, started)
+                outcome = NodeOutcome(status=status, result=first_result)
+                self._finish(key, outcome, ctx.input, started)
                 return
         emit = self._node_emitter(node.id) if self.bus is not None else None
         outcome: NodeOutcome = await execute_with_policy(
@@ -284,14 +285,10 @@ class _Run:
         elif outcome.status == "awaiting":
             assert outcome.result is not None
             self.awaiting[key] = outcome.result
-            self.timeline.append(
-                (key, AWAITING, started, time.perf_counter(), outcome.attempts)
-            )
+            self.timeline.append((key, AWAITING, started, time.perf_counter(), outcome.attempts))
             self.emit("node:awaiting", split_key(key)[0], key=key)
         elif outcome.status == "cancelled":
-            self.timeline.append(
-                (key, "cancelled", started, time.perf_counter(), outcome.attempts)
-            )
+            self.timeline.append((key, "cancelled", started, time.perf_counter(), outcome.attempts))
         else:
             self._fail(key, outcome.error or "failed", outcome.attempts, started)
 
