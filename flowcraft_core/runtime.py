@@ -261,8 +261,7 @@ class _Run:
                 first_error, first_result = exc, None
             if first_result is not None:
                 status = "awaiting" if first_result.awaiting else "completed"
-                outcome = NodeOutcome(status=status, result=first_result)
-                self._finish(key, outcome, ctx.input, started)
+                self._finish(key, NodeOutcome(status, first_result), ctx.input, started)
                 return
         emit = self._node_emitter(node.id) if self.bus is not None else None
         outcome: NodeOutcome = await execute_with_policy(
