@@ -20,6 +20,7 @@ from typing import Any
 
 from .blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
 from .builtins import default_registry
+from .builtins.map import MapSpec, map_in_process
 from .context import InMemoryContext
 from .engine import (
     Clock,
@@ -554,6 +555,9 @@ class FlowRuntime:
             sleeper.cancel()
             cancel.cancel()
         ctx.raise_if_cancelled()
+
+    async def map_items(self, ctx: NodeContext, spec: MapSpec) -> list[Any]:
+        return await map_in_process(self, ctx, spec)
 
     async def run_subflow(
         self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]

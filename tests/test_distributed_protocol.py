@@ -161,3 +161,48 @@ def test_oversized_context_fails_the_run_naming_the_node() -> None:
     assert record.status == "failed"
     assert "node 'writer'" in (record.error or "") and "400 KB" in (record.error or "")
     assert "blob" in (record.error or "")
+
+
+def test_map_fans_out_one_job_per_item_within_the_limit_and_gathers_in_order() -> None:
+    h = Harness()
+    run_id, _ = h.client.start("map", {"numbers": [1, 2, 3, 4, 5, 6, 7]})
+    [map_job] = h.queue.drain()
+    asyncio.run(h.worker.handle_job(map_job))
+    first_wave = [job.item for job, _ in h.queue.sent]
+    assert first_wave == [0, 1, 2]  # concurrency 3
+    h.drain(shuffle=random.Random(3))
+    record = h.client.get(run_id)
+    assert record.status == "completed"
+    assert record.to_api()["outputs"]["m"] == [1, 4, 9, 16, 25, 36, 49]
+    assert sorted(j.item for j in h.delivered if j.item is not None) == list(range(7))
+
+
+def test_map_item_retries_through_the_queue_then_fails_the_run_naming_the_item() -> None:
+    attempts: list[tuple[Any, int]] = []
+
+    def picky(ctx: Any) -> dict[str, Any]:
+        attempts.append((ctx.input, ctx.attempt))
+        if ctx.input == 2:
+            raise ValueError("two is not welcome")
+        return {"output": ctx.input}
+
+    bp = {
+        "id": "picky",
+        "nodes": [
+            {
+                "id": "m",
+                "uses": "map",
+                "params": {"items": "context.xs", "uses": "picky", "maxRetries": 1},
+            }
+        ],
+    }
+    h = Harness(blueprints={"picky": bp}, registry={"picky": picky})
+    run_id, _ = h.client.start("picky", {"xs": [1, 2, 3]})
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "failed"
+    assert "node 'm': item 1" in (record.error or "") and "two is not welcome" in (
+        record.error or ""
+    )
+    assert [a for a in attempts if a[0] == 2] == [(2, 1), (2, 2)]
+    assert record.to_api()["nodes"]["m"] == "failed"

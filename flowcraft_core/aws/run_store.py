@@ -33,6 +33,7 @@ def record_from_item(item: dict[str, Any]) -> RunRecord:
         decisions={k: bool(v) for k, v in (data.get("decisions") or {}).items()},
         resumes=data.get("resumes") or {},
         timers={k: float(v) for k, v in (data.get("timers") or {}).items()},
+        fanouts=data.get("fanouts") or {},
         created_at=float(data.get("createdAt", 0)),
         updated_at=float(data.get("updatedAt", 0)),
         quiet_until=float(data.get("quietUntil", 0)),
@@ -102,6 +103,7 @@ class DynamoDbRunStore:
             "decisions": {},
             "resumes": {},
             "timers": {},
+            "fanouts": {},
             "createdAt": record.created_at,
             "updatedAt": record.updated_at,
         }
@@ -233,9 +235,12 @@ class DynamoDbRunStore:
         now: float,
         error: str | None = None,
         resume: tuple[str, dict[str, Any]] | None = None,
+        failed_node: tuple[str, NodeRecord] | None = None,
     ) -> RunRecord | None:
         u = _Update()
         status = u.name("status")
+        if failed_node is not None:
+            u.set(u.path("nodes", failed_node[0]), failed_node[1].to_item())
         u.sets.append(f"{status} = {u.value(to)}")
         u.set(u.name("updatedAt"), now)
         if error is not None:
@@ -257,6 +262,34 @@ class DynamoDbRunStore:
             return self._update(run_id, u, condition)
         except CommitRejected:
             return None
+
+    def record_fanout(self, run_id: str, key: str, spec: dict[str, Any], now: float) -> RunRecord:
+        u = _Update()
+        u.set(u.path("fanouts", key), {**spec, "results": {}}, if_absent=True)
+        u.set(u.name("updatedAt"), now)
+        condition = f"{u.name('status')} = {u.value(RUNNING)}"
+        try:
+            return self._update(run_id, u, condition)
+        except CommitRejected as rejected:
+            raise CommitRejected("closed", rejected.current) from None
+
+    def commit_item(self, run_id: str, key: str, index: int, output: Any, now: float) -> RunRecord:
+        u = _Update()
+        item_path = u.path("fanouts", key, "results", str(index))
+        u.set(item_path, output)
+        u.set(u.name("updatedAt"), now)
+        node_path = u.path("nodes", key)
+        condition = (
+            f"{u.name('status')} = {u.value(RUNNING)} AND attribute_not_exists({item_path}) "
+            f"AND attribute_not_exists({node_path})"
+        )
+        try:
+            return self._update(run_id, u, condition)
+        except CommitRejected as rejected:
+            current = rejected.current
+            if current is not None and current.status == RUNNING:
+                raise CommitRejected("committed", current) from None
+            raise CommitRejected("closed", current) from None
 
 
 def _too_large(exc: ClientError) -> bool:

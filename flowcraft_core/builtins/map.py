@@ -2,13 +2,17 @@
 
 Params: ``items`` (expression over ``input`` and ``context``; default: this node's input),
 ``uses`` (registry key of the worker) or ``blueprintId`` (run per item, item in context key
-``item``), ``concurrency`` (default 10), ``params`` (passed to each worker). Each item gets
-the worker's retries/timeout from ``maxRetries``/``retryDelay``/``timeout`` params.
+``item``, result from context key ``result``), ``concurrency`` (default 10), ``params``
+(passed to each worker), and ``maxRetries``/``retryDelay``/``timeout`` for each item.
+
+The node only reads its parameters into a ``MapSpec``; the driver runs it: in memory with
+asyncio, distributed as one queued job per item (``services.map_items``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..blueprint import NodeConfig, NodeDefinition
@@ -21,10 +25,45 @@ class MapItemError(RuntimeError):
     pass
 
 
-async def map_node(ctx: NodeContext) -> NodeResult:
-    from ..engine import execute_with_policy
+@dataclass
+class MapSpec:
+    items: list[Any]
+    uses: str | None = None
+    blueprint_id: str | None = None
+    concurrency: int = 10
+    params: dict[str, Any] = field(default_factory=dict)
+    max_retries: int = 0
+    retry_delay: float = 0
+    timeout: float | None = None
 
-    runtime = services(ctx)
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MapSpec:
+        timeout = data.get("timeout")
+        return cls(
+            items=list(data["items"]),
+            uses=data.get("uses"),
+            blueprint_id=data.get("blueprint_id"),
+            concurrency=int(data.get("concurrency") or 10),
+            params=dict(data.get("params") or {}),
+            max_retries=int(data.get("max_retries") or 0),
+            retry_delay=float(data.get("retry_delay") or 0),
+            timeout=float(timeout) if timeout is not None else None,
+        )
+
+    def item_node(self, map_node_id: str, index: int) -> NodeDefinition:
+        """The node definition one item runs as (retries and timeout from the map's params)."""
+        config = NodeConfig(
+            max_retries=self.max_retries, retry_delay=self.retry_delay, timeout=self.timeout
+        )
+        return NodeDefinition(
+            id=f"{map_node_id}[{index}]", uses=str(self.uses), params=self.params, config=config
+        )
+
+
+async def read_spec(ctx: NodeContext) -> MapSpec:
     source = ctx.params.get("items")
     if source is None:
         items = ctx.input
@@ -39,7 +78,6 @@ async def map_node(ctx: NodeContext) -> NodeResult:
         raise BuiltinParamError(
             f"node {ctx.node_id!r}: map needs a list of items, got {type(items).__name__}"
         )
-    limit = int(number_param(ctx, "concurrency", default=10, minimum=1))
     uses = ctx.params.get("uses")
     blueprint_id = ctx.params.get("blueprintId")
     if (uses is None) == (blueprint_id is None):
@@ -47,48 +85,70 @@ async def map_node(ctx: NodeContext) -> NodeResult:
             f"node {ctx.node_id!r}: map needs exactly one of 'uses' or 'blueprintId'"
         )
     worker_params = ctx.params.get("params") or {}
-    config = NodeConfig(
-        max_retries=int(ctx.params.get("maxRetries", 0)),
-        retry_delay=float(ctx.params.get("retryDelay", 0)),
-        timeout=ctx.params.get("timeout"),
+    if not isinstance(worker_params, dict):
+        raise BuiltinParamError(f"node {ctx.node_id!r}: parameter 'params' must be an object")
+    timeout = ctx.params.get("timeout")
+    return MapSpec(
+        items=items,
+        uses=str(uses) if uses is not None else None,
+        blueprint_id=str(blueprint_id) if blueprint_id is not None else None,
+        concurrency=int(number_param(ctx, "concurrency", default=10, minimum=1)),
+        params=worker_params,
+        max_retries=int(number_param(ctx, "maxRetries", default=0)),
+        retry_delay=number_param(ctx, "retryDelay", default=0),
+        timeout=float(timeout) if timeout is not None else None,
     )
-    results: list[Any] = [None] * len(items)
-    semaphore = asyncio.Semaphore(limit)
 
-    async def one(index: int, item: Any) -> None:
+
+async def map_node(ctx: NodeContext) -> NodeResult:
+    spec = await read_spec(ctx)
+    results = await services(ctx).map_items(ctx, spec)
+    return NodeResult(output=results)
+
+
+def item_context(ctx: NodeContext, node_id: str, item: Any, spec: MapSpec) -> NodeContext:
+    return NodeContext(
+        context=ctx.context,
+        input=item,
+        params=spec.params,
+        dependencies=ctx.dependencies,
+        run_id=ctx.run_id,
+        node_id=node_id,
+        iteration=ctx.iteration,
+        blueprint_id=ctx.blueprint_id,
+        signal=ctx.signal,
+        services=ctx.services,
+    )
+
+
+async def run_item(runtime: Any, ctx: NodeContext, spec: MapSpec, index: int) -> Any:
+    """One item, start to finish, in this process (retries and fallback included)."""
+    from ..engine import execute_with_policy
+
+    item = spec.items[index]
+    if spec.blueprint_id is not None:
+        child = await runtime.run_subflow(ctx, spec.blueprint_id, {"item": item, "index": index})
+        if child.status != "completed":
+            details = "; ".join(e.message for e in child.errors) or child.status
+            raise MapItemError(f"item {index}: subflow {spec.blueprint_id!r}: {details}")
+        return child.context.get("result", child.outputs)
+    node = spec.item_node(ctx.node_id, index)
+    item_ctx = item_context(ctx, node.id, item, spec)
+    outcome = await execute_with_policy(node, item_ctx, runtime.registry, clock=runtime.clock)
+    if outcome.status != "completed" or outcome.result is None:
+        raise MapItemError(f"item {index}: {outcome.error or outcome.status}")
+    return outcome.result.output
+
+
+async def map_in_process(runtime: Any, ctx: NodeContext, spec: MapSpec) -> list[Any]:
+    """The in-memory way: every item concurrently, at most ``concurrency`` at a time."""
+    results: list[Any] = [None] * len(spec.items)
+    semaphore = asyncio.Semaphore(spec.concurrency)
+
+    async def one(index: int) -> None:
         async with semaphore:
             ctx.raise_if_cancelled()
-            if blueprint_id is not None:
-                child = await runtime.run_subflow(
-                    ctx, str(blueprint_id), {"item": item, "index": index}
-                )
-                if child.status != "completed":
-                    raise MapItemError(
-                        f"item {index}: subflow {blueprint_id!r} ended {child.status}"
-                    )
-                results[index] = child.context.get("result", child.outputs)
-                return
-            node = NodeDefinition(
-                id=f"{ctx.node_id}[{index}]", uses=str(uses), params=worker_params, config=config
-            )
-            item_ctx = NodeContext(
-                context=ctx.context,
-                input=item,
-                params=worker_params,
-                dependencies=ctx.dependencies,
-                run_id=ctx.run_id,
-                node_id=node.id,
-                iteration=ctx.iteration,
-                blueprint_id=ctx.blueprint_id,
-                signal=ctx.signal,
-                services=ctx.services,
-            )
-            outcome = await execute_with_policy(
-                node, item_ctx, runtime.registry, clock=runtime.clock
-            )
-            if outcome.status != "completed" or outcome.result is None:
-                raise MapItemError(f"item {index}: {outcome.error or outcome.status}")
-            results[index] = outcome.result.output
+            results[index] = await run_item(runtime, ctx, spec, index)
 
-    await asyncio.gather(*(one(i, item) for i, item in enumerate(items)))
-    return NodeResult(output=results)
+    await asyncio.gather(*(one(i) for i in range(len(spec.items))))
+    return results

@@ -20,6 +20,8 @@ class Job(BaseModel):
     attempt: int = Field(default=1, ge=1, le=1000)
     #: Epoch seconds before which the node must not run (sleeps and retry delays).
     not_before: float | None = None
+    #: For a map node fanned out over the queue: which item this job runs.
+    item: int | None = Field(default=None, ge=0)
 
     def to_message(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
@@ -32,4 +34,5 @@ class Job(BaseModel):
 
     def dedup_id(self) -> str:
         """Stable id of this job (FIFO deduplication and batch entry ids)."""
-        return f"{self.run_id}:{self.node_id}:{self.attempt}"
+        item = "" if self.item is None else f"[{self.item}]"
+        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}"

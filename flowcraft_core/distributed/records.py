@@ -64,6 +64,8 @@ class RunRecord:
     decisions: dict[str, bool] = field(default_factory=dict)
     resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timers: dict[str, float] = field(default_factory=dict)
+    #: Map nodes fanned out as one job per item: spec, items and results by index.
+    fanouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
     quiet_until: float = 0.0

@@ -62,8 +62,17 @@ class RunStore(Protocol):
         now: float,
         error: str | None = None,
         resume: tuple[str, dict[str, Any]] | None = None,
+        failed_node: tuple[str, NodeRecord] | None = None,
     ) -> RunRecord | None:
         """Change the run status if it is one of ``allowed_from``; None when it is not."""
+        ...
+
+    def record_fanout(self, run_id: str, key: str, spec: dict[str, Any], now: float) -> RunRecord:
+        """Store a map node's fan-out once (the first writer's items win)."""
+        ...
+
+    def commit_item(self, run_id: str, key: str, index: int, output: Any, now: float) -> RunRecord:
+        """Commit one map item's result at most once; raise CommitRejected."""
         ...
 
 
@@ -114,7 +123,8 @@ class InMemoryRunStore:
             return copy.deepcopy(record) if record else None
 
     def _check_size(self, record: RunRecord) -> None:
-        size = len(json.dumps([record.context, {k: v.to_item() for k, v in record.nodes.items()}]))
+        nodes = {k: v.to_item() for k, v in record.nodes.items()}
+        size = len(json.dumps([record.context, nodes, record.fanouts]))
         if size > self.max_item_bytes:
             raise StateTooLarge(f"run state would be {size} bytes")
 
@@ -188,11 +198,14 @@ class InMemoryRunStore:
         now: float,
         error: str | None = None,
         resume: tuple[str, dict[str, Any]] | None = None,
+        failed_node: tuple[str, NodeRecord] | None = None,
     ) -> RunRecord | None:
         with self._lock:
             current = self.records.get(run_id)
             if current is None or current.status not in set(allowed_from):
                 return None
+            if failed_node is not None:
+                current.nodes[failed_node[0]] = failed_node[1]
             if resume is not None:
                 key, payload = resume
                 node = current.nodes.get(key)
@@ -203,6 +216,30 @@ class InMemoryRunStore:
             current.updated_at = now
             if error is not None:
                 current.error = error
+            return copy.deepcopy(current)
+
+    def record_fanout(self, run_id: str, key: str, spec: dict[str, Any], now: float) -> RunRecord:
+        with self._lock:
+            current = self.records[run_id]
+            if current.status != RUNNING:
+                raise CommitRejected("closed", copy.deepcopy(current))
+            if key not in current.fanouts:
+                current.fanouts[key] = {**_roundtrip(spec), "results": {}}
+            current.updated_at = now
+            self._check_size(current)
+            return copy.deepcopy(current)
+
+    def commit_item(self, run_id: str, key: str, index: int, output: Any, now: float) -> RunRecord:
+        with self._lock:
+            current = self.records[run_id]
+            fan = current.fanouts.get(key)
+            if fan is None or str(index) in fan["results"] or key in current.nodes:
+                raise CommitRejected("committed", copy.deepcopy(current))
+            if current.status != RUNNING:
+                raise CommitRejected("closed", copy.deepcopy(current))
+            fan["results"][str(index)] = _roundtrip(output)
+            current.updated_at = now
+            self._check_size(current)
             return copy.deepcopy(current)
 
 

@@ -22,8 +22,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
+from ..blueprint import NodeConfig, NodeDefinition, WorkflowBlueprint, load_blueprint
 from ..builtins import default_registry
+from ..builtins.map import MapItemError, MapSpec, item_context
 from ..context import BufferedContext
 from ..engine import (
     Clock,
@@ -61,6 +62,14 @@ MAX_RUN_BYTES = 380_000
 INLINE_SLEEP_SECONDS = 1.0
 
 
+class FanOut(Exception):
+    """Raised by the distributed map service: run this map as one queued job per item."""
+
+    def __init__(self, spec: MapSpec) -> None:
+        super().__init__(f"fan out over {len(spec.items)} items")
+        self.spec = spec
+
+
 class Suspend(Exception):
     """Raised by the distributed sleep service: park this node until ``until``."""
 
@@ -94,6 +103,9 @@ class _Services:
             await self.clock.sleep(seconds)
             return
         raise Suspend(self.clock.now() + seconds)
+
+    async def map_items(self, ctx: NodeContext, spec: MapSpec) -> list[Any]:
+        raise FanOut(spec)
 
     async def run_subflow(
         self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]
@@ -205,6 +217,8 @@ class Worker:
             return None, record
         sched = record.scheduler(graph)
         node = graph.nodes[node_id]
+        if job.item is not None:
+            return await self._map_item(graph, record, sched, job)
         if resume is not None:
             result = NodeResult(output=resume.get("output"), action=resume.get("action"))
             node_input = sched.build_input(key, record.context)
@@ -250,22 +264,11 @@ class Worker:
         except Suspend as suspend:
             self._park_sleep(record, job, suspend.until)
             return None, record
+        except FanOut as fan_out:
+            return self._start_fanout(graph, record, sched, job, fan_out.spec, node_input)
         except Exception as exc:
             self.stats.node_failures += 1
-            if job.attempt <= node.config.max_retries:
-                delay = retry_delay_seconds(node.config, job.attempt)
-                retry = job.model_copy(
-                    update={"attempt": job.attempt + 1, "not_before": self.clock.now() + delay}
-                )
-                self.stats.retries += 1
-                logger.info(
-                    "node %s attempt %d failed (%s); retrying in %.3fs",
-                    node.id,
-                    job.attempt,
-                    describe_error(exc),
-                    delay,
-                )
-                self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
+            if self._retry(job, node.config, exc, node.id):
                 return None, record
             try:
                 recovered = await run_fallback(node, resolved, ctx, exc, self.registry)
@@ -285,6 +288,159 @@ class Worker:
         if result.awaiting:
             return None, self._park_wait(graph, record, key, job.attempt)
         return self._commit(graph, record, sched, key, result, node_input, buffered, job.attempt)
+
+    def _retry(self, job: Job, config: NodeConfig, exc: BaseException, label: str) -> bool:
+        """Send the next attempt with the retry delay; False when attempts are spent."""
+        if job.attempt > config.max_retries:
+            return False
+        delay = retry_delay_seconds(config, job.attempt)
+        retry = job.model_copy(
+            update={"attempt": job.attempt + 1, "not_before": self.clock.now() + delay}
+        )
+        self.stats.retries += 1
+        logger.info(
+            "%s attempt %d failed (%s); retrying in %.3fs",
+            label,
+            job.attempt,
+            describe_error(exc),
+            delay,
+        )
+        self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
+        return True
+
+    # ------------------------------------------------------------------ map fan-out
+    def _start_fanout(
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        sched: Scheduler,
+        job: Job,
+        spec: MapSpec,
+        node_input: Any,
+    ) -> tuple[Job | None, RunRecord]:
+        """Store the map's items once, then send the first ``concurrency`` item jobs."""
+        key = job.node_id
+        if not spec.items:
+            return self._commit(
+                graph, record, sched, key, NodeResult(output=[]), node_input, BufferedContext({}), 1
+            )
+        if key not in record.fanouts:
+            try:
+                record = self.runs.record_fanout(
+                    record.run_id, key, spec.to_dict(), self.clock.now()
+                )
+            except CommitRejected as rejected:
+                return None, rejected.current or record
+            except StateTooLarge:
+                message = f"node {split_key(key)[0]!r}: map items exceed the run's 400 KB limit"
+                return None, self._fail_run(record, message, key=key)
+        fan = record.fanouts[key]
+        pending = [i for i in range(len(fan["items"])) if str(i) not in fan["results"]]
+        limit = int(fan.get("concurrency") or 10)
+        jobs = [
+            Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=i)
+            for i in pending[:limit]
+        ]
+        self._send(jobs)
+        return None, record
+
+    async def _map_item(
+        self, graph: CompiledGraph, record: RunRecord, sched: Scheduler, job: Job
+    ) -> tuple[Job | None, RunRecord]:
+        key = job.node_id
+        index = job.item
+        assert index is not None
+        fan = record.fanouts.get(key)
+        node_id = split_key(key)[0]
+        if fan is None or index >= len(fan["items"]):
+            return None, self._fail_run(record, f"node {node_id!r}: job names unknown item {index}")
+        if str(index) in fan["results"]:
+            return self._advance_fanout(graph, record, sched, key, index)
+        spec = MapSpec.from_dict(fan)
+        ctx = item_context(
+            NodeContext(
+                context=BufferedContext(record.context),
+                input=None,
+                params={},
+                dependencies=self.dependencies,
+                run_id=record.run_id,
+                node_id=node_id,
+                attempt=job.attempt,
+                iteration=split_key(key)[1],
+                blueprint_id=graph.id,
+                signal=CancellationSignal(),
+                services=self.services,
+            ),
+            f"{node_id}[{index}]",
+            spec.items[index],
+            spec,
+        )
+        ctx.attempt = job.attempt
+        item_node = spec.item_node(node_id, index)
+        started = time.perf_counter()
+        try:
+            if spec.blueprint_id is not None:
+                child = await self.services.run_subflow(
+                    ctx, spec.blueprint_id, {"item": spec.items[index], "index": index}
+                )
+                if child.status != "completed":
+                    details = "; ".join(e.message for e in child.errors) or child.status
+                    raise MapItemError(f"subflow {spec.blueprint_id!r}: {details}")
+                output = child.context.get("result", child.outputs)
+            else:
+                resolved = resolve(self.registry, item_node.uses, item_node.params)
+                output = (
+                    await attempt_once(resolved, ctx, item_node.config, self.middleware)
+                ).output
+        except Exception as exc:
+            self.stats.node_failures += 1
+            if self._retry(job, item_node.config, exc, item_node.id):
+                return None, record
+            message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
+            return None, self._fail_run(record, message, key=key, attempts=job.attempt)
+        finally:
+            self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
+        self.stats.nodes_executed += 1
+        try:
+            record = self.runs.commit_item(record.run_id, key, index, output, self.clock.now())
+        except CommitRejected as rejected:
+            if rejected.current is None or rejected.reason != "committed":
+                return None, rejected.current or record
+            record = rejected.current
+        except StateTooLarge:
+            message = f"node {node_id!r}: item {index}: results exceed the run's 400 KB limit"
+            return None, self._fail_run(record, message, key=key, attempts=job.attempt)
+        return self._advance_fanout(graph, record, record.scheduler(graph), key, index)
+
+    def _advance_fanout(
+        self, graph: CompiledGraph, record: RunRecord, sched: Scheduler, key: str, index: int
+    ) -> tuple[Job | None, RunRecord]:
+        """After item ``index``: complete the map when all are in, else send the next item."""
+        if key in record.nodes:
+            return self._advance(graph, record, [key]), record
+        fan = record.fanouts[key]
+        results = fan["results"]
+        count = len(fan["items"])
+        if len(results) >= count:
+            ordered = [results[str(i)] for i in range(count)]
+            node_input = sched.build_input(key, record.context)
+            return self._commit(
+                graph,
+                record,
+                sched,
+                key,
+                NodeResult(output=ordered),
+                node_input,
+                BufferedContext({}),
+                1,
+            )
+        following = index + int(fan.get("concurrency") or 10)
+        if following < count and str(following) not in results:
+            # Items are sent, not chained: each gets its own job (and its own invocation).
+            self._send(
+                [Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=following)]
+            )
+        return None, record
 
     def _commit(
         self,
@@ -479,8 +635,17 @@ class Worker:
     ) -> RunRecord:
         logger.warning("run %s failed: %s", record.run_id, message)
         now = self.clock.now()
+        failed_node = None
+        if key is not None:
+            failed = NodeRecord(status=FAILED, attempts=attempts, error=message, finished_at=now)
+            failed_node = (key, failed)
         closed = self.runs.transition(
-            record.run_id, to=FAILED, allowed_from=[RUNNING, AWAITING], now=now, error=message
+            record.run_id,
+            to=FAILED,
+            allowed_from=[RUNNING, AWAITING],
+            now=now,
+            error=message,
+            failed_node=failed_node,
         )
         if closed is None:
             return record
