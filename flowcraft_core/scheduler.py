@@ -624,6 +624,14 @@ def statuses_by_node(
     for key, status in [*settled.items(), *extra]:
         node_id, iteration = split_key(key)
         seen = best.get(node_id)
-        if seen is None or iteration >= seen[0]:
+        if seen is None:
+            best[node_id] = (iteration, status)
+            continue
+        # The latest pass wins, except that a loop's final, skipped pass does not hide the
+        # passes that ran before it.
+        later = iteration >= seen[0]
+        if (later and not (status == SKIPPED and seen[1] != SKIPPED)) or (
+            not later and seen[1] == SKIPPED and status != SKIPPED
+        ):
             best[node_id] = (iteration, status)
     return {n: s for n, (_, s) in best.items()}

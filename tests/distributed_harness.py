@@ -60,6 +60,10 @@ class Harness:
         pool = workers or [self.worker]
         turn = 0
         while self.queue.sent and limit > 0:
+            # Delayed messages become visible later: let virtual time pass for them.
+            longest = max(delay for _, delay in self.queue.sent)
+            if longest:
+                self.clock.advance(longest)
             jobs = self.queue.drain()
             if shuffle is not None:
                 shuffle.shuffle(jobs)

@@ -116,31 +116,39 @@ def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
         assert finals[run_id] == 1, k
 
 
-def test_crash_after_every_aws_call_of_a_fanned_out_map(aws: Any) -> None:
+@pytest.mark.parametrize(
+    ("blueprint_id", "context", "node", "output"),
+    [
+        ("map", {"numbers": [1, 2, 3, 4, 5]}, "m", [1, 4, 9, 16, 25]),
+        ("subflow", {}, "after", {}),
+    ],
+)
+def test_crash_after_every_aws_call_of_maps_and_child_runs(
+    aws: Any, blueprint_id: str, context: dict[str, Any], node: str, output: Any
+) -> None:
     h = AwsHarness()
-    context = {"numbers": [1, 2, 3, 4, 5]}
     h.calls = 0
-    h.adapter.client.start("map", context, run_id="map-clean")
+    h.adapter.client.start(blueprint_id, context, run_id="clean")
     h.pump()
     total_calls = h.calls
     for k in range(1, total_calls + 1):
-        run_id = f"map-crash-{k}"
+        run_id = f"crash-{k}"
         h.calls = 0
         h.crash_at = k
         try:
-            h.adapter.client.start("map", context, run_id=run_id)
+            h.adapter.client.start(blueprint_id, context, run_id=run_id)
         except Crash:
-            h.adapter.client.start("map", context, run_id=run_id)
+            h.adapter.client.start(blueprint_id, context, run_id=run_id)
         h.pump()
         h.crash_at = None
-        for _ in range(3):
+        for _ in range(4):
             if h.adapter.client.get(run_id).final:
                 break
             h.reconcile(threshold=0)
             h.pump()
         view = h.adapter.client.get(run_id).to_api()
         assert view["status"] == "completed", (k, view)
-        assert view["outputs"]["m"] == [1, 4, 9, 16, 25], k
+        assert view["outputs"][node] == output, k
 
 
 def test_every_message_delivered_twice(aws: Any) -> None:

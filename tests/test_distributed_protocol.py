@@ -206,3 +206,74 @@ def test_map_item_retries_through_the_queue_then_fails_the_run_naming_the_item()
     )
     assert [a for a in attempts if a[0] == 2] == [(2, 1), (2, 2)]
     assert record.to_api()["nodes"]["m"] == "failed"
+
+
+def test_subflow_runs_as_a_child_run_and_resumes_the_parent() -> None:
+    h = Harness()
+    run_id, _ = h.client.start("subflow")
+    h.drain()
+    parent = h.client.get(run_id)
+    assert parent.status == "completed"
+    child = h.client.get(f"{run_id}--sub")
+    assert child.status == "completed" and child.blueprint_id == "child"
+    assert child.parent == {"runId": run_id, "blueprintId": "subflow", "node": "sub"}
+    assert parent.to_api()["outputs"]["after"] == child.context
+
+
+def test_failing_child_fails_the_parent_and_cancel_reaches_the_child() -> None:
+    child_bp = {"id": "bad_child", "nodes": [{"id": "boom", "uses": "broken"}]}
+    parent_bp = {
+        "id": "parent",
+        "nodes": [{"id": "sub", "uses": "subflow", "params": {"blueprintId": "bad_child"}}],
+    }
+    waiting_child = {"id": "slow_child", "nodes": [{"id": "hold", "uses": "wait"}]}
+    waiting_parent = {
+        "id": "waiting_parent",
+        "nodes": [{"id": "sub", "uses": "subflow", "params": {"blueprintId": "slow_child"}}],
+    }
+    blueprints = {b["id"]: b for b in (child_bp, parent_bp, waiting_child, waiting_parent)}
+    h = Harness(blueprints=blueprints)
+    run_id, _ = h.client.start("parent")
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "failed"
+    assert "subflow 'bad_child' ended failed" in (record.error or "")
+    assert "always broken" in (record.error or "")
+
+    other, _ = h.client.start("waiting_parent")
+    h.drain()
+    assert h.client.get(other).status == "running"  # its child waits for a person
+    assert h.client.get(f"{other}--sub").status == "awaiting"
+    h.client.cancel(other)
+    h.drain()
+    assert h.client.get(other).status == "cancelled"
+    assert h.client.get(f"{other}--sub").status == "cancelled"
+
+
+def test_sleep_parks_the_job_on_the_queue_and_keeps_its_wake_time() -> None:
+    bp = {
+        "id": "nap",
+        "nodes": [
+            {"id": "a", "uses": "value", "params": {"value": "hello"}},
+            {"id": "nap", "uses": "sleep", "params": {"duration": 1_200_000}},
+            {"id": "b", "uses": "echo"},
+        ],
+        "edges": [{"source": "a", "target": "nap"}, {"source": "nap", "target": "b"}],
+    }
+    h = Harness(blueprints={"nap": bp})
+    started = h.clock.now()
+    run_id, _ = h.client.start("nap")
+    asyncio.run(h.worker.handle_job(h.queue.drain()[0]))  # runs a, then parks the sleep
+    [(parked, delay)] = h.queue.sent
+    assert parked.node_id == "nap" and delay == 900  # SQS's longest delay; chained past it
+    wake = h.client.get(run_id).timers["nap"]
+    assert wake == started + 1200
+    # A duplicate delivery before the wake time parks again, without moving the wake time.
+    asyncio.run(h.worker.handle_job(parked))
+    assert h.client.get(run_id).timers["nap"] == wake
+    h.queue.sent.clear()
+    h.queue.sent.append((parked, 900))
+    h.drain()
+    view = h.client.get(run_id).to_api()
+    assert view["status"] == "completed" and view["outputs"]["b"] == "hello"
+    assert h.clock.now() >= wake

@@ -38,6 +38,7 @@ def record_from_item(item: dict[str, Any]) -> RunRecord:
         updated_at=float(data.get("updatedAt", 0)),
         quiet_until=float(data.get("quietUntil", 0)),
         error=data.get("error"),
+        parent=data.get("parent"),
     )
 
 
@@ -107,6 +108,8 @@ class DynamoDbRunStore:
             "createdAt": record.created_at,
             "updatedAt": record.updated_at,
         }
+        if record.parent is not None:
+            item["parent"] = record.parent
         try:
             self.client.put_item(
                 TableName=self.table_name,
@@ -185,10 +188,10 @@ class DynamoDbRunStore:
         u.set(u.name("updatedAt"), now)
         status = u.name("status")
         running = u.value(RUNNING)
-        awaiting = u.value("awaiting")
+        parked_states = f"{u.value('awaiting')}, {u.value('waiting')}"
         condition = (
             f"{status} = {running} AND (attribute_not_exists({node_path}) OR "
-            f"{node_path}.{u.name('s')} = {awaiting})"
+            f"{node_path}.{u.name('s')} IN ({parked_states}))"
         )
         try:
             return self._update(run_id, u, condition)
@@ -196,7 +199,8 @@ class DynamoDbRunStore:
             current = rejected.current
             if current is not None:
                 existing = current.nodes.get(key)
-                reason = "committed" if existing and existing.status != "awaiting" else "closed"
+                parked = existing is None or existing.status in ("awaiting", "waiting")
+                reason = "closed" if parked else "committed"
                 raise CommitRejected(reason, current) from None
             raise
 

@@ -35,9 +35,16 @@ async def subflow_node(ctx: NodeContext) -> NodeResult:
         else:
             child_context[child_key] = await ctx.context.get(parent_key)
     outcome = await services(ctx).run_subflow(ctx, blueprint_id, child_context)
-    if outcome.status != "completed":
-        details = "; ".join(e.message for e in outcome.errors) or outcome.status
-        raise SubflowError(f"subflow {blueprint_id!r} ended {outcome.status}: {details}")
+    details = "; ".join(e.message for e in outcome.errors)
+    return await finish_subflow(ctx, blueprint_id, outcome.status, outcome.context, details)
+
+
+async def finish_subflow(
+    ctx: NodeContext, blueprint_id: str, status: str, child_context: dict[str, Any], details: str
+) -> NodeResult:
+    """The subflow node's result once its child ended (shared by both drivers)."""
+    if status != "completed":
+        raise SubflowError(f"subflow {blueprint_id!r} ended {status}: {details or status}")
     for parent_key, child_key in _mapping(ctx, "outputs").items():
-        await ctx.context.set(parent_key, outcome.context.get(child_key))
-    return NodeResult(output=outcome.context)
+        await ctx.context.set(parent_key, child_context.get(child_key))
+    return NodeResult(output=child_context)

@@ -6,6 +6,7 @@ the same run id) answers the same way and never forks a run.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,7 +16,7 @@ from ..engine import Clock, SystemClock
 from ..scheduler import AWAITING, CompiledGraph, split_key
 from .errors import RunConflict, RunNotFound, UnknownBlueprint
 from .job import Job
-from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunRecord
+from .records import CANCELLED, FINAL_STATUSES, RUNNING, WAITING, RunRecord, child_run_id
 from .stores import JobQueue, RunStore, StatusStore
 
 
@@ -50,6 +51,7 @@ class WorkflowClient:
         context: Mapping[str, Any] | None = None,
         *,
         run_id: str | None = None,
+        parent: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         """Start a run (idempotent for a given ``run_id``): returns (run id, status)."""
         graph = self.graph(blueprint_id)
@@ -69,6 +71,7 @@ class WorkflowClient:
             context=dict(context or {}),
             created_at=now,
             updated_at=now,
+            parent=parent,
         )
         if not self.runs.create(record):
             existing = self.runs.load(run_id)
@@ -131,3 +134,23 @@ class WorkflowClient:
             current = self.get(run_id)
             raise RunConflict(run_id, current.status, "cancel (it has finished)")
         self.statuses.changed(run_id, CANCELLED, now)
+        notify_parent(self.queue, updated)
+        for key, node in updated.nodes.items():
+            if node.status == WAITING:
+                # The child may have finished, or never started.
+                with contextlib.suppress(RunConflict, RunNotFound):
+                    self.cancel(child_run_id(run_id, key))
+
+
+def notify_parent(queue: JobQueue, record: RunRecord) -> None:
+    """A finished child run wakes its parent's subflow node (which then reads the child)."""
+    if record.parent:
+        queue.send(
+            [
+                Job(
+                    run_id=record.parent["runId"],
+                    blueprint_id=record.parent["blueprintId"],
+                    node_id=record.parent["node"],
+                )
+            ]
+        )

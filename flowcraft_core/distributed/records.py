@@ -13,10 +13,18 @@ from typing import Any
 from ..scheduler import AWAITING, CompiledGraph, Scheduler
 
 RUNNING = "running"
+#: A node whose child run (subflow) is under way; it is neither settled nor awaiting a person.
+WAITING = "waiting"
 COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+_PARKED = frozenset({AWAITING, WAITING})
+
+
+def child_run_id(parent_run_id: str, key: str) -> str:
+    """The run id of the child a subflow node starts (stable, so starting it is idempotent)."""
+    return f"{parent_run_id}--{key.replace('#', '-')}"
 
 
 @dataclass
@@ -77,7 +85,7 @@ class RunRecord:
         return self.status in FINAL_STATUSES
 
     def scheduler(self, graph: CompiledGraph) -> Scheduler:
-        settled = {k: r.status for k, r in self.nodes.items() if r.status != AWAITING}
+        settled = {k: r.status for k, r in self.nodes.items() if r.status not in _PARKED}
         outputs = {k: r.output for k, r in self.nodes.items() if r.status == "completed"}
         actions = {k: r.action for k, r in self.nodes.items() if r.status == "completed"}
         return Scheduler.restore(graph, settled, outputs, actions, self.decisions)

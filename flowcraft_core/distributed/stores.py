@@ -145,7 +145,7 @@ class InMemoryRunStore:
             if current is None:
                 raise CommitRejected("missing", None)
             existing = current.nodes.get(key)
-            if existing is not None and existing.status != "awaiting":
+            if existing is not None and existing.status not in ("awaiting", "waiting"):
                 raise CommitRejected("committed", copy.deepcopy(current))
             if current.status != RUNNING:
                 raise CommitRejected("closed", copy.deepcopy(current))

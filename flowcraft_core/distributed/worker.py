@@ -25,6 +25,7 @@ from typing import Any
 from ..blueprint import NodeConfig, NodeDefinition, WorkflowBlueprint, load_blueprint
 from ..builtins import default_registry
 from ..builtins.map import MapItemError, MapSpec, item_context
+from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
 from ..engine import (
     Clock,
@@ -45,10 +46,19 @@ from ..nodes import (
     resolve,
 )
 from ..runtime import FlowRuntime, WorkflowResult
-from ..scheduler import AWAITING, CompiledGraph, GraphError, LoopLimitError, Scheduler, split_key
+from ..scheduler import (
+    AWAITING,
+    CompiledGraph,
+    GraphError,
+    LoopLimitError,
+    Scheduler,
+    instance_key,
+    split_key,
+)
+from .client import WorkflowClient, notify_parent
 from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .job import Job
-from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunRecord
+from .records import COMPLETED, FAILED, RUNNING, WAITING, NodeRecord, RunRecord, child_run_id
 from .stores import JobQueue, RunStore, StatusStore
 
 logger = logging.getLogger("flowcraft.worker")
@@ -68,6 +78,15 @@ class FanOut(Exception):
     def __init__(self, spec: MapSpec) -> None:
         super().__init__(f"fan out over {len(spec.items)} items")
         self.spec = spec
+
+
+class StartChild(Exception):
+    """Raised by the distributed subflow service: run the blueprint as a child run."""
+
+    def __init__(self, blueprint_id: str, context: dict[str, Any]) -> None:
+        super().__init__(f"start child run of {blueprint_id!r}")
+        self.blueprint_id = blueprint_id
+        self.context = context
 
 
 class Suspend(Exception):
@@ -97,12 +116,18 @@ class _Services:
         self.blueprints: Mapping[str, Any] = worker.blueprints
         self.clock: Clock = worker.clock
         self._worker = worker
+        #: Wake-up times of parked sleeps in the run being executed (set per job).
+        self.timers: Mapping[str, float] = {}
 
     async def sleep(self, ctx: NodeContext, seconds: float) -> None:
-        if seconds <= INLINE_SLEEP_SECONDS:
-            await self.clock.sleep(seconds)
-            return
-        raise Suspend(self.clock.now() + seconds)
+        wake = self.timers.get(instance_key(ctx.node_id, ctx.iteration))
+        if wake is None:
+            if seconds <= INLINE_SLEEP_SECONDS:
+                await self.clock.sleep(seconds)
+                return
+            raise Suspend(self.clock.now() + seconds)
+        if self.clock.now() < wake:
+            raise Suspend(wake)  # woke early (SQS delays top out at 15 minutes)
 
     async def map_items(self, ctx: NodeContext, spec: MapSpec) -> list[Any]:
         raise FanOut(spec)
@@ -110,10 +135,7 @@ class _Services:
     async def run_subflow(
         self, ctx: NodeContext, blueprint_id: str, context: dict[str, Any]
     ) -> WorkflowResult:
-        # Child runs execute inside this job: the parent node commits once with their result.
-        return await self._worker.child_runtime().run(
-            blueprint_id, context, signal=ctx.signal, run_id=f"{ctx.run_id}/{ctx.node_id}"
-        )
+        raise StartChild(blueprint_id, context)
 
 
 class Worker:
@@ -149,6 +171,9 @@ class Worker:
         self._graphs: dict[str, CompiledGraph] = {}
         self._child_runtime: FlowRuntime | None = None
         self.services = _Services(self)
+        self.client = WorkflowClient(
+            runs=runs, statuses=statuses, queue=queue, blueprints=self.blueprints, clock=self.clock
+        )
 
     def graph(self, blueprint_id: str) -> CompiledGraph | None:
         graph = self._graphs.get(blueprint_id)
@@ -204,7 +229,9 @@ class Worker:
             return None, record
         existing = record.nodes.get(key)
         resume = record.resumes.get(key)
-        if existing is not None and existing.status != AWAITING:
+        if record.status == RUNNING and existing is not None and existing.status == WAITING:
+            return await self._check_child(graph, record, key)
+        if existing is not None and existing.status not in (AWAITING, WAITING):
             return self._advance(graph, record, [key]), record  # redelivered: finish the step
         if record.status != RUNNING:
             return None, record  # awaiting or closed: nothing may start
@@ -259,6 +286,7 @@ class Worker:
             services=self.services,
         )
         started = time.perf_counter()
+        self.services.timers = record.timers
         try:
             result = await attempt_once(resolved, ctx, node.config, self.middleware)
         except Suspend as suspend:
@@ -266,6 +294,8 @@ class Worker:
             return None, record
         except FanOut as fan_out:
             return self._start_fanout(graph, record, sched, job, fan_out.spec, node_input)
+        except StartChild as start:
+            return self._start_child(graph, record, key, start), record
         except Exception as exc:
             self.stats.node_failures += 1
             if self._retry(job, node.config, exc, node.id):
@@ -307,6 +337,79 @@ class Worker:
         )
         self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
         return True
+
+    # ------------------------------------------------------------------ subflows as child runs
+    def _start_child(
+        self, graph: CompiledGraph, record: RunRecord, key: str, start: StartChild
+    ) -> Job | None:
+        """Mark the subflow node waiting, then start its child run (both idempotent)."""
+        child_id = child_run_id(record.run_id, key)
+        if start.blueprint_id not in self.blueprints:
+            node_id = split_key(key)[0]
+            message = (
+                f"node {node_id!r}: subflow blueprint {start.blueprint_id!r} is not registered"
+            )
+            self._fail_run(record, message, key=key)
+            return None
+        try:
+            self.runs.commit(
+                record.run_id,
+                key,
+                NodeRecord(status=WAITING, output={"childRunId": child_id}),
+                decisions={},
+                derived={},
+                context_set={},
+                context_delete=(),
+                now=self.clock.now(),
+            )
+        except CommitRejected as rejected:
+            if rejected.reason == "committed" and rejected.current is not None:
+                return self._advance(graph, rejected.current, [key])
+            return None
+        parent = {"runId": record.run_id, "blueprintId": graph.id, "node": key}
+        self.client.start(start.blueprint_id, start.context, run_id=child_id, parent=parent)
+        return None
+
+    async def _check_child(
+        self, graph: CompiledGraph, record: RunRecord, key: str
+    ) -> tuple[Job | None, RunRecord]:
+        """The subflow node's job after its child started: finish it once the child ended."""
+        node = graph.nodes[split_key(key)[0]]
+        child = self.runs.load(child_run_id(record.run_id, key))
+        if child is None:
+            # Crashed between marking the node and starting the child: run the node again,
+            # which starts the child (idempotently).
+            return await self._execute(
+                graph,
+                record,
+                record.scheduler(graph),
+                node,
+                Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key),
+            )
+        if not child.final:
+            return None, record
+        sched = record.scheduler(graph)
+        node_input = sched.build_input(key, record.context)
+        buffered = BufferedContext(record.context)
+        ctx = NodeContext(
+            context=buffered,
+            input=node_input,
+            params=node.params,
+            dependencies=self.dependencies,
+            run_id=record.run_id,
+            node_id=node.id,
+            iteration=split_key(key)[1],
+            blueprint_id=graph.id,
+            services=self.services,
+        )
+        blueprint_id = str(node.params.get("blueprintId"))
+        try:
+            result = await finish_subflow(
+                ctx, blueprint_id, child.status, child.context, child.error or ""
+            )
+        except Exception as exc:
+            return None, self._fail_run(record, f"node {node.id!r}: {exc}", key=key)
+        return self._commit(graph, record, sched, key, result, node_input, buffered, 1)
 
     # ------------------------------------------------------------------ map fan-out
     def _start_fanout(
@@ -380,8 +483,11 @@ class Worker:
         started = time.perf_counter()
         try:
             if spec.blueprint_id is not None:
-                child = await self.services.run_subflow(
-                    ctx, spec.blueprint_id, {"item": spec.items[index], "index": index}
+                # A map item's sub-blueprint runs inside this item's job.
+                child = await self.child_runtime().run(
+                    spec.blueprint_id,
+                    {"item": spec.items[index], "index": index},
+                    run_id=f"{record.run_id}/{node_id}[{index}]",
                 )
                 if child.status != "completed":
                     details = "; ".join(e.message for e in child.errors) or child.status
@@ -580,6 +686,7 @@ class Worker:
             if closed is not None:
                 self.stats.runs_completed += 1
                 self.statuses.changed(record.run_id, COMPLETED, now)
+                notify_parent(self.queue, closed)
             return
         outstanding = set(sched.outstanding())
         awaiting = set(record.awaiting_keys())
@@ -651,6 +758,7 @@ class Worker:
             return record
         self.stats.runs_failed += 1
         self.statuses.changed(record.run_id, FAILED, now, error=message)
+        notify_parent(self.queue, closed)
         return closed
 
     def _send(self, jobs: list[Job], delay_seconds: int = 0) -> None:
