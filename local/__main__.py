@@ -123,7 +123,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             raise
         print("python -m local demo: local/demo.py is not there yet.", file=sys.stderr)
         return 2
-    result = demo.main()
+    result = demo.main(list(args.demo_args) + (["--verbose"] if args.verbose else []))
     return int(result or 0)
 
 
@@ -159,13 +159,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=_cmd_up)
 
-    demo = commands.add_parser("demo", help="run the example workflows end to end")
+    demo = commands.add_parser(
+        "demo",
+        help="run the example workflows end to end (options after 'demo', such as --out DIR, "
+        "--only NAME or --timeout S, go to the demo)",
+        add_help=False,
+    )
     demo.set_defaults(func=_cmd_demo)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "demo":
+        args.demo_args = extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _configure_logging(args.verbose)
     code: int = args.func(args)
     return code

@@ -16,7 +16,7 @@ At the end it prints, per run: status, a timeline (node, status, attempts, milli
 run was created, output), and the AWS requests; writes a Mermaid diagram coloured by node status
 to ``<out>/<blueprint>.mmd``; and exits 0 only if every run ended as its example expects.
 
-Options (``python local/demo.py --help``): ``--out DIR`` (default ``demo-out``); ``--timeout S``
+Options (``python -m local.demo --help``): ``--out DIR`` (default ``demo-out``); ``--timeout S``
 per run (a run that overruns is cancelled and reported); ``--only ID`` to run some examples;
 ``--prefix`` for resource names; ``--verbose`` for the stack's logs (otherwise only warnings, so
 the output stays readable).
@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -35,12 +36,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import boto3
 
@@ -57,6 +59,8 @@ FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 #: why those reads are counted apart from the run's own requests.
 POLL_INTERVAL_S = 0.1
 OUTPUT_WIDTH = 72
+#: Where the handlers' stdout goes (their Powertools logs and EMF metrics), under ``--out``.
+LAMBDA_LOG = "lambda.log"
 LOGGERS_TO_QUIET = ("flowcraft", "botocore", "urllib3", "werkzeug", "aws_lambda_powertools")
 
 
@@ -328,6 +332,8 @@ def _json_or_text(raw: bytes) -> Any:
 
 @dataclass
 class RunReport:
+    """What the demo learnt about one run: its last API view, what differed, its requests."""
+
     example: Example
     run_id: str | None = None
     run: Json | None = None
@@ -409,7 +415,9 @@ def _cancel(api: Api, run_id: str, line: Callable[[str], None]) -> None:
         line(f"cancel failed: {exc}")
 
 
-def _subtract(after: Counter[tuple[str, str]], before: Counter[tuple[str, str]]) -> Counter:
+def _subtract(
+    after: Counter[tuple[str, str]], before: Counter[tuple[str, str]]
+) -> Counter[tuple[str, str]]:
     return Counter({key: n - before[key] for key, n in after.items() if n > before[key]})
 
 
@@ -539,17 +547,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Set for the demo unless the user set them: Powertools reads them when the handlers import
-#: (log level) or at every flush (metrics, which would print one EMF document per invocation).
-QUIET_ENVIRONMENT = {"POWERTOOLS_LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+#: Set for the demo unless the user set it: Powertools loggers read it when the handlers import.
+#: (Metrics are *not* disabled: with ``POWERTOOLS_METRICS_DISABLED`` Powertools never clears its
+#: metric set and prints it anyway once a metric holds 100 values.)
+QUIET_ENVIRONMENT = {"POWERTOOLS_LOG_LEVEL": "WARNING"}
+
+
+class LambdaStdout(io.TextIOBase):
+    """``sys.stdout`` for the demo: what a handler prints goes to a log file.
+
+    On Lambda a function's stdout (Powertools' JSON log lines and EMF metric documents) goes
+    to CloudWatch Logs; here it goes to ``<out>/lambda.log``, so the demo's own report stays
+    readable and nothing the handlers said is lost. A write counts as the handler's when it
+    happens inside a wrapped handler call (see :meth:`RequestLedger.wrap`).
+    """
+
+    def __init__(self, console: TextIO, log: TextIO) -> None:
+        super().__init__()
+        self.console = console
+        self.log = log
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        target = self.log if _ROLE.get() is not None else self.console
+        with self._lock:
+            return target.write(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            self.console.flush()
+            self.log.flush()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self.console, "encoding", None) or "utf-8"
+
+    def isatty(self) -> bool:
+        return self.console.isatty()
 
 
 @contextlib.contextmanager
-def _quiet_logs(verbose: bool) -> Iterator[None]:
-    """Warnings only from the stack, botocore and Powertools, unless ``verbose``; restored after.
+def _quiet(verbose: bool, log_path: Path) -> Iterator[None]:
+    """Warnings only from the stack, botocore and Powertools, handler stdout to ``log_path``.
 
     The demo's output is the point: a JSON log line per job and an EMF metrics document per
-    invocation would bury it.
+    invocation would bury it. With ``verbose`` nothing is hidden. Everything is restored after.
     """
     if verbose:
         if not logging.getLogger().handlers:
@@ -561,13 +603,20 @@ def _quiet_logs(verbose: bool) -> Iterator[None]:
     for name in LOGGERS_TO_QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.update({key: QUIET_ENVIRONMENT[key] for key in added})
-    try:
-        yield
-    finally:
-        for name, level in saved.items():
-            logging.getLogger(name).setLevel(level)
-        for key in added:
-            os.environ.pop(key, None)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    console = sys.stdout
+    with open(log_path, "w", encoding="utf-8") as log, warnings.catch_warnings():
+        # Powertools warns on every invocation that emitted no metric (the idle reconciler).
+        warnings.filterwarnings("ignore", message="No application metrics to publish")
+        sys.stdout = LambdaStdout(console, log)
+        try:
+            yield
+        finally:
+            sys.stdout = console
+            for name, level in saved.items():
+                logging.getLogger(name).setLevel(level)
+            for key in added:
+                os.environ.pop(key, None)
 
 
 def _verbose_from_caller() -> bool:
@@ -594,7 +643,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     say = _printer()
     reports: list[RunReport] = []
     begun = time.monotonic()
-    with _quiet_logs(args.verbose):
+    with _quiet(args.verbose, args.out / LAMBDA_LOG):
         ledger.install()
         try:
             stack = LocalStack(
@@ -629,6 +678,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{time.monotonic() - begun:.1f} s; {stack_total} AWS requests in all "
         "(provisioning, polling and the reconciler included)."
     )
+    if not args.verbose:
+        say(f"Handler output (Powertools logs, EMF metrics) is in {args.out / LAMBDA_LOG}.")
     if any(r.diagram for r in reports):
         say(
             f"Mermaid diagrams (coloured by node status) in {args.out}/ - paste one into "
