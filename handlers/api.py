@@ -4,12 +4,14 @@
 |---|---|---|
 | ``POST /runs`` | ``{"blueprintId", "context"?, "runId"?}`` | 202 ``{"runId", "status"}`` |
 | ``GET /runs/{runId}`` | | 200 the run (``RunRecord.to_api()``); 404 |
-| ``POST /runs/{runId}/resume`` | ``{"nodeId"?, "action"?, "output"?}`` | 202; 404; 409 not awaiting |
-| ``POST /runs/{runId}/cancel`` | | 202; 404; 409 already final |
+| ``POST /runs/{runId}/resume`` | ``{"nodeId"?, "action"?, "output"?}`` | 202; 404; 409 |
+| ``POST /runs/{runId}/cancel`` | | 202; 404; 409 |
 | ``GET /openapi.json`` | | the OpenAPI 3.1 document of the routes above |
 
-Bodies are pydantic models validated by Powertools (``enable_validation=True``); the OpenAPI
-document is generated from the same models, so it cannot drift from what the code accepts.
+409 means the run is not awaiting (resume) or already final (cancel). Path parameters keep the
+route's camelCase name (``runId``): Powertools binds them by name. Bodies are pydantic models
+validated by Powertools (``enable_validation=True``); the OpenAPI document is generated from the
+same models, so it cannot drift from what the code accepts.
 
 **Errors** are always JSON ``{"message": "..."}`` naming what is wrong, plus ``errors`` (one entry
 per offending field: ``field``, ``message``, ``type``) for validation failures, ``knownBlueprints``
@@ -159,7 +161,21 @@ _NOT_FOUND = _documented("No run with this id")
 _CONFLICT = _documented("The run's status does not allow this")
 _TOO_LARGE = _documented(f"Body over {MAX_BODY_BYTES} bytes")
 
-RunIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="Run id")]
+
+def _reply(status: int, model: BaseModel) -> Response[dict[str, Any]]:
+    """Serialize a reply model ourselves (camelCase, absent fields omitted).
+
+    Routes are annotated ``Response[dict]`` so Powertools does not re-validate replies: a reply
+    that failed its validation would be reported as the *client's* 422. The reply models still
+    document the answers (``responses=`` below) and are built here, so a wrong reply fails
+    loudly (500) instead of silently.
+    """
+    return Response(status, JSON, model.model_dump(by_alias=True, exclude_none=True))
+
+
+RunIdPath = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, title="runId", description="Run id")
+]
 
 
 # ------------------------------------------------------------------------------- routes
@@ -176,11 +192,11 @@ RunIdPath = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, descript
     },
     tags=["runs"],
 )
-def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[RunAccepted]:
+def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[dict[str, Any]]:
     client = config.adapter().client
     run_id, status = client.start(body.blueprint_id, body.context, run_id=body.run_id)
     logger.info("run started", extra={"run_id": run_id, "blueprint_id": body.blueprint_id})
-    return Response(202, JSON, RunAccepted(run_id=run_id, status=status))
+    return _reply(202, RunAccepted(run_id=run_id, status=status))
 
 
 @app.get(
@@ -193,9 +209,9 @@ def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[RunAccepted]
     },
     tags=["runs"],
 )
-def get_run(runId: RunIdPath) -> Response[RunView]:  # noqa: N803 (the route's name)
+def get_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     record = config.adapter().client.get(runId)
-    return Response(200, JSON, RunView.model_validate(record.to_api()))
+    return _reply(200, RunView.model_validate(record.to_api()))
 
 
 @app.post(
@@ -211,9 +227,9 @@ def get_run(runId: RunIdPath) -> Response[RunView]:  # noqa: N803 (the route's n
     tags=["runs"],
 )
 def resume_run(
-    runId: RunIdPath,  # noqa: N803
+    runId: RunIdPath,
     body: Annotated[ResumeRunRequest | None, Body()] = None,
-) -> Response[ResumeAccepted]:
+) -> Response[dict[str, Any]]:
     from flowcraft_core.scheduler import split_key
 
     request = body or ResumeRunRequest()
@@ -222,7 +238,7 @@ def resume_run(
     )
     node_id = split_key(key)[0]
     logger.info("run resumed", extra={"run_id": runId, "node_id": node_id})
-    return Response(202, JSON, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
+    return _reply(202, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
 
 
 @app.post(
@@ -237,10 +253,10 @@ def resume_run(
     },
     tags=["runs"],
 )
-def cancel_run(runId: RunIdPath) -> Response[RunAccepted]:  # noqa: N803
+def cancel_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     config.adapter().client.cancel(runId)
     logger.info("run cancelled", extra={"run_id": runId})
-    return Response(202, JSON, RunAccepted(run_id=runId, status="cancelled"))
+    return _reply(202, RunAccepted(run_id=runId, status="cancelled"))
 
 
 @app.get("/openapi.json", include_in_schema=False)
@@ -263,20 +279,25 @@ def openapi_json() -> str:
         for operation in path.values():
             if isinstance(operation, dict):
                 operation.get("responses", {}).pop("422", None)
+    # Drop Powertools' error schemas nothing refers to any more (they refer to each other).
     schemas = document.get("components", {}).get("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
-        if name in schemas and f"#/components/schemas/{name}" not in json.dumps(document):
-            del schemas[name]
+    removed = True
+    while removed:
+        removed = False
+        text = json.dumps(document)
+        for name in ("HTTPValidationError", "ResponseValidationError", "ValidationError"):
+            if name in schemas and f"#/components/schemas/{name}" not in text:
+                del schemas[name]
+                removed = True
     return json.dumps(document, indent=2)
 
 
 # ------------------------------------------------------------------------------- errors
 
 
-def _error(status: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
-    level = logger.warning if status >= 500 else logger.info
-    level("request refused", extra={"status": status, "reason": message})
-    return Response(status, JSON, {"message": message, **extra})
+def _error(code: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
+    logger.info("request refused", extra={"status_code": code, "reason": message})
+    return Response(code, JSON, {"message": message, **extra})
 
 
 def _field_name(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -293,7 +314,9 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
         if error.get("type") == "json_invalid":
             detail = (error.get("ctx") or {}).get("error", "malformed")
             position = error.get("loc", ("body", 0))[-1]
-            return _error(400, f"request body is not valid JSON: {detail} (at character {position})")
+            return _error(
+                400, f"request body is not valid JSON: {detail} (at character {position})"
+            )
     problems: list[dict[str, str]] = []
     for error in errors:
         loc = tuple(error.get("loc") or ("body",))
@@ -372,9 +395,7 @@ def _as_json(event: dict[str, Any]) -> dict[str, Any]:
     """The event with ``Content-Type: application/json`` (see the module docstring)."""
     if not event.get("body"):
         return event
-    headers = {
-        k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"
-    }
+    headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}
     headers["Content-Type"] = JSON
     multi = {
         k: v
@@ -398,14 +419,16 @@ _registered = False
 
 
 @config.traced
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> proxy response."""
     global _registered
     size = _body_bytes(event)
     if size > MAX_BODY_BYTES:
         message = f"request body is {size} bytes; at most {MAX_BODY_BYTES} (256 KiB) allowed"
-        logger.info("request refused", extra={"status": 413, "reason": message})
+        logger.info("request refused", extra={"status_code": 413, "reason": message})
         return _proxy_response(413, {"message": message})
     if not _registered:
         _register_client_errors()

@@ -37,13 +37,14 @@ _METRICS = {
 
 @config.traced
 @metrics.log_metrics
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled event -> one reconciliation pass -> its statistics (a JSON-able dict)."""
     try:
         runtime = config.runtime()
     except config.ConfigError:
         logger.exception("reconciler is not configured")
+        metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
         raise
     from flowcraft_core.aws.adapter import create_sqs_reconciler
 

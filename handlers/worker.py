@@ -28,10 +28,12 @@ throttled table, a bug), which is what the ``Errors`` alarm and the poller's bac
 with what the job may need: its node's ``timeout`` plus a second, or, for nodes without one,
 10 s (at most a third of the invocation's budget, so a short function timeout still runs more
 than one job per batch). A record that does not fit is not started: it is reported as failed
-and its visibility is reset to 0 so another invocation picks it up at once rather than after the
-visibility timeout. The first job of an invocation always starts: a fresh invocation would not
-give it more time, and handing it back would only walk it to the DLQ. Each hand-back counts as
-a receive, so a queue that constantly hands back is undersized (see ``RecordsHandedBack``).
+and its visibility is reset to 0 so another invocation picks it up at once rather than after
+the visibility timeout (FIFO records held back behind it too). The first job of an invocation
+always starts: a fresh invocation would not give it more time, and handing it back would only
+walk it to the DLQ. Each hand-back counts as a receive (toward ``maxReceiveCount``), so a
+function that keeps handing back needs a smaller batch or a longer timeout
+(see ``RecordsHandedBack``).
 
 **FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
 ``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
@@ -53,7 +55,8 @@ emitted as EMF metrics: ``NodesExecuted``, ``NodeFailures``, ``Retries``, ``Runs
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import time
+from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -107,6 +110,7 @@ class _Invocation:
         self.started = 0
         self.unexpected = 0
         self.handed_back: list[SQSRecord] = []
+        self.seen: set[str] = set()
         # Lambda runs one invocation at a time per container, so the worker's counters can be
         # reset here and read at the end as this invocation's figures.
         self.adapter.worker.stats = WorkerStats()
@@ -117,6 +121,7 @@ class _Invocation:
         from flowcraft_core.distributed.errors import PoisonJob
         from flowcraft_core.distributed.job import Job
 
+        self.seen.add(record.message_id)
         keys: dict[str, object] = {"message_id": record.message_id}
         job: Job | None = None
         parse_error: ValueError | None = None
@@ -141,6 +146,7 @@ class _Invocation:
                 raise MalformedJob(f"message {record.message_id} is not a job: {parse_error}")
             self._check_time(record, job)
             self.started += 1
+            began = time.perf_counter()
             try:
                 self.loop.run_until_complete(
                     self.adapter.handle_job(job, self.context.get_remaining_time_in_millis)
@@ -162,6 +168,9 @@ class _Invocation:
                     extra={"receive_count": record.attributes.approximate_receive_count},
                 )
                 raise
+            logger.info(
+                "job done", extra={"duration_ms": round((time.perf_counter() - began) * 1000, 1)}
+            )
         finally:
             logger.thread_safe_remove_keys(keys)
 
@@ -192,13 +201,18 @@ class _Invocation:
         return min(DEFAULT_RESERVE_MS, self.budget_ms * MAX_RESERVE_SHARE)
 
     # ------------------------------------------------------------------ after the batch
-    def release_handed_back(self) -> None:
-        """Make handed-back messages visible again now (best effort: one request per ten)."""
+    def release_unstarted(self, failed: list[SQSRecord]) -> None:
+        """Make records that were never tried visible again now (best effort, one call per ten).
+
+        Those are the handed-back records and, on a FIFO queue, the records Powertools reported
+        without calling us because an earlier record of their group failed: left in flight they
+        would block their group until the visibility timeout even once the record before them
+        is back. Records that failed on their own keep the visibility timeout as a back-off.
+        """
         queue_url = self.adapter.queue_url
         queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
-        records = [
-            r for r in self.handed_back if r.event_source_arn.rsplit(":", 1)[-1] == queue_name
-        ]
+        unstarted = self.handed_back + [r for r in failed if r.message_id not in self.seen]
+        records = [r for r in unstarted if r.event_source_arn.rsplit(":", 1)[-1] == queue_name]
         if not records:
             return
         from flowcraft_core.aws.clients import sqs_client
@@ -274,13 +288,14 @@ def _processor(event: dict[str, Any]) -> BatchProcessor:
 
 @config.traced
 @metrics.log_metrics(capture_cold_start_metric=True)
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch -> ``{"batchItemFailures": [...]}`` naming only the records to retry."""
     try:
         runtime = config.runtime()
     except config.ConfigError:
         logger.exception("worker is not configured; the whole batch returns to the queue")
+        metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
         raise
     processor = _processor(event)
     invocation = _Invocation(runtime, context)
@@ -292,7 +307,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         failures = len(response.get("batchItemFailures") or [])
     finally:
         invocation.close()
-        invocation.release_handed_back()
+        # The SQS processors only hold SQS records (the type is Powertools' union of all kinds).
+        invocation.release_unstarted(cast("list[SQSRecord]", processor.fail_messages))
         invocation.emit_metrics(failures)
     total = len(processor.records)
     if total and failures == total and invocation.unexpected:
@@ -306,6 +322,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if failures:
         logger.info(
             "batch done with failures",
-            extra={"records": total, "failed": failures, "handed_back": len(invocation.handed_back)},
+            extra={
+                "records": total,
+                "failed": failures,
+                "handed_back": len(invocation.handed_back),
+            },
         )
     return dict(response)
