@@ -38,7 +38,9 @@ function that keeps handing back needs a smaller batch or a longer timeout
 **FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
 ``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
 reported unprocessed, so order is kept where it is defined (the job queue groups by run id) while
-other runs in the batch proceed.
+other runs in the batch proceed. FIFO queues have no per-message delay, so a job that is not due
+yet (a sleep, a retry delay) is reported failed with its visibility set to when it is due (up to
+12 hours at a time; each deferral counts as a receive toward ``maxReceiveCount``).
 
 **One event loop per invocation.** Jobs are coroutines; one loop is created per invocation,
 reused for each record in turn (records run one after the other: the engine's own concurrency is
@@ -76,6 +78,8 @@ if TYPE_CHECKING:
 
     from flowcraft_core.distributed.job import Job
 
+#: SQS's longest visibility timeout (12 hours): the longest a deferred message can stay away.
+MAX_VISIBILITY_SECONDS = 43_200
 #: Time kept free for a job whose node has no ``timeout`` (capped by the invocation's budget).
 DEFAULT_RESERVE_MS = 10_000
 #: The default reserve is at most this share of the invocation's time budget.
@@ -110,6 +114,7 @@ class _Invocation:
         self.started = 0
         self.unexpected = 0
         self.handed_back: list[SQSRecord] = []
+        self.deferred: list[tuple[SQSRecord, float]] = []
         self.seen: set[str] = set()
         # Lambda runs one invocation at a time per container, so the worker's counters can be
         # reset here and read at the end as this invocation's figures.
@@ -118,7 +123,7 @@ class _Invocation:
     # ------------------------------------------------------------------ one record
     def handle(self, record: SQSRecord) -> None:
         """The record handler Powertools calls; raising marks the record as failed."""
-        from flowcraft_core.distributed.errors import PoisonJob
+        from flowcraft_core.distributed.errors import DeferJob, PoisonJob
         from flowcraft_core.distributed.job import Job
 
         self.seen.add(record.message_id)
@@ -151,6 +156,11 @@ class _Invocation:
                 self.loop.run_until_complete(
                     self.adapter.handle_job(job, self.context.get_remaining_time_in_millis)
                 )
+            except DeferJob as defer:
+                # A FIFO queue cannot delay a message: keep it invisible until it is due.
+                self.deferred.append((record, defer.seconds))
+                logger.info("job not due yet; deferred", extra={"seconds": round(defer.seconds)})
+                raise
             except PoisonJob as exc:
                 logger.error(
                     "job can never run; it returns to the queue and moves to the dead-letter "
@@ -202,27 +212,35 @@ class _Invocation:
 
     # ------------------------------------------------------------------ after the batch
     def release_unstarted(self, failed: list[SQSRecord]) -> None:
-        """Make records that were never tried visible again now (best effort, one call per ten).
+        """Set the visibility of records that were not finished (best effort, one call per ten).
 
-        Those are the handed-back records and, on a FIFO queue, the records Powertools reported
-        without calling us because an earlier record of their group failed: left in flight they
-        would block their group until the visibility timeout even once the record before them
-        is back. Records that failed on their own keep the visibility timeout as a back-off.
+        Records never tried become visible now: the handed-back records and, on a FIFO queue, the
+        records Powertools reported without calling us because an earlier record of their group
+        failed (left in flight they would block their group until the visibility timeout even
+        once the record before them is back). Deferred records (a sleep or retry delay on a FIFO
+        queue, which has no per-message delay) stay invisible until they are due. Records that
+        failed on their own keep the visibility timeout as a back-off.
         """
         queue_url = self.adapter.queue_url
         queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
         unstarted = self.handed_back + [r for r in failed if r.message_id not in self.seen]
-        records = [r for r in unstarted if r.event_source_arn.rsplit(":", 1)[-1] == queue_name]
+        timed = [(r, 0) for r in unstarted] + [
+            (r, min(MAX_VISIBILITY_SECONDS, max(0, int(seconds) + 1)))
+            for r, seconds in self.deferred
+        ]
+        records = [
+            (r, after) for r, after in timed if r.event_source_arn.rsplit(":", 1)[-1] == queue_name
+        ]
         if not records:
             return
         from flowcraft_core.aws.clients import sqs_client
 
         client = sqs_client()
         for start in range(0, len(records), 10):
-            chunk = records[start : start + 10]
+            chunk = [r for r, _ in records[start : start + 10]]
             entries = [
-                {"Id": str(n), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": 0}
-                for n, r in enumerate(chunk)
+                {"Id": str(n), "ReceiptHandle": r.receipt_handle, "VisibilityTimeout": after}
+                for n, (r, after) in enumerate(records[start : start + 10])
             ]
             try:
                 response = client.change_message_visibility_batch(
@@ -257,7 +275,7 @@ class _Invocation:
             ("RecordsHandedBack", len(self.handed_back)),
         ):
             metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        for duration in stats.durations_ms[:MAX_DURATION_VALUES]:
+        for duration in list(stats.durations_ms)[:MAX_DURATION_VALUES]:
             metrics.add_metric(name="NodeDuration", unit=MetricUnit.Milliseconds, value=duration)
 
     def close(self) -> None:

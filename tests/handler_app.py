@@ -7,6 +7,7 @@ tiny blueprints so each test costs few AWS calls:
 * ``flaky``: ``boom`` always fails (no retries), so the run fails;
 * ``approval``: ``submit`` -> ``manager_approval`` (built-in ``wait``) -> ``provision_access`` on
   ``approve`` or ``notify_rejection`` on ``reject``;
+* ``sleepy``: ``submit`` -> ``pause`` (built-in ``sleep``, 1.5 s: parked on the queue) -> ...;
 * ``slow``: ``nap`` has a 20 s timeout, so the worker reserves 21 s before starting it.
 """
 
@@ -93,6 +94,18 @@ blueprints: dict[str, dict[str, Any]] = {
             {"source": "submit", "target": "manager_approval"},
             {"source": "manager_approval", "target": "provision_access", "action": "approve"},
             {"source": "manager_approval", "target": "notify_rejection", "action": "reject"},
+        ],
+    },
+    "sleepy": {
+        "id": "sleepy",
+        "nodes": [
+            {"id": "submit", "uses": "submit"},
+            {"id": "pause", "uses": "sleep", "params": {"duration": 1500}},
+            {"id": "notify_rejection", "uses": "notify_rejection"},
+        ],
+        "edges": [
+            {"source": "submit", "target": "pause"},
+            {"source": "pause", "target": "notify_rejection"},
         ],
     },
     "slow": {

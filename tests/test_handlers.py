@@ -510,3 +510,29 @@ def test_sample_events_drive_the_handlers(stack: Stack) -> None:
     assert approval["outputs"]["provision_access"] == {"granted": True, "by": "lin@example.com"}
     assert stack.get("demo-run-1")["status"] == "cancelled"
     assert stack.get("demo-run-1")["nodes"].get("validate") != "completed"
+
+
+def test_fifo_queue_defers_a_sleeping_job_by_visibility(
+    aws: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FIFO queues have no per-message delay: a parked job comes straight back, is reported
+    failed with its visibility set to its wake time, and runs once it is due."""
+    stack = make_stack(monkeypatch, QueueSpec(fifo=True))
+    try:
+        run_id = stack.start("sleepy")
+        assert stack.run_worker(stack.receive_exactly(1)) == []  # submit runs; the sleep parks
+        parked = stack.receive_exactly(1)
+        assert json.loads(parked[0]["Body"])["nodeId"] == "pause"
+        assert stack.run_worker(parked) == [parked[0]["MessageId"]]  # not due: deferred
+        assert stack.receive() == []  # invisible until its wake time
+        deadline = time.monotonic() + 10
+        while stack.get(run_id)["status"] != "completed" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            messages = stack.receive()
+            if messages:
+                stack.run_worker(messages)
+        body = stack.get(run_id)
+        assert body["status"] == "completed"
+        assert body["nodes"]["pause"] == "completed"
+    finally:
+        config.reset()

@@ -14,6 +14,7 @@ from typing import Any
 
 from ..blueprint import WorkflowBlueprint
 from ..distributed.client import WorkflowClient
+from ..distributed.errors import DeferJob
 from ..distributed.job import Job
 from ..distributed.reconciler import Reconciler
 from ..distributed.worker import Worker
@@ -132,6 +133,12 @@ class SqsAdapter:
                     try:
                         loop.run_until_complete(self.handle_message(message["Body"]))
                         done.append(message)
+                    except DeferJob as defer:
+                        client.change_message_visibility(
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=min(43_200, int(defer.seconds) + 1),
+                        )
                     except Exception:
                         logger.exception(
                             "job %s failed; it will be redelivered", message["MessageId"]

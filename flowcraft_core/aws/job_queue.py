@@ -18,6 +18,8 @@ class SqsJobQueue:
         self.queue_url = queue_url
         self.client = client or sqs_client()
         self.fifo = queue_url.endswith(".fifo")
+        #: FIFO queues have no per-message delay; waiting jobs are deferred by visibility.
+        self.supports_delay = not self.fifo
 
     def send(self, jobs: Sequence[Job], delay_seconds: int = 0) -> None:
         for start in range(0, len(jobs), 10):

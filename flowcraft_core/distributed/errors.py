@@ -43,5 +43,14 @@ class StateTooLarge(Exception):
     """The run record would pass DynamoDB's 400 KB item limit."""
 
 
+class DeferJob(Exception):
+    """This message must come back later (a queue without per-message delays, such as FIFO):
+    the caller makes it invisible for ``seconds`` instead of deleting it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"job deferred for {seconds:.0f} s")
+        self.seconds = seconds
+
+
 class PoisonJob(ValueError):
     """A job that can never succeed and names no run to fail: it belongs in the DLQ."""

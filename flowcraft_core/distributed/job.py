@@ -35,4 +35,6 @@ class Job(BaseModel):
     def dedup_id(self) -> str:
         """Stable id of this job (FIFO deduplication and batch entry ids)."""
         item = "" if self.item is None else f"[{self.item}]"
-        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}"
+        # A parked job is sent again with the same attempt: its wake time tells them apart.
+        wake = "" if self.not_before is None else f"@{int(self.not_before * 1000)}"
+        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}{wake}"

@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,7 +57,7 @@ from ..scheduler import (
     split_key,
 )
 from .client import WorkflowClient, notify_parent
-from .errors import CommitRejected, PoisonJob, StateTooLarge
+from .errors import CommitRejected, DeferJob, PoisonJob, StateTooLarge
 from .job import Job
 from .records import COMPLETED, FAILED, RUNNING, WAITING, NodeRecord, RunRecord, child_run_id
 from .stores import JobQueue, RunStore, StatusStore
@@ -105,7 +106,8 @@ class WorkerStats:
     runs_completed: int = 0
     runs_failed: int = 0
     jobs_sent: int = 0
-    durations_ms: list[float] = field(default_factory=list)
+    #: The latest node durations (bounded: a long-running poller never resets its stats).
+    durations_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
 
 
 class _Services:
@@ -239,6 +241,8 @@ class Worker:
             return None, record  # still waiting for a resume
         now = self.clock.now()
         if job.not_before is not None and now < job.not_before:
+            if not getattr(self.queue, "supports_delay", True):
+                raise DeferJob(job.not_before - now)
             delay = min(MAX_DELAY_SECONDS, math.ceil(job.not_before - now))
             self.queue.send([job], delay_seconds=delay)
             return None, record
