@@ -54,7 +54,7 @@ def assert_untouched(stack: Stack) -> None:
         (
             '{"blueprintId": "nope"}',
             400,
-            "unknown blueprint 'nope'; known blueprints: approval, flaky, order, slow",
+            "unknown blueprint 'nope'; known blueprints: approval, flaky, order, sleepy, slow",
         ),
     ],
 )
@@ -82,7 +82,7 @@ def test_field_errors_are_listed_one_by_one(stack: Stack) -> None:
 def test_unknown_blueprint_lists_the_known_ones(stack: Stack) -> None:
     status, body = stack.call_api("POST", "/runs", {"blueprintId": "ordr"})
     assert status == 400
-    assert body["knownBlueprints"] == ["approval", "flaky", "order", "slow"]
+    assert body["knownBlueprints"] == ["approval", "flaky", "order", "sleepy", "slow"]
 
 
 def test_oversized_body_is_413_before_parsing(stack: Stack) -> None:
