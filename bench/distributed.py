@@ -30,6 +30,23 @@ BATCH = 10
 AWS_CALL_LATENCY_S = 0.006
 
 
+def item_size(value: Any) -> int:
+    """DynamoDB's size of a typed attribute value (AWS's published rules, approximately)."""
+    (kind, inner), = value.items()
+    if kind == "S":
+        return len(inner.encode())
+    if kind == "N":
+        digits = len(inner.replace("-", "").replace(".", "").lstrip("0")) or 1
+        return (digits + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + 1 + item_size(v) for k, v in inner.items())
+    if kind == "L":
+        return 3 + sum(1 + item_size(v) for v in inner)
+    return len(json.dumps(inner))
+
+
 def chain(n: int) -> dict[str, Any]:
     return {
         "id": "chain20",
@@ -120,7 +137,7 @@ def main() -> None:
         item = ddb.get_item(
             TableName=settings["FLOWCRAFT_CONTEXT_TABLE"], Key={"runId": {"S": run_id}}
         )["Item"]
-        final_kb = len(json.dumps(item)) / 1024
+        final_kb = sum(len(k) + item_size(v) for k, v in item.items()) / 1024
         rows.append((blueprint_id, executed, counts, elapsed, final_kb))
     counter.uninstall()
 
@@ -157,9 +174,12 @@ def main() -> None:
             for (s, o), n in counts.items()
             if s == "dynamodb" and o in {"PutItem", "UpdateItem", "DeleteItem"}
         )
-        # Write units grow with the item (1 WRU per KB); use the average size over the run.
-        wru = writes * max(1, math.ceil(final_kb / 2))
-        rru = reads * max(1, math.ceil(final_kb / 4))
+        # A write costs 1 WRU per KB of the item (the larger of before and after), a strongly
+        # consistent read 1 RRU per 4 KB. The run item grows during the run: charge each request
+        # for the item's average size, from empty to final.
+        average_kb = final_kb / 2
+        wru = writes * max(1, math.ceil(average_kb))
+        rru = reads * max(1, math.ceil(average_kb / 4))
         lambda_seconds = cpu_per_node + AWS_CALL_LATENCY_S * (total / executed)
         dollars = (
             sqs_requests / executed * SQS_PER_REQUEST
