@@ -32,7 +32,7 @@ AWS_CALL_LATENCY_S = 0.006
 
 def item_size(value: Any) -> int:
     """DynamoDB's size of a typed attribute value (AWS's published rules, approximately)."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode())
     if kind == "N":
