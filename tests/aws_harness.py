@@ -93,5 +93,23 @@ class AwsHarness:
             loop.close()
         return handled
 
+    def discard_queued(self) -> int:
+        """Lose every queued job (as if they had been consumed by a worker that then died)."""
+        lost = 0
+        while True:
+            messages = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not messages:
+                return lost
+            self.sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(messages)
+                ],
+            )
+            lost += len(messages)
+
     def reconcile(self, threshold: float = 0) -> Any:
         return create_sqs_reconciler(self.adapter, stalled_threshold_seconds=threshold).run()

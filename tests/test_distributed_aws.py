@@ -253,3 +253,28 @@ def test_context_and_coordination_stores(aws: Any) -> None:
     assert store.extend_ttl("lock", 300) and not store.extend_ttl("missing", 300)
     store.delete("lock")
     assert store.get("lock") is None
+
+
+def test_reconciler_cost_follows_stalled_runs_not_table_size(aws: Any) -> None:
+    """The AWS requests of a reconciler pass depend on the stalled runs, not on finished ones."""
+    h = AwsHarness()
+
+    def pass_cost(finished: int, stalled: int, tag: str) -> int:
+        for i in range(finished):
+            h.adapter.client.start("if_else", run_id=f"{tag}-done-{i}")
+        h.pump()
+        for i in range(stalled):
+            h.adapter.client.start("if_else", run_id=f"{tag}-stalled-{i}")
+        h.discard_queued()  # their start jobs are lost
+        before = h.calls
+        stats = h.reconcile(threshold=0)
+        assert stats.stalled_runs == stalled
+        cost = h.calls - before
+        h.pump()
+        return cost
+
+    small = pass_cost(finished=2, stalled=1, tag="a")
+    large = pass_cost(finished=20, stalled=1, tag="b")
+    assert large == small
+    two = pass_cost(finished=0, stalled=2, tag="c")
+    assert two > small
