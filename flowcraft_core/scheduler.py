@@ -273,6 +273,7 @@ class Scheduler:
         "_undecided",
         "actions",
         "decisions",
+        "fired_by",
         "graph",
         "outputs",
         "settled",
@@ -293,6 +294,8 @@ class Scheduler:
         self._loop_done: set[tuple[int, int]] = set()
         self._never: set[str] = set()  # loop iterations that were never started
         self._exit_taken: set[int] = set()  # loop exits taken in some iteration
+        #: ``any`` joins: the decision key of the arrival that fired each one (its owner).
+        self.fired_by: dict[str, str] = {}
 
     # ----------------------------------------------------------------- starting and restoring
     def start(self) -> Step:
@@ -308,8 +311,13 @@ class Scheduler:
         outputs: Mapping[str, Any],
         actions: Mapping[str, str | None],
         decisions: Mapping[str, bool],
+        fired_by: Mapping[str, str] | None = None,
     ) -> Scheduler:
-        """Rebuild from stored records (decisions replayed, nothing new decided)."""
+        """Rebuild from stored records (decisions replayed, nothing new decided).
+
+        ``fired_by`` names which arrival fired each ``any`` join; stored maps have no order, so
+        without it the replay could credit a later arrival.
+        """
         sched = cls(graph)
         sched.start()
         sched.outputs.update(outputs)
@@ -325,7 +333,47 @@ class Scheduler:
             if edge.kind == _EXIT and taken:
                 sched._exit_taken.add(edge.index)
             sched._arrive(edge, int(it) if it else 0, taken, None)
+        for target, owner in (fired_by or {}).items():
+            sched.fired_by[target] = owner
+            arrivals = sched._arrivals.get(target)
+            if arrivals:
+                index, _, it = owner.partition("@")
+                source = instance_key(edges[int(index)].source, int(it) if it else 0)
+                arrivals.sort(key=lambda arrival: arrival[1] != source)
         return sched
+
+    def settle_derived(self) -> Step:
+        """Decide what the stored decisions imply but a concurrent or interrupted step left
+        undone: skips, and the end of loops whose last iteration has settled."""
+        step = Step()
+        while True:
+            before = len(step.decisions or {})
+            step.skipped.extend(k for k in self.pending_skips() if k not in step.skipped)
+            self._cascade(step)
+            for (loop_index, iteration), count in list(self._loop_settled.items()):
+                loop = self.graph.loops[loop_index]
+                if count >= len(loop.members):
+                    self._maybe_end_loop(loop, iteration, step)
+            self._cascade(step)
+            if len(step.decisions or {}) == before and not self.pending_skips():
+                return step
+
+    def pending_loop_ends(self) -> list[tuple[int, int]]:
+        """Loop iterations that settled without a next one, whose exits are still undecided."""
+        pending = []
+        for (loop_index, iteration), count in self._loop_settled.items():
+            loop = self.graph.loops[loop_index]
+            if count < len(loop.members):
+                continue
+            following = instance_key(loop.header, iteration + 1)
+            if following in self._fired or following in self._arrivals:
+                continue
+            if any(
+                e.index not in self._exit_taken and str(e.index) not in self.decisions
+                for e in loop.exit_edges
+            ):
+                pending.append((loop_index, iteration))
+        return pending
 
     def outstanding(self) -> list[str]:
         """Instances that are ready (or running, or awaiting) but not settled."""
@@ -346,7 +394,11 @@ class Scheduler:
 
     @property
     def finished(self) -> bool:
-        return all(k in self.settled for k in self._fired) and not self.pending_skips()
+        return (
+            all(k in self.settled for k in self._fired)
+            and not self.pending_skips()
+            and not self.pending_loop_ends()
+        )
 
     # ----------------------------------------------------------------- settling
     def complete(
@@ -419,6 +471,7 @@ class Scheduler:
                 return
             if taken and edge.any_join:
                 self._fired.add(target)
+                self.fired_by[target] = dkey
                 step.ready.append(target)
             elif undecided == 0:
                 if target in self._arrivals:
@@ -476,6 +529,9 @@ class Scheduler:
             return
         if taken and edge.any_join:
             self._fire(target, step)
+            self.fired_by[target] = (
+                str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
+            )
         elif undecided == 0:
             if target in self._arrivals:
                 self._fire(target, step)
@@ -614,6 +670,16 @@ class Scheduler:
         if head == "context" and rest:
             return compile_expression(ref).evaluate({"context": context})
         return None
+
+
+def decision_source(graph: CompiledGraph, dkey: str, taken: bool) -> str | None:
+    """The node instance whose settling made a decision; None for a loop's exit decided as not
+    taken when the loop ended (no single node made that one)."""
+    index, _, it = dkey.partition("@")
+    edge = graph.edges[int(index)]
+    if edge.kind == _EXIT and not taken:
+        return None
+    return instance_key(edge.source, int(it) if it else 0)
 
 
 def statuses_by_node(

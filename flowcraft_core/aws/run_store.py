@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ..distributed.errors import CommitRejected, StateTooLarge
-from ..distributed.records import FINAL_STATUSES, RUNNING, NodeRecord, RunRecord
+from ..distributed.records import FINAL_STATUSES, PARKED, RUNNING, NodeRecord, RunRecord
 from .clients import dynamodb_client
 from .serialization import from_item, to_attribute, to_item
 
@@ -34,6 +34,8 @@ def record_from_item(item: dict[str, Any]) -> RunRecord:
         resumes=data.get("resumes") or {},
         timers={k: float(v) for k, v in (data.get("timers") or {}).items()},
         fanouts=data.get("fanouts") or {},
+        fired_by=data.get("firedBy") or {},
+        retries=data.get("retries") or {},
         created_at=float(data.get("createdAt", 0)),
         updated_at=float(data.get("updatedAt", 0)),
         quiet_until=float(data.get("quietUntil", 0)),
@@ -105,6 +107,8 @@ class DynamoDbRunStore:
             "resumes": {},
             "timers": {},
             "fanouts": {},
+            "firedBy": {},
+            "retries": {},
             "createdAt": record.created_at,
             "updatedAt": record.updated_at,
         }
@@ -167,40 +171,45 @@ class DynamoDbRunStore:
         key: str,
         node: NodeRecord,
         *,
-        decisions: dict[str, bool],
-        derived: dict[str, NodeRecord],
         context_set: dict[str, Any],
         context_delete: Iterable[str],
         now: float,
+        fired_by: dict[str, str] | None = None,
     ) -> RunRecord:
         u = _Update()
         node_path = u.path("nodes", key)
-        u.set(node_path, node.to_item())
-        for derived_key, record in derived.items():
-            u.set(u.path("nodes", derived_key), record.to_item(), if_absent=True)
-        for dkey, taken in decisions.items():
-            u.set(u.path("decisions", dkey), taken)
+        u.set(node_path, node.to_item())  # the node's decisions travel inside its record
         for ckey, value in context_set.items():
             u.set(u.path("context", ckey), value)
         for ckey in context_delete:
             u.removes.append(u.path("context", ckey))
-        u.removes.append(u.path("resumes", key))
+        for target, owner in (fired_by or {}).items():
+            u.set(u.path("firedBy", target), owner, if_absent=True)
+        parking = node.status in PARKED
+        if not parking:
+            u.removes.append(u.path("resumes", key))
+            u.removes.append(u.path("retries", key))
         u.set(u.name("updatedAt"), now)
         status = u.name("status")
         running = u.value(RUNNING)
-        parked_states = f"{u.value('awaiting')}, {u.value('waiting')}"
-        condition = (
-            f"{status} = {running} AND (attribute_not_exists({node_path}) OR "
-            f"{node_path}.{u.name('s')} IN ({parked_states}))"
-        )
+        if parking:
+            condition = f"{status} = {running} AND attribute_not_exists({node_path})"
+        else:
+            parked_states = f"{u.value('awaiting')}, {u.value('waiting')}"
+            condition = (
+                f"{status} = {running} AND (attribute_not_exists({node_path}) OR "
+                f"{node_path}.{u.name('s')} IN ({parked_states}))"
+            )
         try:
             return self._update(run_id, u, condition)
         except CommitRejected as rejected:
             current = rejected.current
             if current is not None:
                 existing = current.nodes.get(key)
-                parked = existing is None or existing.status in ("awaiting", "waiting")
-                reason = "closed" if parked else "committed"
+                if existing is None or current.status != RUNNING:
+                    reason = "closed"
+                else:
+                    reason = "parked" if existing.status in PARKED else "committed"
                 raise CommitRejected(reason, current) from None
             raise
 
@@ -213,6 +222,7 @@ class DynamoDbRunStore:
         now: float,
         timers: dict[str, float] | None = None,
         quiet_until: float | None = None,
+        retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
         u = _Update()
         for node_key, record in nodes.items():
@@ -221,6 +231,8 @@ class DynamoDbRunStore:
             u.set(u.path("decisions", dkey), taken)
         for tkey, at in (timers or {}).items():
             u.set(u.path("timers", tkey), at, if_absent=True)
+        for rkey, pending in (retries or {}).items():
+            u.set(u.path("retries", rkey), pending)
         if quiet_until is not None:
             u.set(u.name("quietUntil"), quiet_until)
         u.set(u.name("updatedAt"), now)
@@ -243,8 +255,15 @@ class DynamoDbRunStore:
     ) -> RunRecord | None:
         u = _Update()
         status = u.name("status")
+        node_condition = ""
         if failed_node is not None:
-            u.set(u.path("nodes", failed_node[0]), failed_node[1].to_item())
+            failed_path = u.path("nodes", failed_node[0])
+            u.set(failed_path, failed_node[1].to_item())
+            # A node committed meanwhile (by a concurrent delivery) wins over a failed attempt.
+            node_condition = (
+                f" AND (attribute_not_exists({failed_path}) OR {failed_path}.{u.name('s')} IN "
+                f"({u.value('awaiting')}, {u.value('waiting')}))"
+            )
         u.sets.append(f"{status} = {u.value(to)}")
         u.set(u.name("updatedAt"), now)
         if error is not None:
@@ -252,7 +271,7 @@ class DynamoDbRunStore:
         if to in FINAL_STATUSES:
             u.set(u.name("ttl"), int(now + self.retention_seconds))
         allowed = [u.value(s) for s in allowed_from]
-        condition = f"{status} IN ({', '.join(allowed)})"
+        condition = f"{status} IN ({', '.join(allowed)})" + node_condition
         if resume is not None:
             key, payload = resume
             node_path = u.path("nodes", key)
@@ -297,5 +316,7 @@ class DynamoDbRunStore:
 
 
 def _too_large(exc: ClientError) -> bool:
+    """The item-size refusal (not the 4 KB expression limit, which is our bug to avoid)."""
     error = exc.response["Error"]
-    return error["Code"] == "ValidationException" and "size" in error.get("Message", "").lower()
+    message = error.get("Message", "").lower()
+    return error["Code"] == "ValidationException" and "item size" in message

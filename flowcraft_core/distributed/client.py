@@ -108,6 +108,9 @@ class WorkflowClient:
             raise RunConflict(run_id, record.status, f"resume without nodeId (waiting at {names})")
         key = waiting[0]
         now = self.clock.now()
+        # The status row first: if we die after the record changes, the run is back in the
+        # reconciler's index, which then sends the resumed node.
+        self.statuses.changed(run_id, RUNNING, now)
         updated = self.runs.transition(
             run_id,
             to=RUNNING,
@@ -117,13 +120,15 @@ class WorkflowClient:
         )
         if updated is None:
             current = self.get(run_id)
+            self.statuses.changed(run_id, current.status, now, error=current.error)
             raise RunConflict(run_id, current.status, "resume (it changed meanwhile)")
-        self.statuses.changed(run_id, RUNNING, now)
         self.queue.send([Job(run_id=run_id, blueprint_id=record.blueprint_id, node_id=key)])
         return key
 
     def cancel(self, run_id: str) -> None:
         record = self.get(run_id)
+        if record.status == CANCELLED:
+            self._cancel_children(record)  # a repeated cancel still reaches the children
         if record.status in FINAL_STATUSES:
             raise RunConflict(run_id, record.status, "cancel (it has finished)")
         now = self.clock.now()
@@ -135,11 +140,16 @@ class WorkflowClient:
             raise RunConflict(run_id, current.status, "cancel (it has finished)")
         self.statuses.changed(run_id, CANCELLED, now)
         notify_parent(self.queue, updated)
-        for key, node in updated.nodes.items():
+        self._cancel_children(updated)
+
+    def _cancel_children(self, record: RunRecord) -> None:
+        for key, node in record.nodes.items():
             if node.status == WAITING:
-                # The child may have finished, or never started.
-                with contextlib.suppress(RunConflict, RunNotFound):
-                    self.cancel(child_run_id(run_id, key))
+                child = self.runs.load(child_run_id(record.run_id, key))
+                if child is not None and not child.final:
+                    # The child may finish meanwhile.
+                    with contextlib.suppress(RunConflict, RunNotFound):
+                        self.cancel(child.run_id)
 
 
 def notify_parent(queue: JobQueue, record: RunRecord) -> None:

@@ -19,7 +19,7 @@ COMPLETED = "completed"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
-_PARKED = frozenset({AWAITING, WAITING})
+PARKED = frozenset({AWAITING, WAITING})
 
 
 def child_run_id(parent_run_id: str, key: str) -> str:
@@ -37,9 +37,14 @@ class NodeRecord:
     attempts: int = 1
     error: str | None = None
     finished_at: float | None = None
+    #: The edge decisions this instance made when it settled. Kept with the node, so one write
+    #: (one update clause) commits a node with any number of outgoing edges.
+    decisions: dict[str, bool] = field(default_factory=dict)
 
     def to_item(self) -> dict[str, Any]:
         item: dict[str, Any] = {"s": self.status, "n": self.attempts}
+        if self.decisions:
+            item["d"] = self.decisions
         if self.output is not None:
             item["o"] = self.output
         if self.action is not None:
@@ -59,6 +64,7 @@ class NodeRecord:
             attempts=int(item.get("n", 1)),
             error=item.get("e"),
             finished_at=item.get("t"),
+            decisions={k: bool(v) for k, v in (item.get("d") or {}).items()},
         )
 
 
@@ -69,7 +75,12 @@ class RunRecord:
     status: str = RUNNING
     context: dict[str, Any] = field(default_factory=dict)
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    #: Decisions no single node made (a loop's exits, decided when the loop ended).
     decisions: dict[str, bool] = field(default_factory=dict)
+    #: ``any`` joins: the decision key of the arrival that fired each (first writer wins).
+    fired_by: dict[str, str] = field(default_factory=dict)
+    #: Failed attempts waiting on the queue for their retry: attempt and when it is due.
+    retries: dict[str, dict[str, float]] = field(default_factory=dict)
     resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
     timers: dict[str, float] = field(default_factory=dict)
     #: Map nodes fanned out as one job per item: spec, items and results by index.
@@ -84,11 +95,20 @@ class RunRecord:
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    def all_decisions(self) -> dict[str, bool]:
+        decisions = dict(self.decisions)
+        for record in self.nodes.values():
+            if record.decisions:
+                decisions.update(record.decisions)
+        return decisions
+
     def scheduler(self, graph: CompiledGraph) -> Scheduler:
-        settled = {k: r.status for k, r in self.nodes.items() if r.status not in _PARKED}
+        settled = {k: r.status for k, r in self.nodes.items() if r.status not in PARKED}
         outputs = {k: r.output for k, r in self.nodes.items() if r.status == "completed"}
         actions = {k: r.action for k, r in self.nodes.items() if r.status == "completed"}
-        return Scheduler.restore(graph, settled, outputs, actions, self.decisions)
+        return Scheduler.restore(
+            graph, settled, outputs, actions, self.all_decisions(), self.fired_by
+        )
 
     def awaiting_keys(self) -> list[str]:
         return [k for k, r in self.nodes.items() if r.status == AWAITING]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .errors import CommitRejected, StateTooLarge
 from .job import Job
-from .records import FINAL_STATUSES, RUNNING, NodeRecord, RunRecord
+from .records import PARKED, RUNNING, NodeRecord, RunRecord
 
 
 class RunStore(Protocol):
@@ -31,13 +31,17 @@ class RunStore(Protocol):
         key: str,
         node: NodeRecord,
         *,
-        decisions: dict[str, bool],
-        derived: dict[str, NodeRecord],
         context_set: dict[str, Any],
         context_delete: Iterable[str],
         now: float,
+        fired_by: dict[str, str] | None = None,
     ) -> RunRecord:
-        """Commit a node at most once (while the run is running); raise CommitRejected."""
+        """Commit a node once, while the run is running; raise CommitRejected.
+
+        A completed node (with its decisions and context writes) may replace a parked record
+        (``awaiting``/``waiting``) and clears the node's resume; parking a node only creates
+        its record. ``fired_by`` claims ``any`` joins for this node's arrivals (first wins).
+        """
         ...
 
     def record_progress(
@@ -49,8 +53,10 @@ class RunStore(Protocol):
         now: float,
         timers: dict[str, float] | None = None,
         quiet_until: float | None = None,
+        retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
-        """Idempotent facts derived from committed ones (skips, loop exits, sleep timers)."""
+        """Idempotent facts derived from committed ones (skips, loop exits, sleep timers,
+        pending retries); node records are only created, never replaced."""
         ...
 
     def transition(
@@ -134,32 +140,34 @@ class InMemoryRunStore:
         key: str,
         node: NodeRecord,
         *,
-        decisions: dict[str, bool],
-        derived: dict[str, NodeRecord],
         context_set: dict[str, Any],
         context_delete: Iterable[str],
         now: float,
+        fired_by: dict[str, str] | None = None,
     ) -> RunRecord:
         with self._lock:
             current = self.records.get(run_id)
             if current is None:
                 raise CommitRejected("missing", None)
             existing = current.nodes.get(key)
-            if existing is not None and existing.status not in ("awaiting", "waiting"):
-                raise CommitRejected("committed", copy.deepcopy(current))
+            parking = node.status in PARKED
+            if existing is not None and (parking or existing.status not in PARKED):
+                reason = "parked" if existing.status in PARKED else "committed"
+                raise CommitRejected(reason, copy.deepcopy(current))
             if current.status != RUNNING:
                 raise CommitRejected("closed", copy.deepcopy(current))
             updated = copy.deepcopy(current)
             updated.nodes[key] = NodeRecord(**vars(node))
             updated.nodes[key].output = _roundtrip(node.output)
-            for k, rec in derived.items():
-                updated.nodes.setdefault(k, rec)
-            updated.decisions.update(decisions)
             for k, v in context_set.items():
                 updated.context[k] = _roundtrip(v)
             for k in context_delete:
                 updated.context.pop(k, None)
-            updated.resumes.pop(key, None)
+            for target, owner in (fired_by or {}).items():
+                updated.fired_by.setdefault(target, owner)
+            if not parking:
+                updated.resumes.pop(key, None)
+                updated.retries.pop(key, None)
             updated.updated_at = now
             self._check_size(updated)
             self.records[run_id] = updated
@@ -174,18 +182,21 @@ class InMemoryRunStore:
         now: float,
         timers: dict[str, float] | None = None,
         quiet_until: float | None = None,
+        retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
         with self._lock:
             current = self.records[run_id]
-            if current.status in FINAL_STATUSES:
+            if current.status != RUNNING:
                 raise CommitRejected("closed", copy.deepcopy(current))
             for k, rec in nodes.items():
-                current.nodes.setdefault(k, rec)
+                current.nodes.setdefault(k, copy.deepcopy(rec))
             current.decisions.update(decisions)
             for k, at in (timers or {}).items():
                 current.timers.setdefault(k, at)
+            for k, pending in (retries or {}).items():
+                current.retries[k] = dict(pending)
             if quiet_until is not None:
-                current.quiet_until = max(current.quiet_until, quiet_until)
+                current.quiet_until = quiet_until
             current.updated_at = now
             return copy.deepcopy(current)
 
@@ -205,6 +216,9 @@ class InMemoryRunStore:
             if current is None or current.status not in set(allowed_from):
                 return None
             if failed_node is not None:
+                existing = current.nodes.get(failed_node[0])
+                if existing is not None and existing.status not in PARKED:
+                    return None  # the node was committed meanwhile: the run goes on
                 current.nodes[failed_node[0]] = failed_node[1]
             if resume is not None:
                 key, payload = resume

@@ -14,6 +14,7 @@ Retries go back through the queue with a delay; sleeps park the job on the queue
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -53,11 +54,20 @@ from ..scheduler import (
     GraphError,
     LoopLimitError,
     Scheduler,
+    Step,
+    decision_source,
     instance_key,
     split_key,
 )
 from .client import WorkflowClient, notify_parent
-from .errors import CommitRejected, DeferJob, PoisonJob, StateTooLarge
+from .errors import (
+    CommitRejected,
+    DeferJob,
+    PoisonJob,
+    RunConflict,
+    RunNotFound,
+    StateTooLarge,
+)
 from .job import Job
 from .records import COMPLETED, FAILED, RUNNING, WAITING, NodeRecord, RunRecord, child_run_id
 from .stores import JobQueue, RunStore, StatusStore
@@ -69,6 +79,8 @@ MAX_DELAY_SECONDS = 900
 #: The run record must stay under DynamoDB's 400 KB item limit; we refuse a commit that would
 #: bring it near (JSON size approximates DynamoDB's count), before sending it.
 MAX_RUN_BYTES = 380_000
+#: Skipped nodes recorded per write (keeps each update expression well under DynamoDB's 4 KB).
+SKIPS_PER_WRITE = 25
 #: Sleeps shorter than this are slept in-process rather than parked on the queue.
 INLINE_SLEEP_SECONDS = 1.0
 
@@ -302,7 +314,7 @@ class Worker:
             return self._start_child(graph, record, key, start), record
         except Exception as exc:
             self.stats.node_failures += 1
-            if self._retry(job, node.config, exc, node.id):
+            if self._retry(job, node.config, exc, node.id, record):
                 return None, record
             try:
                 recovered = await run_fallback(node, resolved, ctx, exc, self.registry)
@@ -323,14 +335,32 @@ class Worker:
             return None, self._park_wait(graph, record, key, job.attempt)
         return self._commit(graph, record, sched, key, result, node_input, buffered, job.attempt)
 
-    def _retry(self, job: Job, config: NodeConfig, exc: BaseException, label: str) -> bool:
-        """Send the next attempt with the retry delay; False when attempts are spent."""
+    def _retry(
+        self, job: Job, config: NodeConfig, exc: BaseException, label: str, record: RunRecord
+    ) -> bool:
+        """Send the next attempt with the retry delay; False when attempts are spent.
+
+        The pending attempt is recorded first (one write; retries are rare), so a reconciler
+        pass that finds the run quiet re-sends this attempt when it is due instead of starting
+        the node over at attempt one.
+        """
         if job.attempt > config.max_retries:
             return False
         delay = retry_delay_seconds(config, job.attempt)
-        retry = job.model_copy(
-            update={"attempt": job.attempt + 1, "not_before": self.clock.now() + delay}
-        )
+        not_before = self.clock.now() + delay
+        retry = job.model_copy(update={"attempt": job.attempt + 1, "not_before": not_before})
+        if job.item is None:
+            try:
+                self.runs.record_progress(
+                    record.run_id,
+                    nodes={},
+                    decisions={},
+                    now=self.clock.now(),
+                    retries={job.node_id: {"attempt": retry.attempt, "notBefore": not_before}},
+                    quiet_until=not_before,
+                )
+            except CommitRejected:
+                return True  # the run closed: nothing to retry
         self.stats.retries += 1
         logger.info(
             "%s attempt %d failed (%s); retrying in %.3fs",
@@ -360,8 +390,6 @@ class Worker:
                 record.run_id,
                 key,
                 NodeRecord(status=WAITING, output={"childRunId": child_id}),
-                decisions={},
-                derived={},
                 context_set={},
                 context_delete=(),
                 now=self.clock.now(),
@@ -369,9 +397,15 @@ class Worker:
         except CommitRejected as rejected:
             if rejected.reason == "committed" and rejected.current is not None:
                 return self._advance(graph, rejected.current, [key])
-            return None
+            if rejected.reason != "parked":
+                return None  # the run closed meanwhile
         parent = {"runId": record.run_id, "blueprintId": graph.id, "node": key}
         self.client.start(start.blueprint_id, start.context, run_id=child_id, parent=parent)
+        # A cancel acknowledged between marking the node and starting the child must reach it.
+        current = self.runs.load(record.run_id)
+        if current is None or current.final:
+            with contextlib.suppress(RunConflict, RunNotFound):
+                self.client.cancel(child_id)
         return None
 
     async def _check_child(
@@ -412,8 +446,50 @@ class Worker:
                 ctx, blueprint_id, child.status, child.context, child.error or ""
             )
         except Exception as exc:
-            return None, self._fail_run(record, f"node {node.id!r}: {exc}", key=key)
+            return await self._fallback_or_fail(
+                graph, record, sched, node, key, exc, f"node {node.id!r}: {exc}"
+            )
         return self._commit(graph, record, sched, key, result, node_input, buffered, 1)
+
+    async def _fallback_or_fail(
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        sched: Scheduler,
+        node: NodeDefinition,
+        key: str,
+        error: BaseException,
+        message: str,
+        attempts: int = 1,
+    ) -> tuple[Job | None, RunRecord]:
+        """A subflow or map node whose child or item failed for good: its fallback, if any,
+        runs with the node's input (as in memory); otherwise the run fails."""
+        if node.config.fallback:
+            node_input = sched.build_input(key, record.context)
+            buffered = BufferedContext(record.context)
+            ctx = NodeContext(
+                context=buffered,
+                input=node_input,
+                params=node.params,
+                dependencies=self.dependencies,
+                run_id=record.run_id,
+                node_id=node.id,
+                attempt=attempts,
+                iteration=split_key(key)[1],
+                blueprint_id=graph.id,
+                services=self.services,
+            )
+            try:
+                resolved = resolve(self.registry, node.uses, node.params)
+                recovered = await run_fallback(node, resolved, ctx, error, self.registry)
+            except Exception as fallback_exc:
+                message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
+            else:
+                if recovered is not None:
+                    return self._commit(
+                        graph, record, sched, key, recovered, node_input, buffered, attempts
+                    )
+        return None, self._fail_run(record, message, key=key, attempts=attempts)
 
     # ------------------------------------------------------------------ map fan-out
     def _start_fanout(
@@ -443,6 +519,8 @@ class Worker:
                 return None, self._fail_run(record, message, key=key)
         fan = record.fanouts[key]
         pending = [i for i in range(len(fan["items"])) if str(i) not in fan["results"]]
+        if not pending:  # every item is in, but the map's own commit never happened
+            return self._advance_fanout(graph, record, sched, key, len(fan["items"]) - 1)
         limit = int(fan.get("concurrency") or 10)
         jobs = [
             Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=i)
@@ -504,10 +582,12 @@ class Worker:
                 ).output
         except Exception as exc:
             self.stats.node_failures += 1
-            if self._retry(job, item_node.config, exc, item_node.id):
+            if self._retry(job, item_node.config, exc, item_node.id, record):
                 return None, record
             message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
-            return None, self._fail_run(record, message, key=key, attempts=job.attempt)
+            return await self._fallback_or_fail(
+                graph, record, sched, graph.nodes[node_id], key, exc, message, job.attempt
+            )
         finally:
             self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         self.stats.nodes_executed += 1
@@ -574,7 +654,9 @@ class Worker:
             message = str(exc) if str(exc).startswith("node ") else f"node {node_id!r}: {exc}"
             return None, self._fail_run(record, message, key=key, attempts=attempts)
         now = self.clock.now()
-        derived = {k: NodeRecord(status="skipped", finished_at=now) for k in step.skipped}
+        decisions = step.decisions or {}
+        own = {d: t for d, t in decisions.items() if decision_source(graph, d, t) == key}
+        fired = {t: sched.fired_by[t] for t in step.ready if t in sched.fired_by}
         try:
             size = _record_size(record, view, result.output)
         except (TypeError, ValueError) as exc:
@@ -592,12 +674,12 @@ class Worker:
                     action=result.action,
                     attempts=attempts,
                     finished_at=now,
+                    decisions=own,
                 ),
-                decisions=step.decisions or {},
-                derived=derived,
                 context_set=buffered.written,
                 context_delete=buffered.deleted,
                 now=now,
+                fired_by=fired,
             )
         except CommitRejected as rejected:
             current = rejected.current
@@ -615,43 +697,67 @@ class Worker:
         except TypeError as exc:
             message = f"node {node_id!r}: output or context value is not JSON-serialisable: {exc}"
             return None, self._fail_run(record, message, key=key, attempts=attempts)
-        return self._advance(graph, committed, [key, *step.skipped]), committed
+        return self._advance(graph, committed, [key], step.ready), committed
 
     # ------------------------------------------------------------------ what follows
-    def _advance(self, graph: CompiledGraph, record: RunRecord, origins: list[str]) -> Job | None:
-        """Derive skips and ready successors from a committed record; send or chain them."""
+    def _settle_derived(self, graph: CompiledGraph, record: RunRecord) -> tuple[RunRecord, Step]:
+        """Record what the committed decisions imply but no step wrote yet: skips (of a
+        concurrent commit's branch, or of a step cut short) and the end of settled loops.
+
+        Each skipped node's record carries its own decisions; they are written in chunks, so a
+        cascade over hundreds of nodes never builds an oversized update.
+        """
         sched = record.scheduler(graph)
-        pending = sched.pending_skips()
-        if pending:
-            now = self.clock.now()
-            derived: dict[str, NodeRecord] = {}
-            decisions: dict[str, bool] = {}
-            for skip_key in pending:
-                if skip_key in sched.settled:
-                    continue
-                step = sched.skip(skip_key)
-                decisions.update(step.decisions or {})
-                for k in step.skipped:
-                    derived[k] = NodeRecord(status="skipped", finished_at=now)
-            try:
-                record = self.runs.record_progress(
-                    record.run_id, nodes=derived, decisions=decisions, now=now
-                )
-            except CommitRejected:
-                return None
-            origins = [*origins, *derived]
-            sched = record.scheduler(graph)
+        step = sched.settle_derived()
+        decisions = step.decisions or {}
+        if not decisions and not step.skipped:
+            return record, step
+        now = self.clock.now()
+        by_source: dict[str | None, dict[str, bool]] = {}
+        for dkey, taken in decisions.items():
+            by_source.setdefault(decision_source(graph, dkey, taken), {})[dkey] = taken
+        records = {
+            k: NodeRecord(status="skipped", finished_at=now, decisions=by_source.pop(k, {}))
+            for k in step.skipped
+        }
+        # Decisions of nodes that settled before (a loop's last members) or of a loop's end.
+        loose = {d: t for group in by_source.values() for d, t in group.items()}
+        keys = list(records)
+        for start in range(0, max(len(keys), 1), SKIPS_PER_WRITE):
+            chunk = {k: records[k] for k in keys[start : start + SKIPS_PER_WRITE]}
+            record = self.runs.record_progress(
+                record.run_id, nodes=chunk, decisions=loose if start == 0 else {}, now=now
+            )
+        return record, step
+
+    def _advance(
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        origins: list[str],
+        maybe_ready: list[str] | None = None,
+    ) -> Job | None:
+        """From a committed record: record derived skips and loop ends, then send (or chain)
+        the successors this step made ready, and close the run when it is done."""
+        try:
+            record, derived = self._settle_derived(graph, record)
+        except CommitRejected:
+            return None
+        sched = record.scheduler(graph)
+        origin_set = set(origins) | set(derived.skipped)
         awaiting = set(record.awaiting_keys())
-        ready: list[str] = []
         outstanding = set(sched.outstanding())
-        for origin in origins:
-            for candidate in sched.successor_instances(origin):
-                if (
-                    candidate in outstanding
-                    and candidate not in awaiting
-                    and candidate not in ready
-                ):
-                    ready.append(candidate)
+        candidates = [*(maybe_ready or ()), *derived.ready]
+        for origin in origin_set:
+            candidates.extend(sched.successor_instances(origin))
+        ready: list[str] = []
+        for candidate in candidates:
+            if candidate not in outstanding or candidate in awaiting or candidate in ready:
+                continue
+            owner = sched.fired_by.get(candidate)
+            if owner is not None and decision_source(graph, owner, True) not in origin_set:
+                continue  # an ``any`` join fired by another arrival: that one sends it
+            ready.append(candidate)
         if not ready:
             self._close_if_done(graph, record, sched)
             return None
@@ -662,21 +768,30 @@ class Worker:
         return None
 
     def recover_run(self, graph: CompiledGraph, record: RunRecord) -> int:
-        """Reconciler entry: re-send every ready node of a stalled run; close it when done."""
+        """Reconciler entry: re-send every ready node of a stalled run; close it when done.
+
+        A node waiting for a retry is re-sent as that attempt, with what is left of its delay.
+        """
+        try:
+            record, _ = self._settle_derived(graph, record)
+        except CommitRejected:
+            return 0
         sched = record.scheduler(graph)
-        if sched.pending_skips():
-            self._advance(graph, record, [])
-            refreshed = self.runs.load(record.run_id)
-            if refreshed is None:
-                return 0
-            record = refreshed
-            sched = record.scheduler(graph)
         awaiting = set(record.awaiting_keys())
         ready = [k for k in sched.outstanding() if k not in awaiting or k in record.resumes]
         if not ready:
             self._close_if_done(graph, record, sched)
             return 0
-        self._send([Job(run_id=record.run_id, blueprint_id=graph.id, node_id=k) for k in ready])
+        now = self.clock.now()
+        for key in ready:
+            job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key)
+            pending = record.retries.get(key)
+            delay = 0
+            if pending is not None:
+                job.attempt = int(pending["attempt"])
+                job.not_before = float(pending["notBefore"])
+                delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(job.not_before - now)))
+            self._send([job], delay_seconds=delay)
         return len(ready)
 
     def _close_if_done(self, graph: CompiledGraph, record: RunRecord, sched: Scheduler) -> None:
@@ -711,14 +826,12 @@ class Worker:
                 record.run_id,
                 key,
                 NodeRecord(status=AWAITING, attempts=attempts),
-                decisions={},
-                derived={},
                 context_set={},
                 context_delete=(),
                 now=now,
             )
         except CommitRejected as rejected:
-            return rejected.current or record
+            return rejected.current or record  # parked already (and maybe resumed): leave it
         self._close_if_done(graph, record, record.scheduler(graph))
         return record
 
