@@ -65,6 +65,9 @@ class WorkflowClient:
                 if existing.blueprint_id != blueprint_id:
                     raise RunConflict(run_id, existing.status, f"start it as {blueprint_id!r}")
                 return run_id, existing.status
+            # An earlier start died before the record: make its status row active again (the
+            # reconciler may have marked it failed meanwhile) and finish the start.
+            self.statuses.changed(run_id, RUNNING, now)
         record = RunRecord(
             run_id=run_id,
             blueprint_id=blueprint_id,

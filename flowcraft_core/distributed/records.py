@@ -23,8 +23,12 @@ PARKED = frozenset({AWAITING, WAITING})
 
 
 def child_run_id(parent_run_id: str, key: str) -> str:
-    """The run id of the child a subflow node starts (stable, so starting it is idempotent)."""
-    return f"{parent_run_id}--{key.replace('#', '-')}"
+    """The run id of the child a subflow node starts (stable, so starting it is idempotent).
+
+    The instance key keeps its ``#k`` loop suffix: node ids cannot contain ``#``, so no two
+    instances share a child (URL-encode it as ``%23`` in API paths).
+    """
+    return f"{parent_run_id}--{key}"
 
 
 @dataclass
