@@ -175,6 +175,7 @@ class DynamoDbRunStore:
         context_delete: Iterable[str],
         now: float,
         fired_by: dict[str, str] | None = None,
+        derived: dict[str, NodeRecord] | None = None,
     ) -> RunRecord:
         u = _Update()
         node_path = u.path("nodes", key)
@@ -185,6 +186,8 @@ class DynamoDbRunStore:
             u.removes.append(u.path("context", ckey))
         for target, owner in (fired_by or {}).items():
             u.set(u.path("firedBy", target), owner, if_absent=True)
+        for derived_key, record in (derived or {}).items():
+            u.set(u.path("nodes", derived_key), record.to_item(), if_absent=True)
         parking = node.status in PARKED
         if not parking:
             u.removes.append(u.path("resumes", key))

@@ -35,12 +35,14 @@ class RunStore(Protocol):
         context_delete: Iterable[str],
         now: float,
         fired_by: dict[str, str] | None = None,
+        derived: dict[str, NodeRecord] | None = None,
     ) -> RunRecord:
         """Commit a node once, while the run is running; raise CommitRejected.
 
         A completed node (with its decisions and context writes) may replace a parked record
         (``awaiting``/``waiting``) and clears the node's resume; parking a node only creates
-        its record. ``fired_by`` claims ``any`` joins for this node's arrivals (first wins).
+        its record. ``fired_by`` claims ``any`` joins for this node's arrivals (first wins);
+        ``derived`` are skipped nodes this commit implies (created only if absent).
         """
         ...
 
@@ -144,6 +146,7 @@ class InMemoryRunStore:
         context_delete: Iterable[str],
         now: float,
         fired_by: dict[str, str] | None = None,
+        derived: dict[str, NodeRecord] | None = None,
     ) -> RunRecord:
         with self._lock:
             current = self.records.get(run_id)
@@ -165,6 +168,8 @@ class InMemoryRunStore:
                 updated.context.pop(k, None)
             for target, owner in (fired_by or {}).items():
                 updated.fired_by.setdefault(target, owner)
+            for k, rec in (derived or {}).items():
+                updated.nodes.setdefault(k, copy.deepcopy(rec))
             if not parking:
                 updated.resumes.pop(key, None)
                 updated.retries.pop(key, None)

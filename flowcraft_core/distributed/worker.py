@@ -79,6 +79,8 @@ MAX_DELAY_SECONDS = 900
 #: The run record must stay under DynamoDB's 400 KB item limit; we refuse a commit that would
 #: bring it near (JSON size approximates DynamoDB's count), before sending it.
 MAX_RUN_BYTES = 380_000
+#: Skipped nodes a commit carries along (more are recorded right after, in chunks).
+SKIPS_IN_COMMIT = 10
 #: Skipped nodes recorded per write (keeps each update expression well under DynamoDB's 4 KB).
 SKIPS_PER_WRITE = 25
 #: Sleeps shorter than this are slept in-process rather than parked on the queue.
@@ -655,8 +657,17 @@ class Worker:
             return None, self._fail_run(record, message, key=key, attempts=attempts)
         now = self.clock.now()
         decisions = step.decisions or {}
-        own = {d: t for d, t in decisions.items() if decision_source(graph, d, t) == key}
+        by_source: dict[str | None, dict[str, bool]] = {}
+        for dkey, taken in decisions.items():
+            by_source.setdefault(decision_source(graph, dkey, taken), {})[dkey] = taken
+        own = by_source.get(key, {})
         fired = {t: sched.fired_by[t] for t in step.ready if t in sched.fired_by}
+        # Skips this commit implies (always right: a view missing other commits only sees
+        # fewer of them) ride along while few; the rest are derived afterwards, in chunks.
+        derived = {
+            k: NodeRecord(status="skipped", finished_at=now, decisions=by_source.get(k, {}))
+            for k in step.skipped[:SKIPS_IN_COMMIT]
+        }
         try:
             size = _record_size(record, view, result.output)
         except (TypeError, ValueError) as exc:
@@ -680,6 +691,7 @@ class Worker:
                 context_delete=buffered.deleted,
                 now=now,
                 fired_by=fired,
+                derived=derived,
             )
         except CommitRejected as rejected:
             current = rejected.current
@@ -697,7 +709,7 @@ class Worker:
         except TypeError as exc:
             message = f"node {node_id!r}: output or context value is not JSON-serialisable: {exc}"
             return None, self._fail_run(record, message, key=key, attempts=attempts)
-        return self._advance(graph, committed, [key], step.ready), committed
+        return self._advance(graph, committed, [key, *derived], step.ready), committed
 
     # ------------------------------------------------------------------ what follows
     def _settle_derived(self, graph: CompiledGraph, record: RunRecord) -> tuple[RunRecord, Step]:
