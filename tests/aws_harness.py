@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
@@ -92,6 +92,34 @@ class AwsHarness:
         finally:
             loop.close()
         return handled
+
+    def crash_after_each_call(
+        self, blueprint_id: str, context: dict[str, Any]
+    ) -> Iterator[tuple[int, str]]:
+        """Run the blueprint once cleanly to count its AWS calls; then once per call k, dying
+        right after call k, redelivering, and running the reconciler until the run is final.
+        Yields (k, run id) for the caller to check each run."""
+        self.calls = 0
+        clean, _ = self.adapter.client.start(blueprint_id, context, run_id=f"{blueprint_id}-clean")
+        self.pump()
+        total = self.calls
+        assert self.adapter.client.get(clean).final and total > 5
+        for k in range(1, total + 1):
+            run_id = f"{blueprint_id}-crash-{k}"
+            self.calls = 0
+            self.crash_at = k
+            try:
+                self.adapter.client.start(blueprint_id, context, run_id=run_id)
+            except Crash:  # the caller retries: start is idempotent
+                self.adapter.client.start(blueprint_id, context, run_id=run_id)
+            self.pump()
+            self.crash_at = None
+            for _ in range(4):
+                if self.adapter.client.get(run_id).final:
+                    break
+                self.reconcile(threshold=0)
+                self.pump()
+            yield k, run_id
 
     def discard_queued(self) -> int:
         """Lose every queued job (as if they had been consumed by a worker that then died)."""

@@ -81,31 +81,7 @@ def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
     h.adapter.runs.commit = commit  # type: ignore[method-assign]
     h.adapter.runs.transition = transition  # type: ignore[method-assign]
 
-    # A clean run tells how many AWS calls a run takes; then crash after each one in turn.
-    h.calls = 0
-    clean, _ = h.adapter.client.start("mixed", run_id="clean")
-    h.pump()
-    total_calls = h.calls
-    assert h.adapter.client.get(clean).status == "completed"
-    assert total_calls > 10
-
-    for k in range(1, total_calls + 1):
-        run_id = f"crash-{k}"
-        h.calls = 0
-        h.crash_at = k
-        try:
-            h.adapter.client.start("mixed", run_id=run_id)
-        except Crash:
-            h.adapter.client.start(
-                "mixed", run_id=run_id
-            )  # the caller retries; start is idempotent
-        h.pump()
-        h.crash_at = None
-        for _ in range(3):
-            if h.adapter.client.get(run_id).final:
-                break
-            h.reconcile(threshold=0)
-            h.pump()
+    for k, run_id in h.crash_after_each_call("mixed", {}):
         view = h.adapter.client.get(run_id).to_api()
         assert view["status"] == "completed", (k, view)
         assert view["outputs"] == want.outputs, k
@@ -127,25 +103,7 @@ def test_crash_after_every_aws_call_of_maps_and_child_runs(
     aws: Any, blueprint_id: str, context: dict[str, Any], node: str, output: Any
 ) -> None:
     h = AwsHarness()
-    h.calls = 0
-    h.adapter.client.start(blueprint_id, context, run_id="clean")
-    h.pump()
-    total_calls = h.calls
-    for k in range(1, total_calls + 1):
-        run_id = f"crash-{k}"
-        h.calls = 0
-        h.crash_at = k
-        try:
-            h.adapter.client.start(blueprint_id, context, run_id=run_id)
-        except Crash:
-            h.adapter.client.start(blueprint_id, context, run_id=run_id)
-        h.pump()
-        h.crash_at = None
-        for _ in range(4):
-            if h.adapter.client.get(run_id).final:
-                break
-            h.reconcile(threshold=0)
-            h.pump()
+    for k, run_id in h.crash_after_each_call(blueprint_id, context):
         view = h.adapter.client.get(run_id).to_api()
         assert view["status"] == "completed", (k, view)
         assert view["outputs"][node] == output, k

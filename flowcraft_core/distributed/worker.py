@@ -290,18 +290,8 @@ class Worker:
         except UnknownImplementationError as exc:
             return None, self._fail_run(record, f"node {node.id!r}: {exc}")
         buffered = BufferedContext(record.context)
-        ctx = NodeContext(
-            context=buffered,
-            input=node_input,
-            params=node.params,
-            dependencies=self.dependencies,
-            run_id=record.run_id,
-            node_id=node.id,
-            attempt=job.attempt,
-            iteration=split_key(key)[1],
-            blueprint_id=graph.id,
-            signal=CancellationSignal(),
-            services=self.services,
+        ctx = self._node_context(
+            record, graph, key, buffered, node_input, node.params, node.id, job.attempt
         )
         started = time.perf_counter()
         self.services.timers = record.timers
@@ -336,6 +326,32 @@ class Worker:
         if result.awaiting:
             return None, self._park_wait(graph, record, key, job.attempt)
         return self._commit(graph, record, sched, key, result, node_input, buffered, job.attempt)
+
+    def _node_context(
+        self,
+        record: RunRecord,
+        graph: CompiledGraph,
+        key: str,
+        context: BufferedContext,
+        node_input: Any,
+        params: Mapping[str, Any],
+        node_id: str,
+        attempt: int,
+    ) -> NodeContext:
+        """What a node (or a map item, or a fallback) sees when this worker runs it."""
+        return NodeContext(
+            context=context,
+            input=node_input,
+            params=params,
+            dependencies=self.dependencies,
+            run_id=record.run_id,
+            node_id=node_id,
+            attempt=attempt,
+            iteration=split_key(key)[1],
+            blueprint_id=graph.id,
+            signal=CancellationSignal(),
+            services=self.services,
+        )
 
     def _retry(
         self, job: Job, config: NodeConfig, exc: BaseException, label: str, record: RunRecord
@@ -431,17 +447,7 @@ class Worker:
         sched = record.scheduler(graph)
         node_input = sched.build_input(key, record.context)
         buffered = BufferedContext(record.context)
-        ctx = NodeContext(
-            context=buffered,
-            input=node_input,
-            params=node.params,
-            dependencies=self.dependencies,
-            run_id=record.run_id,
-            node_id=node.id,
-            iteration=split_key(key)[1],
-            blueprint_id=graph.id,
-            services=self.services,
-        )
+        ctx = self._node_context(record, graph, key, buffered, node_input, node.params, node.id, 1)
         blueprint_id = str(node.params.get("blueprintId"))
         try:
             result = await finish_subflow(
@@ -469,17 +475,8 @@ class Worker:
         if node.config.fallback:
             node_input = sched.build_input(key, record.context)
             buffered = BufferedContext(record.context)
-            ctx = NodeContext(
-                context=buffered,
-                input=node_input,
-                params=node.params,
-                dependencies=self.dependencies,
-                run_id=record.run_id,
-                node_id=node.id,
-                attempt=attempts,
-                iteration=split_key(key)[1],
-                blueprint_id=graph.id,
-                services=self.services,
+            ctx = self._node_context(
+                record, graph, key, buffered, node_input, node.params, node.id, attempts
             )
             try:
                 resolved = resolve(self.registry, node.uses, node.params)
@@ -545,18 +542,8 @@ class Worker:
             return self._advance_fanout(graph, record, sched, key, index)
         spec = MapSpec.from_dict(fan)
         ctx = item_context(
-            NodeContext(
-                context=BufferedContext(record.context),
-                input=None,
-                params={},
-                dependencies=self.dependencies,
-                run_id=record.run_id,
-                node_id=node_id,
-                attempt=job.attempt,
-                iteration=split_key(key)[1],
-                blueprint_id=graph.id,
-                signal=CancellationSignal(),
-                services=self.services,
+            self._node_context(
+                record, graph, key, BufferedContext(record.context), None, {}, node_id, 1
             ),
             f"{node_id}[{index}]",
             spec.items[index],
