@@ -76,6 +76,17 @@ def main() -> None:
     import boto3
 
     counter = AwsCallCounter().install()  # before any client exists, so every client counts
+    wire = {"sent": 0, "received": 0}
+
+    def on_send(request: Any = None, **_: Any) -> None:
+        body = getattr(request, "body", None) or b""
+        wire["sent"] += len(body)
+
+    def on_response(response_dict: Any = None, **_: Any) -> None:
+        wire["received"] += len((response_dict or {}).get("body") or b"")
+
+    boto3.DEFAULT_SESSION.events.register("before-send", on_send)  # type: ignore[union-attr]
+    boto3.DEFAULT_SESSION.events.register("response-received", on_response)  # type: ignore[union-attr]
 
     from flowcraft_core import NodeContext, NodeResult
     from flowcraft_core.aws import SqsAdapter
@@ -109,6 +120,7 @@ def main() -> None:
     rows = []
     for blueprint_id in ("chain20", "fan50", "mixed"):
         before = counter.snapshot()
+        bytes_before = dict(wire)
         stats_before = adapter.worker.stats.nodes_executed
         started = time.perf_counter()
         run_id, _ = adapter.client.start(blueprint_id, {})
@@ -138,7 +150,9 @@ def main() -> None:
             TableName=settings["FLOWCRAFT_CONTEXT_TABLE"], Key={"runId": {"S": run_id}}
         )["Item"]
         final_kb = sum(len(k) + item_size(v) for k, v in item.items()) / 1024
-        rows.append((blueprint_id, executed, counts, elapsed, final_kb))
+        sent = wire["sent"] - bytes_before["sent"]
+        received = wire["received"] - bytes_before["received"]
+        rows.append((blueprint_id, executed, counts, elapsed, final_kb, sent, received))
     counter.uninstall()
 
     # Handler CPU per node, without the emulator's latency: the same worker on in-memory stores.
@@ -157,11 +171,13 @@ def main() -> None:
     cpu_nodes = worker.stats.nodes_executed
     cpu_per_node = (time.perf_counter() - cpu_start) / cpu_nodes
 
-    for blueprint_id, executed, counts, elapsed, final_kb in rows:
+    for blueprint_id, executed, counts, elapsed, final_kb, sent, received in rows:
         total = sum(counts.values())
         print(
             f"== {blueprint_id}: {executed} nodes executed, {total} AWS requests "
-            f"({total / executed:.2f} per node), final run item {final_kb:.1f} KB"
+            f"({total / executed:.2f} per node), final run item {final_kb:.1f} KB "
+            f"(DynamoDB size); {sent / executed / 1024:.1f} KB sent and "
+            f"{received / executed / 1024:.1f} KB received per node"
         )
         for (service, operation), n in counts.most_common():
             print(f"   {service + '.' + operation:<32}{n:>5}  {n / executed:>6.2f}/node")
