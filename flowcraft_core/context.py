@@ -6,6 +6,7 @@ protocol is async so a node written once works against either.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -32,7 +33,9 @@ class InMemoryContext:
     __slots__ = ("data",)
 
     def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
-        self.data: dict[str, Any] = dict(initial or {})
+        # A deep copy: a run never shares nested objects with its caller or another run (on
+        # AWS the context is serialised, so nodes behave the same in both drivers).
+        self.data: dict[str, Any] = copy.deepcopy(dict(initial)) if initial else {}
 
     async def get(self, key: str, default: Any = None) -> Any:
         return self.data.get(key, default)

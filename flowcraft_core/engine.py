@@ -9,6 +9,7 @@ re-queueing failed attempts with ``retry_delay_seconds`` instead of sleeping.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -117,7 +118,12 @@ class NodeOutcome:
 
 
 class NodeTimeoutError(TimeoutError):
-    pass
+    """An attempt ran out of time. A sync node's thread cannot be stopped: ``leftover`` is
+    its still-running call, which the next attempt waits for, so attempts never overlap."""
+
+    def __init__(self, message: str, leftover: asyncio.Future[Any] | None = None) -> None:
+        super().__init__(message)
+        self.leftover = leftover
 
 
 def retry_delay_seconds(config: NodeConfig, failed_attempt: int) -> float:
@@ -139,19 +145,19 @@ async def _call(resolved: ResolvedNode, ctx: NodeContext, timeout_ms: float | No
             value = await value
         return value
     seconds = timeout_ms / 1000.0
-
-    async def invoke() -> Any:
-        if resolved.is_async:
-            return await resolved.invoke(ctx)
-        value = await asyncio.to_thread(resolved.invoke, ctx)
-        if inspect.isawaitable(value):
-            value = await value
-        return value
-
+    if resolved.is_async:
+        try:
+            return await asyncio.wait_for(resolved.invoke(ctx), seconds)
+        except TimeoutError:
+            raise NodeTimeoutError(f"timed out after {timeout_ms:g} ms") from None
+    thread: asyncio.Future[Any] = asyncio.ensure_future(asyncio.to_thread(resolved.invoke, ctx))
     try:
-        return await asyncio.wait_for(invoke(), seconds)
+        value = await asyncio.wait_for(asyncio.shield(thread), seconds)
     except TimeoutError:
-        raise NodeTimeoutError(f"timed out after {timeout_ms:g} ms") from None
+        raise NodeTimeoutError(f"timed out after {timeout_ms:g} ms", thread) from None
+    if inspect.isawaitable(value):
+        value = await value
+    return value
 
 
 async def attempt_once(
@@ -172,8 +178,9 @@ async def attempt_once(
         call = _wrap(mw, ctx, call)
     for mw in middleware:
         await mw.before(ctx)
-    result = await call()
-    for mw in middleware:
+    # ``around`` may answer in any of the shapes a node may (a dict, None, a NodeResult).
+    result = to_node_result(await call())
+    for mw in reversed(middleware):
         await mw.after(ctx, result)
     return result
 
@@ -252,7 +259,13 @@ async def execute_with_policy(
             return NodeOutcome(status="cancelled", attempts=attempt)
         if error is not None:
             failure, error = error, None
-            await recover(resolved, failure, ctx)
+            try:
+                await recover(resolved, failure, ctx)
+            except Exception as recover_exc:
+                message = (
+                    f"{describe_error(failure)}; recover failed: {describe_error(recover_exc)}"
+                )
+                return NodeOutcome(status="failed", error=message, attempts=attempt)
             if ctx.signal.cancelled:
                 return NodeOutcome(status="cancelled", attempts=attempt)
             if attempt < max_attempts:
@@ -263,7 +276,12 @@ async def execute_with_policy(
                         {"attempt": attempt, "error": describe_error(failure), "delay": delay},
                     )
                 await clock.sleep(delay)
+                if isinstance(failure, NodeTimeoutError) and failure.leftover is not None:
+                    # A timed-out sync attempt still runs in its thread: never overlap attempts.
+                    await asyncio.gather(failure.leftover, return_exceptions=True)
                 attempt += 1
+                # Each attempt sees its own number, even if an earlier one is still finishing.
+                ctx = dataclasses.replace(ctx, attempt=attempt)
                 continue
             try:
                 recovered = await run_fallback(node, resolved, ctx, failure, registry)

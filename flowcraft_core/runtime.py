@@ -132,6 +132,9 @@ class _Run:
         self.bus = runtime.event_bus
         self._resolved: dict[str, ResolvedNode | None] = {}
         self._inline: dict[str, bool] = {}
+        #: Nodes stopped before they finished (a cancel, or another branch failing).
+        self.cancelled_nodes: list[str] = []
+        self._running: dict[asyncio.Future[Any], tuple[str, float]] = {}
 
     def resolved(self, node: NodeDefinition) -> ResolvedNode | None:
         """Resolve each node's implementation once (None: unknown, reported when it runs).
@@ -288,9 +291,18 @@ class _Run:
             self.timeline.append((key, AWAITING, started, time.perf_counter(), outcome.attempts))
             self.emit("node:awaiting", split_key(key)[0], key=key)
         elif outcome.status == "cancelled":
-            self.timeline.append((key, "cancelled", started, time.perf_counter(), outcome.attempts))
+            if not self.signal.cancelled:  # the node itself cancelled the run
+                self.signal.cancel(f"node {split_key(key)[0]!r} cancelled the run")
+            self._mark_cancelled(key, started, outcome.attempts)
         else:
             self._fail(key, outcome.error or "failed", outcome.attempts, started)
+
+    def _mark_cancelled(self, key: str, started: float, attempts: int) -> None:
+        if key in self.cancelled_nodes:
+            return
+        self.cancelled_nodes.append(key)
+        self.timeline.append((key, "cancelled", started, time.perf_counter(), attempts))
+        self.emit("node:cancelled", split_key(key)[0], key=key)
 
     def settle_completed(
         self, key: str, result: NodeResult, node_input: Any, started: float, attempts: int
@@ -340,10 +352,15 @@ class _Run:
                 if limit is not None and len(pending) >= limit:
                     break
                 key = ready.popleft()
+                started = time.perf_counter()
                 if self._runs_inline(key):
                     awaitable = self.run_inline(key)
                     if awaitable is not None:
-                        pending.add(loop.create_task(awaitable))  # type: ignore[arg-type]
+                        task: asyncio.Task[Any] = loop.create_task(
+                            awaitable  # type: ignore[arg-type]
+                        )
+                        pending.add(task)
+                        self._running[task] = (key, started)
                     continue
                 coro = self.execute(key)
                 if _EAGER_TASKS:
@@ -352,14 +369,15 @@ class _Run:
                         task.result()
                     else:
                         pending.add(task)
+                        self._running[task] = (key, started)
                 else:
-                    pending.add(loop.create_task(coro))
+                    task = loop.create_task(coro)
+                    pending.add(task)
+                    self._running[task] = (key, started)
             if not pending:
                 return
             if self.failed or self.signal.cancelled:
-                for task in pending:
-                    task.cancel()
-                await asyncio.gather(*pending, return_exceptions=True)
+                await self._stop(pending)
                 return
             cancel_waiter = None
             waiters: set[asyncio.Future[Any]] = set(pending)
@@ -373,9 +391,21 @@ class _Run:
                 if finished is cancel_waiter:
                     continue
                 pending.discard(finished)
+                self._running.pop(finished, None)
                 exc = finished.exception()
                 if exc is not None:
+                    await self._stop(pending)  # an engine error: stop the rest, then report it
                     raise exc
+
+    async def _stop(self, pending: set[asyncio.Task[Any]]) -> None:
+        """Stop nodes still running; each ends with status ``cancelled`` and an event."""
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in pending:
+            key, started = self._running.pop(task, (None, 0.0))
+            if key is not None and key not in self.sched.settled and key not in self.awaiting:
+                self._mark_cancelled(key, started, 1)
 
     def result(self) -> WorkflowResult:
         sched = self.sched
@@ -393,6 +423,7 @@ class _Run:
                 NodeErrorInfo("", "run stalled: nodes remain that can never become ready")
             )
         extra = [(k, AWAITING) for k in self.awaiting]
+        extra += [(k, "cancelled") for k in self.cancelled_nodes if k not in sched.settled]
         return WorkflowResult(
             run_id=self.run_id,
             blueprint_id=self.graph.id,

@@ -233,14 +233,16 @@ def choose_edges(
     return decisions
 
 
-def apply_transform(edge: CompiledEdge, output: Any, context: Mapping[str, Any]) -> Any:
+def apply_transform(
+    edge: CompiledEdge, output: Any, context: Mapping[str, Any], action: str | None = None
+) -> Any:
     if edge.transform is None:
         return output
     return edge.transform.evaluate(
         {
             "input": output,
             "output": output,
-            "result": _result_scope(output, None),
+            "result": _result_scope(output, action),
             "context": context,
         }
     )
@@ -616,11 +618,11 @@ class Scheduler:
             edge, source = arrivals[0]
             if edge.transform is None:
                 return outputs.get(source)
-            return apply_transform(edge, outputs.get(source), context)
+            return apply_transform(edge, outputs.get(source), context, self.actions.get(source))
         return {
             edge.source: outputs.get(source)
             if edge.transform is None
-            else apply_transform(edge, outputs.get(source), context)
+            else apply_transform(edge, outputs.get(source), context, self.actions.get(source))
             for edge, source in arrivals
         }
 

@@ -150,5 +150,18 @@ async def map_in_process(runtime: Any, ctx: NodeContext, spec: MapSpec) -> list[
             ctx.raise_if_cancelled()
             results[index] = await run_item(runtime, ctx, spec, index)
 
-    await asyncio.gather(*(one(i) for i in range(len(spec.items))))
+    tasks = [asyncio.ensure_future(one(i)) for i in range(len(spec.items))]
+    if not tasks:
+        return results
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        # One failing item fails the map: the items not finished are stopped, not left behind.
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
     return results
