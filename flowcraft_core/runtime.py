@@ -532,10 +532,12 @@ class FlowRuntime:
                 )
             key = waiting[0]
         else:
-            matches = [k for k in waiting if split_key(k)[0] == node_id]
+            matches = [k for k in waiting if k == node_id] or [
+                k for k in waiting if split_key(k)[0] == node_id
+            ]
             if not matches:
                 raise ValueError(f"run {result.run_id!r} is not waiting at node {node_id!r}")
-            key = matches[-1]
+            key = max(matches, key=lambda k: split_key(k)[1])  # the latest waiting iteration
         sched = Scheduler.restore(
             graph, state["settled"], state["outputs"], state["actions"], state["decisions"]
         )

@@ -38,7 +38,6 @@ def record_from_item(item: dict[str, Any]) -> RunRecord:
         retries=data.get("retries") or {},
         created_at=float(data.get("createdAt", 0)),
         updated_at=float(data.get("updatedAt", 0)),
-        quiet_until=float(data.get("quietUntil", 0)),
         error=data.get("error"),
         parent=data.get("parent"),
     )
@@ -176,6 +175,7 @@ class DynamoDbRunStore:
         now: float,
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
+        drop_fanout: bool = False,
     ) -> RunRecord:
         u = _Update()
         node_path = u.path("nodes", key)
@@ -188,6 +188,8 @@ class DynamoDbRunStore:
             u.set(u.path("firedBy", target), owner, if_absent=True)
         for derived_key, record in (derived or {}).items():
             u.set(u.path("nodes", derived_key), record.to_item(), if_absent=True)
+        if drop_fanout:
+            u.removes.append(u.path("fanouts", key))
         parking = node.status in PARKED
         if not parking:
             u.removes.append(u.path("resumes", key))
@@ -224,7 +226,6 @@ class DynamoDbRunStore:
         decisions: dict[str, bool],
         now: float,
         timers: dict[str, float] | None = None,
-        quiet_until: float | None = None,
         retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
         u = _Update()
@@ -236,8 +237,6 @@ class DynamoDbRunStore:
             u.set(u.path("timers", tkey), at, if_absent=True)
         for rkey, pending in (retries or {}).items():
             u.set(u.path("retries", rkey), pending)
-        if quiet_until is not None:
-            u.set(u.name("quietUntil"), quiet_until)
         u.set(u.name("updatedAt"), now)
         condition = f"{u.name('status')} = {u.value(RUNNING)}"
         try:
@@ -303,6 +302,7 @@ class DynamoDbRunStore:
         u = _Update()
         item_path = u.path("fanouts", key, "results", str(index))
         u.set(item_path, output)
+        u.removes.append(u.path("retries", f"{key}[{index}]"))
         u.set(u.name("updatedAt"), now)
         node_path = u.path("nodes", key)
         condition = (

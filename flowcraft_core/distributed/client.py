@@ -101,15 +101,7 @@ class WorkflowClient:
         record = self.get(run_id)
         if record.status != AWAITING:
             raise RunConflict(run_id, record.status, "resume (it is not awaiting)")
-        waiting = [k for k in record.awaiting_keys() if k not in record.resumes]
-        if node_id is not None:
-            waiting = [k for k in waiting if split_key(k)[0] == node_id]
-            if not waiting:
-                raise RunConflict(run_id, record.status, f"resume node {node_id!r} (not waiting)")
-        if len(waiting) != 1:
-            names = ", ".join(split_key(k)[0] for k in waiting)
-            raise RunConflict(run_id, record.status, f"resume without nodeId (waiting at {names})")
-        key = waiting[0]
+        key = pick_waiting(record, node_id)
         now = self.clock.now()
         # The status row first: if we die after the record changes, the run is back in the
         # reconciler's index, which then sends the resumed node.
@@ -125,6 +117,8 @@ class WorkflowClient:
             current = self.get(run_id)
             self.statuses.changed(run_id, current.status, now, error=current.error)
             raise RunConflict(run_id, current.status, "resume (it changed meanwhile)")
+        # Again after: a worker parking the run may have written "awaiting" in between.
+        self.statuses.changed(run_id, RUNNING, self.clock.now())
         self.queue.send([Job(run_id=run_id, blueprint_id=record.blueprint_id, node_id=key)])
         return key
 
@@ -153,6 +147,27 @@ class WorkflowClient:
                     # The child may finish meanwhile.
                     with contextlib.suppress(RunConflict, RunNotFound):
                         self.cancel(child.run_id)
+
+
+def pick_waiting(record: RunRecord, node_id: str | None) -> str:
+    """The waiting instance a resume addresses: an exact instance key (``ask#2``), else the
+    latest waiting iteration of the node, else the run's only waiting node."""
+    waiting = [k for k in record.awaiting_keys() if k not in record.resumes]
+    if node_id is not None:
+        matches = [k for k in waiting if k == node_id] or [
+            k for k in waiting if split_key(k)[0] == node_id
+        ]
+        if not matches:
+            raise RunConflict(
+                record.run_id, record.status, f"resume node {node_id!r} (not waiting)"
+            )
+        return max(matches, key=lambda k: split_key(k)[1])
+    if len(waiting) != 1:
+        names = ", ".join(sorted(waiting))
+        raise RunConflict(
+            record.run_id, record.status, f"resume without nodeId (waiting at {names})"
+        )
+    return waiting[0]
 
 
 def notify_parent(queue: JobQueue, record: RunRecord) -> None:

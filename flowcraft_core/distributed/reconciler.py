@@ -90,9 +90,10 @@ class Reconciler:
             return
         if record.status in FINAL_STATUSES or record.status == "awaiting":
             self.statuses.changed(run_id, record.status, now, error=record.error)
+            self.worker.recheck_status_row(run_id, record.status)
             return
-        if max(record.updated_at, record.quiet_until) > now - self.threshold:
-            self.statuses.heartbeat(run_id, max(record.updated_at, record.quiet_until))
+        if record.updated_at > now - self.threshold:
+            self.statuses.heartbeat(run_id, record.updated_at)
             return
         stats.stalled_runs += 1
         graph = self.worker.graph(record.blueprint_id)
@@ -100,7 +101,9 @@ class Reconciler:
             self.worker._fail_run(record, f"unknown blueprint {record.blueprint_id!r}")
             stats.reconciled_runs += 1
             return
-        sent = self.worker.recover_run(graph, record)
+        sent, next_look = self.worker.recover_run(graph, record)
         stats.jobs_sent += sent
-        self.statuses.heartbeat(run_id, now)
+        # Runs whose every branch is parked (long sleeps, retry delays) are looked at again
+        # when the first of them is due, not at every pass.
+        self.statuses.heartbeat(run_id, max(now, next_look - self.threshold))
         stats.reconciled_runs += 1

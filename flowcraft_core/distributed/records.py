@@ -91,7 +91,6 @@ class RunRecord:
     fanouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
-    quiet_until: float = 0.0
     error: str | None = None
     parent: dict[str, Any] | None = None
 
@@ -113,6 +112,14 @@ class RunRecord:
         return Scheduler.restore(
             graph, settled, outputs, actions, self.all_decisions(), self.fired_by
         )
+
+    def park_due(self, park_key: str) -> float | None:
+        """When a parked sleep or retry of this node (or map item) is due; None if not parked."""
+        due = self.timers.get(park_key)
+        retry = self.retries.get(park_key)
+        if retry is not None:
+            due = max(due or 0.0, float(retry["notBefore"]))
+        return due
 
     def awaiting_keys(self) -> list[str]:
         return [k for k, r in self.nodes.items() if r.status == AWAITING]

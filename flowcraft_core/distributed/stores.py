@@ -36,13 +36,15 @@ class RunStore(Protocol):
         now: float,
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
+        drop_fanout: bool = False,
     ) -> RunRecord:
         """Commit a node once, while the run is running; raise CommitRejected.
 
         A completed node (with its decisions and context writes) may replace a parked record
         (``awaiting``/``waiting``) and clears the node's resume; parking a node only creates
         its record. ``fired_by`` claims ``any`` joins for this node's arrivals (first wins);
-        ``derived`` are skipped nodes this commit implies (created only if absent).
+        ``derived`` are skipped nodes this commit implies (created only if absent);
+        ``drop_fanout`` removes a completed map's items and item results.
         """
         ...
 
@@ -54,7 +56,6 @@ class RunStore(Protocol):
         decisions: dict[str, bool],
         now: float,
         timers: dict[str, float] | None = None,
-        quiet_until: float | None = None,
         retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
         """Idempotent facts derived from committed ones (skips, loop exits, sleep timers,
@@ -147,6 +148,7 @@ class InMemoryRunStore:
         now: float,
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
+        drop_fanout: bool = False,
     ) -> RunRecord:
         with self._lock:
             current = self.records.get(run_id)
@@ -170,6 +172,8 @@ class InMemoryRunStore:
                 updated.fired_by.setdefault(target, owner)
             for k, rec in (derived or {}).items():
                 updated.nodes.setdefault(k, copy.deepcopy(rec))
+            if drop_fanout:
+                updated.fanouts.pop(key, None)
             if not parking:
                 updated.resumes.pop(key, None)
                 updated.retries.pop(key, None)
@@ -186,7 +190,6 @@ class InMemoryRunStore:
         decisions: dict[str, bool],
         now: float,
         timers: dict[str, float] | None = None,
-        quiet_until: float | None = None,
         retries: dict[str, dict[str, float]] | None = None,
     ) -> RunRecord:
         with self._lock:
@@ -200,8 +203,6 @@ class InMemoryRunStore:
                 current.timers.setdefault(k, at)
             for k, pending in (retries or {}).items():
                 current.retries[k] = dict(pending)
-            if quiet_until is not None:
-                current.quiet_until = quiet_until
             current.updated_at = now
             return copy.deepcopy(current)
 
@@ -257,6 +258,7 @@ class InMemoryRunStore:
             if current.status != RUNNING:
                 raise CommitRejected("closed", copy.deepcopy(current))
             fan["results"][str(index)] = _roundtrip(output)
+            current.retries.pop(f"{key}[{index}]", None)
             current.updated_at = now
             self._check_size(current)
             return copy.deepcopy(current)

@@ -56,7 +56,6 @@ from ..scheduler import (
     Scheduler,
     Step,
     decision_source,
-    instance_key,
     split_key,
 )
 from .client import WorkflowClient, notify_parent
@@ -79,6 +78,10 @@ MAX_DELAY_SECONDS = 900
 #: The run record must stay under DynamoDB's 400 KB item limit; we refuse a commit that would
 #: bring it near (JSON size approximates DynamoDB's count), before sending it.
 MAX_RUN_BYTES = 380_000
+#: Failure messages are kept to this length (a node may raise with a whole HTTP body).
+MAX_ERROR_CHARS = 4000
+#: How far a redelivered job walks the nodes committed after it.
+MAX_WALK = 10_000
 #: Skipped nodes a commit carries along (more are recorded right after, in chunks).
 SKIPS_IN_COMMIT = 10
 #: Skipped nodes recorded per write (keeps each update expression well under DynamoDB's 4 KB).
@@ -132,11 +135,13 @@ class _Services:
         self.blueprints: Mapping[str, Any] = worker.blueprints
         self.clock: Clock = worker.clock
         self._worker = worker
-        #: Wake-up times of parked sleeps in the run being executed (set per job).
+        #: Wake-up times of parked sleeps in the run being executed, and the key the running
+        #: node (or map item) parks under (set per job).
         self.timers: Mapping[str, float] = {}
+        self.park_key = ""
 
     async def sleep(self, ctx: NodeContext, seconds: float) -> None:
-        wake = self.timers.get(instance_key(ctx.node_id, ctx.iteration))
+        wake = self.timers.get(self.park_key)
         if wake is None:
             if seconds <= INLINE_SLEEP_SECONDS:
                 await self.clock.sleep(seconds)
@@ -224,7 +229,15 @@ class Worker:
         chained = 0
         next_job: Job | None = job
         while next_job is not None:
-            next_job, record = await self._step(graph, next_job, record)
+            current = next_job
+            try:
+                next_job, record = await self._step(graph, current, record)
+            except StateTooLarge as exc:
+                # A write near the 400 KB limit (parking, a retry, skips): the run cannot go on.
+                node_id = split_key(current.node_id)[0]
+                message = f"node {node_id!r}: the run's state is over DynamoDB's item limit: {exc}"
+                self._fail_run(record, message)
+                return
             chained += 1
             if next_job is None:
                 break
@@ -248,7 +261,10 @@ class Worker:
         if record.status == RUNNING and existing is not None and existing.status == WAITING:
             return await self._check_child(graph, record, key)
         if existing is not None and existing.status not in (AWAITING, WAITING):
-            return self._advance(graph, record, [key]), record  # redelivered: finish the step
+            # Redelivered: walk what this job's invocation committed after it (a chain run
+            # inline), then send what follows, as if the invocation had not died.
+            walked = self._committed_after(graph, record, key)
+            return self._advance(graph, record, walked), record
         if record.status != RUNNING:
             return None, record  # awaiting or closed: nothing may start
         if existing is not None and resume is None:
@@ -271,6 +287,20 @@ class Worker:
                 graph, record, sched, key, result, node_input, BufferedContext({}), 1
             )
         return await self._execute(graph, record, sched, node, job)
+
+    def _committed_after(self, graph: CompiledGraph, record: RunRecord, key: str) -> list[str]:
+        """``key`` and the settled instances reachable from it through settled instances."""
+        sched = record.scheduler(graph)
+        walked = [key]
+        seen = {key}
+        position = 0
+        while position < len(walked) and len(walked) < MAX_WALK:
+            for successor in sched.successor_instances(walked[position]):
+                if successor not in seen and successor in sched.settled:
+                    seen.add(successor)
+                    walked.append(successor)
+            position += 1
+        return walked
 
     async def _execute(
         self,
@@ -295,10 +325,11 @@ class Worker:
         )
         started = time.perf_counter()
         self.services.timers = record.timers
+        self.services.park_key = key
         try:
             result = await attempt_once(resolved, ctx, node.config, self.middleware)
         except Suspend as suspend:
-            self._park_sleep(record, job, suspend.until)
+            self._park_sleep(graph, record, job, key, suspend.until)
             return None, record
         except FanOut as fan_out:
             return self._start_fanout(graph, record, sched, job, fan_out.spec, node_input)
@@ -367,18 +398,17 @@ class Worker:
         delay = retry_delay_seconds(config, job.attempt)
         not_before = self.clock.now() + delay
         retry = job.model_copy(update={"attempt": job.attempt + 1, "not_before": not_before})
-        if job.item is None:
-            try:
-                self.runs.record_progress(
-                    record.run_id,
-                    nodes={},
-                    decisions={},
-                    now=self.clock.now(),
-                    retries={job.node_id: {"attempt": retry.attempt, "notBefore": not_before}},
-                    quiet_until=not_before,
-                )
-            except CommitRejected:
-                return True  # the run closed: nothing to retry
+        park_key = park_key_of(job)
+        try:
+            record = self.runs.record_progress(
+                record.run_id,
+                nodes={},
+                decisions={},
+                now=self.clock.now(),
+                retries={park_key: {"attempt": retry.attempt, "notBefore": not_before}},
+            )
+        except CommitRejected:
+            return True  # the run closed: nothing to retry
         self.stats.retries += 1
         logger.info(
             "%s attempt %d failed (%s); retrying in %.3fs",
@@ -388,6 +418,7 @@ class Worker:
             delay,
         )
         self._send([retry], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
+        self._heartbeat_if_parked(record)
         return True
 
     # ------------------------------------------------------------------ subflows as child runs
@@ -521,11 +552,12 @@ class Worker:
         if not pending:  # every item is in, but the map's own commit never happened
             return self._advance_fanout(graph, record, sched, key, len(fan["items"]) - 1)
         limit = int(fan.get("concurrency") or 10)
-        jobs = [
-            Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=i)
-            for i in pending[:limit]
-        ]
-        self._send(jobs)
+        now = self.clock.now()
+        for index in pending[:limit]:
+            item_job = self._recovery_job(graph, record, key, f"{key}[{index}]", index, now)
+            if item_job is not None:
+                wait = 0 if item_job.not_before is None else math.ceil(item_job.not_before - now)
+                self._send([item_job], delay_seconds=min(MAX_DELAY_SECONDS, max(0, wait)))
         return None, record
 
     async def _map_item(
@@ -551,6 +583,9 @@ class Worker:
         )
         ctx.attempt = job.attempt
         item_node = spec.item_node(node_id, index)
+        park_key = f"{key}[{index}]"
+        self.services.timers = record.timers
+        self.services.park_key = park_key
         started = time.perf_counter()
         try:
             if spec.blueprint_id is not None:
@@ -569,6 +604,15 @@ class Worker:
                 output = (
                     await attempt_once(resolved, ctx, item_node.config, self.middleware)
                 ).output
+        except Suspend as suspend:
+            self._park_sleep(graph, record, job, park_key, suspend.until)
+            return None, record
+        except (FanOut, StartChild):
+            message = (
+                f"node {node_id!r}: item {index}: a map item cannot itself fan out or start a "
+                "child run when distributed; use a sub-blueprint per item (blueprintId)"
+            )
+            return None, self._fail_run(record, message, key=key, attempts=job.attempt)
         except Exception as exc:
             self.stats.node_failures += 1
             if self._retry(job, item_node.config, exc, item_node.id, record):
@@ -655,8 +699,9 @@ class Worker:
             k: NodeRecord(status="skipped", finished_at=now, decisions=by_source.get(k, {}))
             for k in step.skipped[:SKIPS_IN_COMMIT]
         }
+        drop_fanout = key if key in record.fanouts else None
         try:
-            size = _record_size(record, view, result.output)
+            size = _record_size(record, view, result.output, drop_fanout)
         except (TypeError, ValueError) as exc:
             message = f"node {node_id!r}: output or context value is not JSON-serialisable: {exc}"
             return None, self._fail_run(record, message, key=key, attempts=attempts)
@@ -679,6 +724,7 @@ class Worker:
                 now=now,
                 fired_by=fired,
                 derived=derived,
+                drop_fanout=drop_fanout is not None,
             )
         except CommitRejected as rejected:
             current = rejected.current
@@ -766,32 +812,54 @@ class Worker:
         self._send(jobs)
         return None
 
-    def recover_run(self, graph: CompiledGraph, record: RunRecord) -> int:
-        """Reconciler entry: re-send every ready node of a stalled run; close it when done.
+    def recover_run(self, graph: CompiledGraph, record: RunRecord) -> tuple[int, float]:
+        """Reconciler entry: re-send the ready nodes of a stalled run; close it when done.
 
-        A node waiting for a retry is re-sent as that attempt, with what is left of its delay.
+        Nodes parked until later (a sleep, a retry delay) are left alone: their jobs are on the
+        queue. One whose time has passed is re-sent as the attempt it was waiting for. Returns
+        the jobs sent and when the run should be looked at again.
         """
+        now = self.clock.now()
         try:
             record, _ = self._settle_derived(graph, record)
         except CommitRejected:
-            return 0
+            return 0, now
         sched = record.scheduler(graph)
         awaiting = set(record.awaiting_keys())
         ready = [k for k in sched.outstanding() if k not in awaiting or k in record.resumes]
         if not ready:
             self._close_if_done(graph, record, sched)
-            return 0
-        now = self.clock.now()
-        for key in ready:
-            job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key)
-            pending = record.retries.get(key)
-            delay = 0
-            if pending is not None:
-                job.attempt = int(pending["attempt"])
-                job.not_before = float(pending["notBefore"])
-                delay = min(MAX_DELAY_SECONDS, max(0, math.ceil(job.not_before - now)))
-            self._send([job], delay_seconds=delay)
-        return len(ready)
+            return 0, now
+        jobs = [
+            job
+            for key in ready
+            if (job := self._recovery_job(graph, record, key, key, None, now)) is not None
+        ]
+        for job in jobs:
+            delay = 0 if job.not_before is None else math.ceil(job.not_before - now)
+            self._send([job], delay_seconds=min(MAX_DELAY_SECONDS, max(0, delay)))
+        return len(jobs), self.parked_until(record, graph) or now
+
+    def _recovery_job(
+        self,
+        graph: CompiledGraph,
+        record: RunRecord,
+        key: str,
+        park_key: str,
+        item: int | None,
+        now: float,
+    ) -> Job | None:
+        """The job that resumes a node (or map item) after its messages may have been lost;
+        None while it is parked and not yet due (its parked message is still on the queue)."""
+        due = record.park_due(park_key)
+        if due is not None and due > now:
+            return None
+        job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=item)
+        retry = record.retries.get(park_key)
+        if retry is not None:
+            job.attempt = int(retry["attempt"])
+            job.not_before = float(retry["notBefore"])
+        return job
 
     def _close_if_done(self, graph: CompiledGraph, record: RunRecord, sched: Scheduler) -> None:
         if record.status != RUNNING:
@@ -814,6 +882,13 @@ class Worker:
             )
             if parked is not None:
                 self.statuses.changed(record.run_id, AWAITING, now)
+                self.recheck_status_row(record.run_id, AWAITING)
+
+    def recheck_status_row(self, run_id: str, written: str) -> None:
+        """A resume may have overtaken us between the record and the row: mirror the record."""
+        current = self.runs.load(run_id)
+        if current is not None and current.status != written:
+            self.statuses.changed(run_id, current.status, self.clock.now(), error=current.error)
 
     # ------------------------------------------------------------------ parking
     def _park_wait(
@@ -834,42 +909,78 @@ class Worker:
         self._close_if_done(graph, record, record.scheduler(graph))
         return record
 
-    def _park_sleep(self, record: RunRecord, job: Job, until: float) -> None:
+    def _park_sleep(
+        self, graph: CompiledGraph, record: RunRecord, job: Job, park_key: str, until: float
+    ) -> None:
+        """Record the wake time once (duplicates agree on it), then park the job on the queue."""
         now = self.clock.now()
         try:
             record = self.runs.record_progress(
-                record.run_id,
-                nodes={},
-                decisions={},
-                now=now,
-                timers={job.node_id: until},
-                quiet_until=until,
+                record.run_id, nodes={}, decisions={}, now=now, timers={park_key: until}
             )
         except CommitRejected:
             return
-        wake = record.timers.get(job.node_id, until)
-        self.statuses.heartbeat(record.run_id, wake)
+        wake = record.timers.get(park_key, until)
         parked = job.model_copy(update={"not_before": wake})
         self._send([parked], delay_seconds=min(MAX_DELAY_SECONDS, max(0, math.ceil(wake - now))))
+        self._heartbeat_if_parked(record, graph)
+
+    def parked_until(self, record: RunRecord, graph: CompiledGraph) -> float | None:
+        """When every branch still to run is parked (sleeps, retry delays): the earliest due
+        time. None when some branch is not parked (the run is simply busy, or stalled)."""
+        sched = record.scheduler(graph)
+        awaiting = set(record.awaiting_keys())
+        due_times: list[float] = []
+        for key in sched.outstanding():
+            if key in awaiting:
+                continue
+            fan = record.fanouts.get(key)
+            keys = (
+                [f"{key}[{i}]" for i in range(len(fan["items"])) if str(i) not in fan["results"]]
+                if fan is not None and key not in record.nodes
+                else [key]
+            )
+            for park_key in keys:
+                due = record.park_due(park_key)
+                if due is None or due <= self.clock.now():
+                    return None
+                due_times.append(due)
+        return min(due_times) if due_times else None
+
+    def _heartbeat_if_parked(self, record: RunRecord, graph: CompiledGraph | None = None) -> None:
+        graph = graph or self.graph(record.blueprint_id)
+        if graph is None:
+            return
+        due = self.parked_until(record, graph)
+        if due is not None:
+            self.statuses.heartbeat(record.run_id, due)
 
     # ------------------------------------------------------------------ failure
     def _fail_run(
         self, record: RunRecord, message: str, *, key: str | None = None, attempts: int = 1
     ) -> RunRecord:
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[:MAX_ERROR_CHARS] + f"... ({len(message)} characters in all)"
         logger.warning("run %s failed: %s", record.run_id, message)
         now = self.clock.now()
         failed_node = None
         if key is not None:
             failed = NodeRecord(status=FAILED, attempts=attempts, error=message, finished_at=now)
             failed_node = (key, failed)
-        closed = self.runs.transition(
-            record.run_id,
-            to=FAILED,
-            allowed_from=[RUNNING, AWAITING],
-            now=now,
-            error=message,
-            failed_node=failed_node,
-        )
+        try:
+            closed = self.runs.transition(
+                record.run_id,
+                to=FAILED,
+                allowed_from=[RUNNING, AWAITING],
+                now=now,
+                error=message,
+                failed_node=failed_node,
+            )
+        except StateTooLarge:
+            # Even the failure does not fit: close the run with the message alone.
+            closed = self.runs.transition(
+                record.run_id, to=FAILED, allowed_from=[RUNNING, AWAITING], now=now, error=message
+            )
         if closed is None:
             return record
         self.stats.runs_failed += 1
@@ -883,9 +994,18 @@ class Worker:
             self.stats.jobs_sent += len(jobs)
 
 
-def _record_size(record: RunRecord, context: dict[str, Any], output: Any) -> int:
+def park_key_of(job: Job) -> str:
+    """The key a node's (or a map item's) sleep timer and pending retry are recorded under."""
+    return job.node_id if job.item is None else f"{job.node_id}[{job.item}]"
+
+
+def _record_size(
+    record: RunRecord, context: dict[str, Any], output: Any, dropped_fanout: str | None = None
+) -> int:
     nodes = {k: v.to_item() for k, v in record.nodes.items()}
-    return len(json.dumps([context, nodes, record.decisions, output], separators=(",", ":")))
+    fanouts = {k: v for k, v in record.fanouts.items() if k != dropped_fanout}
+    parts = [context, nodes, record.decisions, fanouts, output]
+    return len(json.dumps(parts, separators=(",", ":")))
 
 
 __all__ = ["GraphError", "Suspend", "Worker", "WorkerStats"]
