@@ -37,13 +37,14 @@ from __future__ import annotations
 import functools
 import json
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from handlers import config
@@ -94,6 +95,15 @@ class StartRunRequest(_Request):
     context: dict[str, Any] = Field(
         default_factory=dict, description="The run's initial context (a JSON object)."
     )
+
+    @field_validator("context")
+    @classmethod
+    def _storable_context(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from flowcraft_core.distributed.storable import check_storable
+
+        check_storable(value, "context")
+        return value
+
     run_id: str | None = Field(
         default=None,
         min_length=1,
@@ -114,6 +124,14 @@ class ResumeRunRequest(_Request):
         default=None, min_length=1, max_length=MAX_ID_LENGTH, description="Routes the edges."
     )
     output: Any = Field(default=None, description="The waiting node's output.")
+
+    @field_validator("output")
+    @classmethod
+    def _storable_output(cls, value: Any) -> Any:
+        from flowcraft_core.distributed.storable import check_storable
+
+        check_storable(value, "output")
+        return value
 
 
 class RunAccepted(_Reply):
@@ -210,6 +228,7 @@ def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[dict[str, An
     tags=["runs"],
 )
 def get_run(runId: RunIdPath) -> Response[dict[str, Any]]:
+    runId = _decoded(runId)
     record = config.adapter().client.get(runId)
     return _reply(200, RunView.model_validate(record.to_api()))
 
@@ -232,6 +251,7 @@ def resume_run(
 ) -> Response[dict[str, Any]]:
     from flowcraft_core.scheduler import split_key
 
+    runId = _decoded(runId)
     request = body or ResumeRunRequest()
     key = config.adapter().client.resume(
         runId, node_id=request.node_id, action=request.action, output=request.output
@@ -254,19 +274,36 @@ def resume_run(
     tags=["runs"],
 )
 def cancel_run(runId: RunIdPath) -> Response[dict[str, Any]]:
+    runId = _decoded(runId)
     config.adapter().client.cancel(runId)
     logger.info("run cancelled", extra={"run_id": runId})
     return _reply(202, RunAccepted(run_id=runId, status="cancelled"))
 
 
+def _decoded(run_id: str) -> str:
+    """API Gateway (REST) routes on the raw, percent-encoded path: decode the run id."""
+    return unquote(run_id)
+
+
 @app.get("/openapi.json", include_in_schema=False)
 def openapi_document() -> Response[str]:
-    return Response(200, JSON, openapi_json())
+    return Response(200, JSON, openapi_json(_stage_prefix()))
+
+
+def _stage_prefix() -> str:
+    """``/prod`` behind API Gateway (its request path carries the stage), empty locally."""
+    event = app.current_event
+    full = str((event.raw_event.get("requestContext") or {}).get("path") or "")
+    path = event.path
+    return full[: -len(path)] if path and full.endswith(path) and full != path else ""
 
 
 @functools.cache
-def openapi_json() -> str:
-    """The OpenAPI document, generated once per container from the route models."""
+def openapi_json(stage_prefix: str = "") -> str:
+    """The OpenAPI document, generated once per container (and stage) from the route models.
+
+    Its server URL carries the stage, so clients generated from it call ``/prod/runs``.
+    """
     document: dict[str, Any] = json.loads(
         app.get_openapi_json_schema(
             title="Flowcraft API",
@@ -274,6 +311,7 @@ def openapi_json() -> str:
             description="Start, inspect, resume and cancel Flowcraft workflow runs.",
         )
     )
+    document["servers"] = [{"url": stage_prefix or "/"}]
     # Request validation answers 400 here (see the module docstring), not Powertools' 422.
     for path in document.get("paths", {}).values():
         for operation in path.values():

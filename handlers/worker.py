@@ -80,6 +80,8 @@ if TYPE_CHECKING:
 
 #: SQS's longest visibility timeout (12 hours): the longest a deferred message can stay away.
 MAX_VISIBILITY_SECONDS = 43_200
+#: Kept free below that limit for the time between the receive and this invocation.
+VISIBILITY_MARGIN_SECONDS = 60
 #: Time kept free for a job whose node has no ``timeout`` (capped by the invocation's budget).
 DEFAULT_RESERVE_MS = 10_000
 #: The default reserve is at most this share of the invocation's time budget.
@@ -110,6 +112,7 @@ class _Invocation:
         self.adapter = runtime.adapter
         self.context = context
         self.budget_ms = context.get_remaining_time_in_millis()
+        self.began = time.monotonic()
         self.loop = asyncio.new_event_loop()
         self.started = 0
         self.unexpected = 0
@@ -224,9 +227,12 @@ class _Invocation:
         queue_url = self.adapter.queue_url
         queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
         unstarted = self.handed_back + [r for r in failed if r.message_id not in self.seen]
+        # SQS keeps a message invisible at most 12 hours from when it was received: leave
+        # room for the time this batch has taken (and for the batching window before it).
+        longest = MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN_SECONDS
+        longest -= int(time.monotonic() - self.began)
         timed = [(r, 0) for r in unstarted] + [
-            (r, min(MAX_VISIBILITY_SECONDS, max(0, int(seconds) + 1)))
-            for r, seconds in self.deferred
+            (r, min(longest, max(0, int(seconds) + 1))) for r, seconds in self.deferred
         ]
         records = [
             (r, after) for r, after in timed if r.event_source_arn.rsplit(":", 1)[-1] == queue_name

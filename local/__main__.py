@@ -93,6 +93,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
         api_port=args.api_port,
         concurrency=args.concurrency,
         batch_size=args.batch_size,
+        max_batching_window_s=args.batching_window,
         reconcile_every_s=args.reconcile_every,
     )
     with stack:
@@ -154,6 +155,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--concurrency", type=int, default=1, help="queue pollers (worker threads)")
     up.add_argument("--batch-size", type=int, default=10, help="SQS records per invocation")
+    up.add_argument(
+        "--batching-window",
+        type=float,
+        default=None,
+        help="seconds to gather a batch (default 0.5, or 1 for batches above 10)",
+    )
     up.add_argument(
         "--reconcile-every", type=float, default=10.0, help="seconds between reconciler runs"
     )

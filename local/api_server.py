@@ -101,8 +101,12 @@ def build_event(
 ) -> dict[str, Any]:
     """The API Gateway REST proxy event (payload 1.0) for one HTTP request."""
     split = urlsplit(raw_path)
-    path = unquote(split.path) or "/"
+    # API Gateway (REST) passes ``path`` as sent (percent-encoded) and decodes only the path
+    # parameters; doing the same keeps local runs honest about encoded run ids.
+    path = split.path or "/"
     resource, path_parameters = match_resource(path)
+    if path_parameters:
+        path_parameters = {k: unquote(v) for k, v in path_parameters.items()}
 
     single_headers: dict[str, str] = {}
     multi_headers: dict[str, list[str]] = {}

@@ -74,7 +74,7 @@ class LocalStack:
         api_port: int = 3000,
         concurrency: int = 1,
         batch_size: int = 10,
-        max_batching_window_s: float = 0.5,
+        max_batching_window_s: float | None = None,
         function_timeout_s: float = 60,
         reconcile_every_s: float = 10.0,
         poll_wait_s: int = 1,
@@ -102,6 +102,9 @@ class LocalStack:
         self.api_port = api_port
         self.concurrency = concurrency
         self.batch_size = batch_size
+        # Lambda needs a window of at least 1 s for batches above 10; 0.5 s otherwise.
+        if max_batching_window_s is None:
+            max_batching_window_s = 1.0 if batch_size > 10 else 0.5
         self.max_batching_window_s = max_batching_window_s
         self.function_timeout_s = function_timeout_s
         self.reconcile_every_s = reconcile_every_s

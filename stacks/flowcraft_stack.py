@@ -486,7 +486,10 @@ class FlowcraftStack(Stack):
                 properties={
                     "blueprintId": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
                     "context": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
-                    "runId": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
+                    "runId": apigw.JsonSchema(
+                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
+                        min_length=1,
+                    ),
                 },
             ),
         )

@@ -81,7 +81,7 @@ def test_request_becomes_a_rest_proxy_event(server: tuple[Stub, str]) -> None:
     event = stub.events[-1]
     APIGatewayProxyEventModel.model_validate(event)  # Powertools' model of the real event
     assert event["resource"] == "/runs/{runId}/resume"
-    assert event["path"] == "/runs/run-42/resume"
+    assert event["path"] == "/runs/run%2D42/resume"  # as sent, like API Gateway
     assert event["pathParameters"] == {"runId": "run-42"}
     assert event["httpMethod"] == "POST"
     assert json.loads(event["body"]) == {"nodeId": "approve", "action": "yes"}
@@ -96,7 +96,7 @@ def test_request_becomes_a_rest_proxy_event(server: tuple[Stub, str]) -> None:
     context = event["requestContext"]
     assert context["resourcePath"] == "/runs/{runId}/resume"
     assert context["httpMethod"] == "POST"
-    assert context["path"] == "/local/runs/run-42/resume"
+    assert context["path"] == "/local/runs/run%2D42/resume"
     assert context["stage"] == "local"
     assert context["identity"]["sourceIp"] == "127.0.0.1"
     assert context["requestId"] and context["apiId"] and context["accountId"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,6 +12,12 @@ from .clients import sqs_client
 
 class JobSendError(RuntimeError):
     pass
+
+
+def _fit(identifier: str, limit: int = 128) -> str:
+    if len(identifier) <= limit:
+        return identifier
+    return hashlib.sha256(identifier.encode()).hexdigest()
 
 
 class SqsJobQueue:
@@ -28,9 +35,11 @@ class SqsJobQueue:
             for index, job in enumerate(chunk):
                 entry: dict[str, Any] = {"Id": str(index), "MessageBody": job.to_message()}
                 if self.fifo:
-                    # FIFO queues have no per-message delay; ordering is per run.
-                    entry["MessageGroupId"] = job.run_id
-                    entry["MessageDeduplicationId"] = job.dedup_id()[:128]
+                    # FIFO queues have no per-message delay; ordering is per run. Both ids are
+                    # limited to 128 characters: longer ones are hashed, never cut (a cut id
+                    # would make different jobs of a long run look like duplicates).
+                    entry["MessageGroupId"] = _fit(job.run_id)
+                    entry["MessageDeduplicationId"] = _fit(job.dedup_id())
                 elif delay_seconds:
                     entry["DelaySeconds"] = max(0, min(900, int(delay_seconds)))
                 entries.append(entry)

@@ -17,6 +17,7 @@ from ..scheduler import AWAITING, CompiledGraph, split_key
 from .errors import RunConflict, RunNotFound, UnknownBlueprint
 from .job import Job
 from .records import CANCELLED, FINAL_STATUSES, RUNNING, WAITING, RunRecord, child_run_id
+from .storable import check_storable
 from .stores import JobQueue, RunStore, StatusStore
 
 
@@ -55,6 +56,7 @@ class WorkflowClient:
     ) -> tuple[str, str]:
         """Start a run (idempotent for a given ``run_id``): returns (run id, status)."""
         graph = self.graph(blueprint_id)
+        check_storable(dict(context or {}), "context")
         run_id = run_id or str(uuid.uuid4())
         now = self.clock.now()
         # The status row goes first: if we die before the record or the first jobs exist, the
@@ -98,6 +100,7 @@ class WorkflowClient:
         output: Any = None,
     ) -> str:
         """Resume an awaiting run at ``node_id`` (or its only waiting node); returns the key."""
+        check_storable(output, "output")
         record = self.get(run_id)
         if record.status != AWAITING:
             raise RunConflict(run_id, record.status, "resume (it is not awaiting)")
