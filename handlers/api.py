@@ -60,7 +60,10 @@ if TYPE_CHECKING:
 #: SQS (256 KiB) and DynamoDB (400 KB) items, so a bigger starting context could never run.
 MAX_BODY_BYTES = 256 * 1024
 #: Run ids chosen by clients: safe in URLs, log lines and DynamoDB keys.
+#: Run ids a client may choose ("." and ".." would not survive URL normalisation).
 RUN_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
+#: Longest run id in a path: a child run's id is its parent's, the node key and a separator.
+MAX_RUN_PATH_LENGTH = 1000
 MAX_ID_LENGTH = 200
 API_VERSION = "1.0.0"
 JSON = "application/json"
@@ -95,6 +98,13 @@ class StartRunRequest(_Request):
     context: dict[str, Any] = Field(
         default_factory=dict, description="The run's initial context (a JSON object)."
     )
+
+    @field_validator("run_id")
+    @classmethod
+    def _addressable_run_id(cls, value: str | None) -> str | None:
+        if value in (".", ".."):
+            raise ValueError("runId cannot be '.' or '..' (URLs would not reach it)")
+        return value
 
     @field_validator("context")
     @classmethod
@@ -192,7 +202,13 @@ def _reply(status: int, model: BaseModel) -> Response[dict[str, Any]]:
 
 
 RunIdPath = Annotated[
-    str, Path(min_length=1, max_length=MAX_ID_LENGTH, title="runId", description="Run id")
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_RUN_PATH_LENGTH,
+        title="runId",
+        description="Run id (child runs of subflows extend their parent's id)",
+    ),
 ]
 
 

@@ -51,6 +51,9 @@ class Emulator:
         env = {"AWS_ENDPOINT_URL": self.endpoint}
         if self.owned:
             env.update(DUMMY_CREDENTIALS)
+            region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            if region:  # keep the user's region: another shell will use it too
+                env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
         return env
 
     def stop(self) -> None:

@@ -14,9 +14,10 @@ class Job(BaseModel):
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    run_id: str = Field(min_length=1, max_length=200)
+    #: Child runs of subflows extend their parent's id, hence more room than the API's 200.
+    run_id: str = Field(min_length=1, max_length=1000)
     blueprint_id: str = Field(min_length=1, max_length=200)
-    node_id: str = Field(min_length=1, max_length=220)
+    node_id: str = Field(min_length=1, max_length=220)  # an id (200) plus a loop suffix
     attempt: int = Field(default=1, ge=1, le=1000)
     #: Epoch seconds before which the node must not run (sleeps and retry delays).
     not_before: float | None = None
