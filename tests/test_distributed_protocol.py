@@ -277,3 +277,44 @@ def test_sleep_parks_the_job_on_the_queue_and_keeps_its_wake_time() -> None:
     view = h.client.get(run_id).to_api()
     assert view["status"] == "completed" and view["outputs"]["b"] == "hello"
     assert h.clock.now() >= wake
+
+
+def test_subflow_node_retries_start_a_new_child_run_like_in_memory() -> None:
+    runs_seen: list[str] = []
+
+    def once_broken(ctx: Any) -> dict[str, Any]:
+        runs_seen.append(ctx.run_id)
+        if len(runs_seen) == 1:
+            raise RuntimeError("first child fails")
+        return {"output": "second child works"}
+
+    blueprints = {
+        "kid": {"id": "kid", "nodes": [{"id": "work", "uses": "once_broken"}]},
+        "parent": {
+            "id": "parent",
+            "nodes": [
+                {
+                    "id": "sub",
+                    "uses": "subflow",
+                    "params": {"blueprintId": "kid"},
+                    "config": {"maxRetries": 1},
+                }
+            ],
+        },
+    }
+    registry = {**REGISTRY, "once_broken": once_broken}
+    from flowcraft_core.testing import FakeClock
+
+    in_memory_result = asyncio.run(
+        FlowRuntime(registry, blueprints=blueprints, clock=FakeClock()).run("parent")
+    )
+    assert in_memory_result.status == "completed"
+    runs_seen.clear()
+    h = Harness(blueprints=blueprints, registry=registry)
+    run_id, _ = h.client.start("parent")
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed", record.error
+    assert h.client.get(f"{run_id}--sub").status == "failed"
+    assert h.client.get(f"{run_id}--sub@2").status == "completed"
+    assert record.nodes["sub"].attempts == 2

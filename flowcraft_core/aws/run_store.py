@@ -176,6 +176,7 @@ class DynamoDbRunStore:
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
         drop_fanout: bool = False,
+        replace_attempt: int | None = None,
     ) -> RunRecord:
         u = _Update()
         node_path = u.path("nodes", key)
@@ -197,7 +198,12 @@ class DynamoDbRunStore:
         u.set(u.name("updatedAt"), now)
         status = u.name("status")
         running = u.value(RUNNING)
-        if parking:
+        if replace_attempt is not None:
+            condition = (
+                f"{status} = {running} AND {node_path}.{u.name('s')} = {u.value('waiting')} "
+                f"AND {node_path}.{u.name('n')} = {u.value(replace_attempt)}"
+            )
+        elif parking:
             condition = f"{status} = {running} AND attribute_not_exists({node_path})"
         else:
             parked_states = f"{u.value('awaiting')}, {u.value('waiting')}"

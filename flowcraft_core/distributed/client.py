@@ -145,7 +145,8 @@ class WorkflowClient:
     def _cancel_children(self, record: RunRecord) -> None:
         for key, node in record.nodes.items():
             if node.status == WAITING:
-                child = self.runs.load(child_run_id(record.run_id, key))
+                child_id = record.child_of(key) or child_run_id(record.run_id, key)
+                child = self.runs.load(child_id)
                 if child is not None and not child.final:
                     # The child may finish meanwhile.
                     with contextlib.suppress(RunConflict, RunNotFound):

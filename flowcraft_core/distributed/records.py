@@ -22,13 +22,13 @@ FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
 PARKED = frozenset({AWAITING, WAITING})
 
 
-def child_run_id(parent_run_id: str, key: str) -> str:
+def child_run_id(parent_run_id: str, key: str, attempt: int = 1) -> str:
     """The run id of the child a subflow node starts (stable, so starting it is idempotent).
 
     The instance key keeps its ``#k`` loop suffix: node ids cannot contain ``#``, so no two
     instances share a child (URL-encode it as ``%23`` in API paths).
     """
-    return f"{parent_run_id}--{key}"
+    return f"{parent_run_id}--{key}" + (f"@{attempt}" if attempt > 1 else "")
 
 
 @dataclass
@@ -120,6 +120,14 @@ class RunRecord:
         if retry is not None:
             due = max(due or 0.0, float(retry["notBefore"]))
         return due
+
+    def child_of(self, key: str) -> str | None:
+        """The child run a waiting subflow node started (its latest attempt)."""
+        node = self.nodes.get(key)
+        if node is None or node.status != WAITING or not isinstance(node.output, dict):
+            return None
+        child = node.output.get("childRunId")
+        return str(child) if child else None
 
     def awaiting_keys(self) -> list[str]:
         return [k for k, r in self.nodes.items() if r.status == AWAITING]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from .errors import CommitRejected, StateTooLarge
 from .job import Job
-from .records import PARKED, RUNNING, NodeRecord, RunRecord
+from .records import PARKED, RUNNING, WAITING, NodeRecord, RunRecord
 
 
 class RunStore(Protocol):
@@ -37,6 +37,7 @@ class RunStore(Protocol):
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
         drop_fanout: bool = False,
+        replace_attempt: int | None = None,
     ) -> RunRecord:
         """Commit a node once, while the run is running; raise CommitRejected.
 
@@ -44,7 +45,9 @@ class RunStore(Protocol):
         (``awaiting``/``waiting``) and clears the node's resume; parking a node only creates
         its record. ``fired_by`` claims ``any`` joins for this node's arrivals (first wins);
         ``derived`` are skipped nodes this commit implies (created only if absent);
-        ``drop_fanout`` removes a completed map's items and item results.
+        ``drop_fanout`` removes a completed map's items and item results;
+        ``replace_attempt`` replaces a waiting record only if it is that attempt (a subflow
+        node starting its next child).
         """
         ...
 
@@ -149,6 +152,7 @@ class InMemoryRunStore:
         fired_by: dict[str, str] | None = None,
         derived: dict[str, NodeRecord] | None = None,
         drop_fanout: bool = False,
+        replace_attempt: int | None = None,
     ) -> RunRecord:
         with self._lock:
             current = self.records.get(run_id)
@@ -156,7 +160,15 @@ class InMemoryRunStore:
                 raise CommitRejected("missing", None)
             existing = current.nodes.get(key)
             parking = node.status in PARKED
-            if existing is not None and (parking or existing.status not in PARKED):
+            if replace_attempt is not None:
+                if (
+                    existing is None
+                    or existing.status != WAITING
+                    or existing.attempts != replace_attempt
+                    or current.status != RUNNING
+                ):
+                    raise CommitRejected("closed", copy.deepcopy(current))
+            elif existing is not None and (parking or existing.status not in PARKED):
                 reason = "parked" if existing.status in PARKED else "committed"
                 raise CommitRejected(reason, copy.deepcopy(current))
             if current.status != RUNNING:

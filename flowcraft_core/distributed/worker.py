@@ -426,7 +426,7 @@ class Worker:
         self, graph: CompiledGraph, record: RunRecord, key: str, start: StartChild
     ) -> Job | None:
         """Mark the subflow node waiting, then start its child run (both idempotent)."""
-        child_id = child_run_id(record.run_id, key)
+        child_id = record.child_of(key) or child_run_id(record.run_id, key)
         if start.blueprint_id not in self.blueprints:
             node_id = split_key(key)[0]
             message = (
@@ -462,7 +462,8 @@ class Worker:
     ) -> tuple[Job | None, RunRecord]:
         """The subflow node's job after its child started: finish it once the child ended."""
         node = graph.nodes[split_key(key)[0]]
-        child = self.runs.load(child_run_id(record.run_id, key))
+        child_id = record.child_of(key) or child_run_id(record.run_id, key)
+        child = self.runs.load(child_id)
         if child is None:
             # Crashed between marking the node and starting the child: run the node again,
             # which starts the child (idempotently).
@@ -485,10 +486,39 @@ class Worker:
                 ctx, blueprint_id, child.status, child.context, child.error or ""
             )
         except Exception as exc:
+            attempts = record.nodes[key].attempts
+            if attempts <= node.config.max_retries:
+                return await self._retry_child(graph, record, node, key, attempts)
             return await self._fallback_or_fail(
-                graph, record, sched, node, key, exc, f"node {node.id!r}: {exc}"
+                graph, record, sched, node, key, exc, f"node {node.id!r}: {exc}", attempts
             )
-        return self._commit(graph, record, sched, key, result, node_input, buffered, 1)
+        attempts = record.nodes[key].attempts
+        return self._commit(graph, record, sched, key, result, node_input, buffered, attempts)
+
+    async def _retry_child(
+        self, graph: CompiledGraph, record: RunRecord, node: NodeDefinition, key: str, attempts: int
+    ) -> tuple[Job | None, RunRecord]:
+        """The node's next attempt starts a new child run (the failed one stays for reading)."""
+        following = attempts + 1
+        try:
+            record = self.runs.commit(
+                record.run_id,
+                key,
+                NodeRecord(
+                    status=WAITING,
+                    attempts=following,
+                    output={"childRunId": child_run_id(record.run_id, key, following)},
+                ),
+                context_set={},
+                context_delete=(),
+                now=self.clock.now(),
+                replace_attempt=attempts,
+            )
+        except CommitRejected as rejected:
+            return None, rejected.current or record  # another delivery retried it already
+        self.stats.retries += 1
+        job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, attempt=following)
+        return await self._execute(graph, record, record.scheduler(graph), node, job)
 
     async def _fallback_or_fail(
         self,
