@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -40,12 +41,24 @@ class AwsHarness:
         self.queue_url = self.settings["FLOWCRAFT_QUEUE_URL"]
         self.calls = 0
         self.crash_at: int | None = None
+        self._paused = False
         for client in {
             id(c): c for c in (self.adapter.runs.client, self.adapter.queue.client)
         }.values():
             client.meta.events.register("after-call.*.*", self._after_call)
 
+    @contextlib.contextmanager
+    def unobserved(self) -> Iterator[None]:
+        """The test's own reads: neither counted nor crashed."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+
     def _after_call(self, **_: Any) -> None:
+        if self._paused:
+            return
         self.calls += 1
         if self.crash_at is not None and self.calls == self.crash_at:
             raise Crash(f"crash after AWS call {self.calls}")

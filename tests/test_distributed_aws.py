@@ -4,6 +4,7 @@ after every AWS call, duplicates, the reconciler's cost, and poison input."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
@@ -97,9 +98,11 @@ def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
     [
         ("map", {"numbers": [1, 2, 3, 4, 5]}, "m", [1, 4, 9, 16, 25]),
         ("subflow", {}, "after", {}),
+        ("loop", {"count": 0}, "done", 3),
+        ("fallback", {}, "after", {"recovered": 7}),
     ],
 )
-def test_crash_after_every_aws_call_of_maps_and_child_runs(
+def test_crash_after_every_aws_call_of_maps_child_runs_loops_and_fallbacks(
     aws: Any, blueprint_id: str, context: dict[str, Any], node: str, output: Any
 ) -> None:
     h = AwsHarness()
@@ -236,3 +239,51 @@ def test_reconciler_cost_follows_stalled_runs_not_table_size(aws: Any) -> None:
     assert large == small
     two = pass_cost(finished=0, stalled=2, tag="c")
     assert two > small
+
+
+def test_crash_after_every_aws_call_of_a_wait_and_its_resume(aws: Any) -> None:
+    """A human approval: start, park, resume through the client, finish, with a crash after
+    each AWS call in turn (of the worker and of the resume itself)."""
+    h = AwsHarness()
+
+    def approve(run_id: str) -> None:
+        try:
+            h.adapter.client.resume(run_id, node_id="approve", action="yes", output={"ok": 1})
+        except Crash:
+            with contextlib.suppress(RunConflict):  # the caller retries; it may have landed
+                h.adapter.client.resume(run_id, node_id="approve", action="yes", output={"ok": 1})
+
+    h.calls = 0
+    h.adapter.client.start("approval", run_id="approval-clean")
+    h.pump()
+    approve("approval-clean")
+    h.pump()
+    total = h.calls
+    assert h.adapter.client.get("approval-clean").status == "completed"
+    for k in range(1, total + 1):
+        run_id = f"approval-crash-{k}"
+        h.calls = 0
+        h.crash_at = k
+        try:
+            h.adapter.client.start("approval", run_id=run_id)
+        except Crash:
+            h.adapter.client.start("approval", run_id=run_id)
+        h.pump()
+        for _ in range(3):
+            with h.unobserved():
+                if h.adapter.client.get(run_id).status == "awaiting":
+                    break
+            h.reconcile(threshold=0)
+            h.pump()
+        approve(run_id)
+        h.pump()
+        h.crash_at = None
+        for _ in range(4):
+            if h.adapter.client.get(run_id).final:
+                break
+            h.reconcile(threshold=0)
+            h.pump()
+        view = h.adapter.client.get(run_id).to_api()
+        assert view["status"] == "completed", (k, view)
+        assert view["outputs"]["ship"] == {"ok": 1}, k
+        assert view["nodes"]["refund"] == "skipped", k
