@@ -37,8 +37,8 @@ function that keeps handing back needs a smaller batch or a longer timeout
 
 **FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
 ``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
-reported unprocessed, so order is kept where it is defined (the job queue groups by run id) while
-other runs in the batch proceed. FIFO queues have no per-message delay, so a job that is not due
+reported unprocessed, so order is kept where it is defined (the job queue groups by node
+instance) while other jobs in the batch proceed. FIFO queues have no per-message delay, so a job that is not due
 yet (a sleep, a retry delay) is reported failed with its visibility set to when it is due (up to
 12 hours at a time; each deferral counts as a receive toward ``maxReceiveCount``).
 

@@ -389,7 +389,7 @@ def test_fifo_batch_holds_back_only_the_failing_group(
         stack.sqs.send_message(
             QueueUrl=stack.queue_url,
             MessageBody="not json",
-            MessageGroupId=first,
+            MessageGroupId=f"{first}:validate",  # the group of the first run's start job
             MessageDeduplicationId="malformed",
         )
         messages = stack.receive_exactly(3)
@@ -401,7 +401,7 @@ def test_fifo_batch_holds_back_only_the_failing_group(
         failed = stack.run_worker(ordered)
 
         assert poison["MessageId"] in failed
-        assert all(group[m] == first for m in failed)  # only the poisoned group is held back
+        assert all(group[m] == f"{first}:validate" for m in failed)  # only that group waits
         assert stack.get(second)["nodes"]["validate"] == "completed"
         assert stack.get(first)["nodes"].get("validate") != "completed"
         # The held-back start job was released at once; the malformed one keeps its timeout.

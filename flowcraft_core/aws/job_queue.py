@@ -38,7 +38,11 @@ class SqsJobQueue:
                     # FIFO queues have no per-message delay; ordering is per run. Both ids are
                     # limited to 128 characters: longer ones are hashed, never cut (a cut id
                     # would make different jobs of a long run look like duplicates).
-                    entry["MessageGroupId"] = _fit(job.run_id)
+                    # One group per node instance (or map item): commits are conditional, so no
+                    # ordering across a run is needed, and a deferred job (a sleep, a retry
+                    # delay) must not hold up the other branches of its run.
+                    item = "" if job.item is None else f"[{job.item}]"
+                    entry["MessageGroupId"] = _fit(f"{job.run_id}:{job.node_id}{item}")
                     entry["MessageDeduplicationId"] = _fit(job.dedup_id())
                 elif delay_seconds:
                     entry["DelaySeconds"] = max(0, min(900, int(delay_seconds)))

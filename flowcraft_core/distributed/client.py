@@ -122,7 +122,9 @@ class WorkflowClient:
             raise RunConflict(run_id, current.status, "resume (it changed meanwhile)")
         # Again after: a worker parking the run may have written "awaiting" in between.
         self.statuses.changed(run_id, RUNNING, self.clock.now())
-        self.queue.send([Job(run_id=run_id, blueprint_id=record.blueprint_id, node_id=key)])
+        self.queue.send(
+            [Job(run_id=run_id, blueprint_id=record.blueprint_id, node_id=key, cause="resume")]
+        )
         return key
 
     def cancel(self, run_id: str) -> None:
@@ -183,6 +185,7 @@ def notify_parent(queue: JobQueue, record: RunRecord) -> None:
                     run_id=record.parent["runId"],
                     blueprint_id=record.parent["blueprintId"],
                     node_id=record.parent["node"],
+                    cause=f"child {record.run_id} ended",
                 )
             ]
         )

@@ -23,6 +23,9 @@ class Job(BaseModel):
     not_before: float | None = None
     #: For a map node fanned out over the queue: which item this job runs.
     item: int | None = Field(default=None, ge=0)
+    #: Why a job for an already-started node is sent again (a resume, a finished child run, a
+    #: reconciler pass): keeps its deduplication id apart from the node's first job.
+    cause: str | None = Field(default=None, max_length=300)
 
     def to_message(self) -> str:
         return self.model_dump_json(by_alias=True, exclude_none=True)
@@ -38,4 +41,5 @@ class Job(BaseModel):
         item = "" if self.item is None else f"[{self.item}]"
         # A parked job is sent again with the same attempt: its wake time tells them apart.
         wake = "" if self.not_before is None else f"@{int(self.not_before * 1000)}"
-        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}{wake}"
+        cause = "" if self.cause is None else f"/{self.cause}"
+        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}{wake}{cause}"

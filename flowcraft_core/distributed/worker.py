@@ -259,6 +259,9 @@ class Worker:
         existing = record.nodes.get(key)
         resume = record.resumes.get(key)
         if record.status == RUNNING and existing is not None and existing.status == WAITING:
+            if job.not_before is not None and self.clock.now() < job.not_before:
+                self._not_yet(job)  # its next child starts after the delay
+                return None, record
             return await self._check_child(graph, record, key)
         if existing is not None and existing.status not in (AWAITING, WAITING):
             # Redelivered: walk what this job's invocation committed after it (a chain run
@@ -269,12 +272,8 @@ class Worker:
             return None, record  # awaiting or closed: nothing may start
         if existing is not None and resume is None:
             return None, record  # still waiting for a resume
-        now = self.clock.now()
-        if job.not_before is not None and now < job.not_before:
-            if not getattr(self.queue, "supports_delay", True):
-                raise DeferJob(job.not_before - now)
-            delay = min(MAX_DELAY_SECONDS, math.ceil(job.not_before - now))
-            self.queue.send([job], delay_seconds=delay)
+        if job.not_before is not None and self.clock.now() < job.not_before:
+            self._not_yet(job)
             return None, record
         sched = record.scheduler(graph)
         node = graph.nodes[node_id]
@@ -287,6 +286,14 @@ class Worker:
                 graph, record, sched, key, result, node_input, BufferedContext({}), 1
             )
         return await self._execute(graph, record, sched, node, job)
+
+    def _not_yet(self, job: Job) -> None:
+        """A job that came back before it is due: park it again (or defer it on FIFO)."""
+        assert job.not_before is not None
+        remaining = job.not_before - self.clock.now()
+        if not getattr(self.queue, "supports_delay", True):
+            raise DeferJob(remaining)
+        self.queue.send([job], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(remaining)))
 
     def _committed_after(self, graph: CompiledGraph, record: RunRecord, key: str) -> list[str]:
         """``key`` and the settled instances reachable from it through settled instances."""
@@ -518,6 +525,19 @@ class Worker:
             return None, rejected.current or record  # another delivery retried it already
         self.stats.retries += 1
         job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, attempt=following)
+        delay = retry_delay_seconds(node.config, attempts)
+        if delay > 0:
+            # Like any retry: recorded for the reconciler, then parked on the queue.
+            job.not_before = self.clock.now() + delay
+            record = self.runs.record_progress(
+                record.run_id,
+                nodes={},
+                decisions={},
+                now=self.clock.now(),
+                retries={key: {"attempt": following, "notBefore": job.not_before}},
+            )
+            self._send([job], delay_seconds=min(MAX_DELAY_SECONDS, math.ceil(delay)))
+            return None, record
         return await self._execute(graph, record, record.scheduler(graph), node, job)
 
     async def _fallback_or_fail(
@@ -645,6 +665,13 @@ class Worker:
             return None, self._fail_run(record, message, key=key, attempts=job.attempt)
         except Exception as exc:
             self.stats.node_failures += 1
+            current = self.runs.load(record.run_id)
+            if current is not None and (
+                key in current.nodes
+                or str(index) in current.fanouts.get(key, {}).get("results", {})
+            ):
+                # Another delivery of this item committed it meanwhile: that result stands.
+                return self._advance_fanout(graph, current, current.scheduler(graph), key, index)
             if self._retry(job, item_node.config, exc, item_node.id, record):
                 return None, record
             message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
@@ -884,7 +911,13 @@ class Worker:
         due = record.park_due(park_key)
         if due is not None and due > now:
             return None
-        job = Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key, item=item)
+        job = Job(
+            run_id=record.run_id,
+            blueprint_id=graph.id,
+            node_id=key,
+            item=item,
+            cause=f"recovered at {int(now)}",
+        )
         retry = record.retries.get(park_key)
         if retry is not None:
             job.attempt = int(retry["attempt"])
