@@ -38,9 +38,10 @@ function that keeps handing back needs a smaller batch or a longer timeout
 **FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
 ``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
 reported unprocessed, so order is kept where it is defined (the job queue groups by node
-instance) while other jobs in the batch proceed. FIFO queues have no per-message delay, so a job that is not due
-yet (a sleep, a retry delay) is reported failed with its visibility set to when it is due (up to
-12 hours at a time; each deferral counts as a receive toward ``maxReceiveCount``).
+instance) while other jobs in the batch proceed. FIFO queues have no per-message delay, so a job
+that is not due yet (a sleep, a retry delay) is reported failed with its visibility set to when
+it is due (up to 12 hours at a time; each deferral counts as a receive toward
+``maxReceiveCount``).
 
 **One event loop per invocation.** Jobs are coroutines; one loop is created per invocation,
 reused for each record in turn (records run one after the other: the engine's own concurrency is
