@@ -17,16 +17,6 @@ from typing import Any
 from .context import AsyncContext
 
 
-class NodeError(Exception):
-    """A node failed in a way that names the node (raised by the engine, not by user code)."""
-
-    def __init__(self, node_id: str, message: str, *, attempt: int = 1) -> None:
-        super().__init__(f"node {node_id!r}: {message}")
-        self.node_id = node_id
-        self.attempt = attempt
-        self.detail = message
-
-
 class UnknownImplementationError(LookupError):
     """A blueprint names an implementation that is not in the registry."""
 

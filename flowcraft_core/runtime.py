@@ -48,6 +48,7 @@ from .scheduler import (
     LoopLimitError,
     Scheduler,
     Step,
+    pick_waiting_key,
     split_key,
     statuses_by_node,
 )
@@ -525,19 +526,10 @@ class FlowRuntime:
         graph = self.compile(blueprint)
         state = result.state
         waiting: list[str] = list(state.get("awaiting", []))
-        if node_id is None:
-            if len(waiting) != 1:
-                raise ValueError(
-                    f"run {result.run_id!r} waits at {waiting}; say which node_id to resume"
-                )
-            key = waiting[0]
-        else:
-            matches = [k for k in waiting if k == node_id] or [
-                k for k in waiting if split_key(k)[0] == node_id
-            ]
-            if not matches:
-                raise ValueError(f"run {result.run_id!r} is not waiting at node {node_id!r}")
-            key = max(matches, key=lambda k: split_key(k)[1])  # the latest waiting iteration
+        try:
+            key = pick_waiting_key(waiting, node_id)
+        except LookupError as exc:
+            raise ValueError(f"run {result.run_id!r} cannot resume {exc.args[0]}") from None
         sched = Scheduler.restore(
             graph, state["settled"], state["outputs"], state["actions"], state["decisions"]
         )

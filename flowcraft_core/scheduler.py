@@ -426,13 +426,6 @@ class Scheduler:
         self._cascade(step)
         return step
 
-    def skip(self, key: str) -> Step:
-        """Record a skipped node (used when restoring an interrupted cascade)."""
-        step = Step(skipped=[key])
-        self._settle_skipped(key, step)
-        self._cascade(step)
-        return step
-
     def fail(self, key: str) -> None:
         self.settled[key] = FAILED
 
@@ -527,7 +520,8 @@ class Scheduler:
                     self._fire(target, step)
                 else:
                     self._never.add(target)
-                    self._loop_iteration_closed(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
+                    if step is not None:
+                        self._maybe_end_loop(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
             return
         if taken and edge.any_join:
             self._fire(target, step)
@@ -562,10 +556,6 @@ class Scheduler:
         self._count_loop_member(key)
         self._maybe_end_loop(self.graph.loops[loop_index], iteration, step)
 
-    def _loop_iteration_closed(self, loop: Loop, iteration: int, step: Step | None) -> None:
-        if step is not None:
-            self._maybe_end_loop(loop, iteration, step)
-
     def _maybe_end_loop(self, loop: Loop, iteration: int, step: Step) -> None:
         """A loop ends when an iteration is fully settled and started no next iteration."""
         slot = (loop.index, iteration)
@@ -599,10 +589,6 @@ class Scheduler:
         return found
 
     # ----------------------------------------------------------------- inputs
-    def arrivals(self, key: str) -> list[tuple[CompiledEdge, str]]:
-        arrivals = self._arrivals.get(key)
-        return list(arrivals) if arrivals else []
-
     def build_input(self, key: str, context: Mapping[str, Any]) -> Any:
         """The input of an instance: its single predecessor's output, or a join's dict."""
         node_id, iteration = split_key(key)
@@ -634,23 +620,12 @@ class Scheduler:
         return value
 
     def latest_outputs(self) -> dict[str, Any]:
-        """node id -> output of its latest completed iteration."""
-        latest: dict[str, tuple[int, Any]] = {}
-        for key, value in self.outputs.items():
-            node_id, iteration = split_key(key)
-            seen = latest.get(node_id)
-            if seen is None or iteration >= seen[0]:
-                latest[node_id] = (iteration, value)
-        return {n: latest[n][1] for n in self.graph.order if n in latest}
+        """node id -> output of its latest completed iteration, in blueprint order."""
+        latest = latest_by_node(self.outputs)
+        return {n: latest[n] for n in self.graph.order if n in latest}
 
     def latest_output(self, node_id: str) -> Any:
-        best_it = -1
-        best: Any = None
-        for key, value in self.outputs.items():
-            nid, it = split_key(key)
-            if nid == node_id and it > best_it:
-                best_it, best = it, value
-        return best
+        return latest_by_node(self.outputs).get(node_id)
 
     def _mapped_input(self, node: NodeDefinition, context: Mapping[str, Any]) -> Any:
         spec = node.inputs
@@ -672,6 +647,33 @@ class Scheduler:
         if head == "context" and rest:
             return compile_expression(ref).evaluate({"context": context})
         return None
+
+
+def latest_by_node(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Instance key -> value, reduced to node id -> value of its latest iteration."""
+    best: dict[str, tuple[int, Any]] = {}
+    for key, value in values.items():
+        node_id, iteration = split_key(key)
+        seen = best.get(node_id)
+        if seen is None or iteration >= seen[0]:
+            best[node_id] = (iteration, value)
+    return {node_id: value for node_id, (_, value) in best.items()}
+
+
+def pick_waiting_key(waiting: list[str], node_id: str | None) -> str:
+    """The waiting instance a resume addresses: an exact instance key (``ask#2``), else the
+    latest waiting iteration of the node, else the only waiting instance. Both drivers resume
+    through this; LookupError says why none fits."""
+    if node_id is None:
+        if len(waiting) != 1:
+            raise LookupError(f"waiting at {', '.join(sorted(waiting))}; say which nodeId")
+        return waiting[0]
+    matches = [k for k in waiting if k == node_id] or [
+        k for k in waiting if split_key(k)[0] == node_id
+    ]
+    if not matches:
+        raise LookupError(f"node {node_id!r} (not waiting)")
+    return max(matches, key=lambda k: split_key(k)[1])
 
 
 def decision_source(graph: CompiledGraph, dkey: str, taken: bool) -> str | None:

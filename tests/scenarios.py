@@ -56,6 +56,21 @@ REGISTRY: dict[str, Any] = {
 }
 
 
+def bp(
+    nodes: list[Any], edges: list[tuple[Any, ...]] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A blueprint dict from short forms: a node is its id (``uses`` the same) or a dict; an
+    edge is ``(source, target)`` or ``(source, target, {"action": ..., ...})``."""
+    node_defs = [n if isinstance(n, dict) else {"id": n, "uses": n} for n in nodes]
+    edge_defs = []
+    for e in edges or []:
+        edge_def: dict[str, Any] = {"source": e[0], "target": e[1]}
+        if len(e) > 2 and e[2]:
+            edge_def.update(e[2])
+        edge_defs.append(edge_def)
+    return {"id": extra.pop("id", "test"), "nodes": node_defs, "edges": edge_defs, **extra}
+
+
 def node(node_id: str, uses: str, **extra: Any) -> dict[str, Any]:
     return {"id": node_id, "uses": uses, **extra}
 

@@ -19,22 +19,11 @@ from flowcraft_core import (
 )
 from flowcraft_core.testing import FakeClock
 
+from .scenarios import bp
+
 
 def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = None) -> Any:
     return asyncio.run(runtime.run(blueprint, context))
-
-
-def bp(
-    nodes: list[Any], edges: list[tuple[Any, ...]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    node_defs = [n if isinstance(n, dict) else {"id": n, "uses": n} for n in nodes]
-    edge_defs = []
-    for e in edges or []:
-        edge: dict[str, Any] = {"source": e[0], "target": e[1]}
-        if len(e) > 2 and e[2]:
-            edge.update(e[2])
-        edge_defs.append(edge)
-    return {"id": extra.pop("id", "test"), "nodes": node_defs, "edges": edge_defs, **extra}
 
 
 def const(value: Any, action: str | None = None) -> Any:

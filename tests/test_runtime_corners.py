@@ -26,19 +26,7 @@ from flowcraft_core import (
 from flowcraft_core.nodes import CancelledRunError
 from flowcraft_core.testing import FakeClock
 
-
-def bp(
-    nodes: list[Any], edges: list[tuple[Any, ...]] | None = None, **extra: Any
-) -> dict[str, Any]:
-    node_defs = [n if isinstance(n, dict) else {"id": n, "uses": n} for n in nodes]
-    edge_defs = []
-    for e in edges or []:
-        edge: dict[str, Any] = {"source": e[0], "target": e[1]}
-        if len(e) > 2 and e[2]:
-            edge.update(e[2])
-        edge_defs.append(edge)
-    return {"id": extra.pop("id", "corners"), "nodes": node_defs, "edges": edge_defs, **extra}
-
+from .scenarios import bp
 
 _TERMINAL_EVENTS = {"node:finish", "node:error", "node:awaiting", "node:cancel", "node:cancelled"}
 

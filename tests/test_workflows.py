@@ -16,6 +16,7 @@ import pytest
 
 import workflows
 from flowcraft_core import FlowRuntime, WorkflowResult, generate_mermaid, lint_blueprint
+from flowcraft_core.distributed.storable import check_storable
 from flowcraft_core.testing import FakeClock
 from workflows import approval, blueprints, order, registry, retry_loop, sample_contexts
 
@@ -75,6 +76,8 @@ def test_registry_refuses_a_key_defined_twice() -> None:
 def test_results_are_json_so_dynamodb_can_store_them(blueprint_id: str) -> None:
     result, _ = run(blueprint_id)
     json.dumps({"context": result.context, "outputs": result.outputs})
+    # The rules the distributed driver's store holds values to (digits, exponents, text).
+    check_storable({"context": result.context, "outputs": result.outputs}, blueprint_id)
 
 
 # ---------------------------------------------------------------------------- order

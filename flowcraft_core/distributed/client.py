@@ -13,7 +13,7 @@ from typing import Any
 
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
-from ..scheduler import AWAITING, CompiledGraph, split_key
+from ..scheduler import AWAITING, CompiledGraph, pick_waiting_key
 from .errors import RunConflict, RunNotFound, UnknownBlueprint
 from .job import Job
 from .records import CANCELLED, FINAL_STATUSES, RUNNING, WAITING, RunRecord, child_run_id
@@ -156,24 +156,11 @@ class WorkflowClient:
 
 
 def pick_waiting(record: RunRecord, node_id: str | None) -> str:
-    """The waiting instance a resume addresses: an exact instance key (``ask#2``), else the
-    latest waiting iteration of the node, else the run's only waiting node."""
     waiting = [k for k in record.awaiting_keys() if k not in record.resumes]
-    if node_id is not None:
-        matches = [k for k in waiting if k == node_id] or [
-            k for k in waiting if split_key(k)[0] == node_id
-        ]
-        if not matches:
-            raise RunConflict(
-                record.run_id, record.status, f"resume node {node_id!r} (not waiting)"
-            )
-        return max(matches, key=lambda k: split_key(k)[1])
-    if len(waiting) != 1:
-        names = ", ".join(sorted(waiting))
-        raise RunConflict(
-            record.run_id, record.status, f"resume without nodeId (waiting at {names})"
-        )
-    return waiting[0]
+    try:
+        return pick_waiting_key(waiting, node_id)
+    except LookupError as exc:
+        raise RunConflict(record.run_id, record.status, f"resume {exc.args[0]}") from None
 
 
 def notify_parent(queue: JobQueue, record: RunRecord) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scheduler import AWAITING, CompiledGraph, Scheduler
+from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node
 
 RUNNING = "running"
 #: A node whose child run (subflow) is under way; it is neither settled nor awaiting a person.
@@ -144,7 +144,9 @@ class RunRecord:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "nodes": statuses_by_node({k: r.status for k, r in self.nodes.items()}),
-            "outputs": _latest_outputs(self.nodes),
+            "outputs": latest_by_node(
+                {k: r.output for k, r in self.nodes.items() if r.status == COMPLETED}
+            ),
             "timeline": [
                 {
                     "node": key,
@@ -160,16 +162,3 @@ class RunRecord:
         if self.error:
             body["error"] = self.error
         return body
-
-
-def _latest_outputs(nodes: dict[str, NodeRecord]) -> dict[str, Any]:
-    from ..scheduler import split_key
-
-    best: dict[str, tuple[int, Any]] = {}
-    for key, record in nodes.items():
-        if record.status != "completed":
-            continue
-        node_id, iteration = split_key(key)
-        if node_id not in best or iteration >= best[node_id][0]:
-            best[node_id] = (iteration, record.output)
-    return {k: v for k, (_, v) in best.items()}

@@ -279,7 +279,6 @@ class InMemoryRunStore:
 @dataclass
 class InMemoryStatusStore:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reads: int = 0
 
     def started(self, run_id: str, blueprint_id: str, now: float) -> bool:
         if run_id in self.items:
@@ -309,7 +308,6 @@ class InMemoryStatusStore:
         found = [k for k, v in self.items.items() if v.get("active") and v["heartbeatAt"] < before][
             :limit
         ]
-        self.reads += len(found)
         return found, len(found)
 
     def get(self, run_id: str) -> dict[str, Any] | None:

@@ -802,18 +802,22 @@ class Worker:
         return self._advance(graph, committed, [key, *derived], step.ready), committed
 
     # ------------------------------------------------------------------ what follows
-    def _settle_derived(self, graph: CompiledGraph, record: RunRecord) -> tuple[RunRecord, Step]:
+    def _settle_derived(
+        self, graph: CompiledGraph, record: RunRecord
+    ) -> tuple[RunRecord, Step, Scheduler]:
         """Record what the committed decisions imply but no step wrote yet: skips (of a
         concurrent commit's branch, or of a step cut short) and the end of settled loops.
 
         Each skipped node's record carries its own decisions; they are written in chunks, so a
-        cascade over hundreds of nodes never builds an oversized update.
+        cascade over hundreds of nodes never builds an oversized update. Returns the record,
+        what was derived, and a scheduler for the record (rebuilt only if something was written,
+        since the write may have brought in concurrent commits).
         """
         sched = record.scheduler(graph)
         step = sched.settle_derived()
         decisions = step.decisions or {}
         if not decisions and not step.skipped:
-            return record, step
+            return record, step, sched
         now = self.clock.now()
         by_source: dict[str | None, dict[str, bool]] = {}
         for dkey, taken in decisions.items():
@@ -830,7 +834,7 @@ class Worker:
             record = self.runs.record_progress(
                 record.run_id, nodes=chunk, decisions=loose if start == 0 else {}, now=now
             )
-        return record, step
+        return record, step, record.scheduler(graph)
 
     def _advance(
         self,
@@ -842,10 +846,9 @@ class Worker:
         """From a committed record: record derived skips and loop ends, then send (or chain)
         the successors this step made ready, and close the run when it is done."""
         try:
-            record, derived = self._settle_derived(graph, record)
+            record, derived, sched = self._settle_derived(graph, record)
         except CommitRejected:
             return None
-        sched = record.scheduler(graph)
         origin_set = set(origins) | set(derived.skipped)
         awaiting = set(record.awaiting_keys())
         outstanding = set(sched.outstanding())
@@ -878,10 +881,9 @@ class Worker:
         """
         now = self.clock.now()
         try:
-            record, _ = self._settle_derived(graph, record)
+            record, _, sched = self._settle_derived(graph, record)
         except CommitRejected:
             return 0, now
-        sched = record.scheduler(graph)
         awaiting = set(record.awaiting_keys())
         ready = [k for k in sched.outstanding() if k not in awaiting or k in record.resumes]
         if not ready:
