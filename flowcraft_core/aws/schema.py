@@ -94,6 +94,34 @@ JOB_QUEUE = QueueSpec()
 
 DEFAULT_PREFIX = "flowcraft"
 
+#: How long a finished run stays readable: its items and payloads expire this long after it ends.
+DEFAULT_RETENTION_DAYS = 30
+#: The longest a run is expected to stay active. Items written while a run is under way expire
+#: ``retention + horizon`` days after they were written, so they outlive any run shorter than
+#: the horizon by at least the retention (DynamoDB TTL and S3 lifecycle both count from a fixed
+#: time, not from the run's end).
+DEFAULT_RUN_HORIZON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """The S3 bucket that holds values too large for a DynamoDB item (outputs, context values,
+    map items and results, resume outputs), referenced from the items by key."""
+
+    role: Literal["payload"] = "payload"
+    suffix: str = "payloads"
+    #: Every object lives under this prefix, then ``<runId>/...``.
+    key_prefix: str = "runs/"
+    #: Objects expire this many days after they were written (lifecycle rule).
+    expiry_days: int = DEFAULT_RETENTION_DAYS + DEFAULT_RUN_HORIZON_DAYS
+
+    def name(self, prefix: str) -> str:
+        """The local bucket name (a deployed stack lets CloudFormation name it uniquely)."""
+        return f"{prefix}-{self.suffix}"
+
+
+PAYLOAD_BUCKET = BucketSpec()
+
 
 def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
     """The boto3 ``create_table`` arguments for a spec (PAY_PER_REQUEST)."""
