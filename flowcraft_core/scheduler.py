@@ -612,6 +612,25 @@ class Scheduler:
             for edge, source in arrivals
         }
 
+    @classmethod
+    def for_input(
+        cls,
+        graph: CompiledGraph,
+        key: str,
+        arrivals: list[tuple[CompiledEdge, str]],
+        outputs: Mapping[str, Any],
+        actions: Mapping[str, str | None],
+    ) -> Scheduler:
+        """A scheduler that knows just enough to build ``key``'s input: its taken incoming
+        edges (with their source instances) and the outputs they carry. The distributed driver
+        reads only those from its store and builds the input here, by the same rules."""
+        sched = cls(graph)
+        sched.outputs.update(outputs)
+        sched.actions.update(actions)
+        if arrivals:
+            sched._arrivals[key] = list(arrivals)
+        return sched
+
     def consume_input(self, key: str, context: Mapping[str, Any]) -> Any:
         """``build_input`` for an instance about to run once; its arrivals are let go."""
         value = self.build_input(key, context)

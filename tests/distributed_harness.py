@@ -7,14 +7,17 @@ import random
 from typing import Any
 
 from flowcraft_core.distributed import (
+    InMemoryItemStore,
     InMemoryJobQueue,
-    InMemoryRunStore,
+    InMemoryPayloadStore,
     InMemoryStatusStore,
     Job,
     Reconciler,
+    ValueCodec,
     Worker,
     WorkflowClient,
 )
+from flowcraft_core.distributed.state import RunItems
 from flowcraft_core.testing import FakeClock
 
 from .scenarios import BLUEPRINTS, REGISTRY
@@ -22,12 +25,20 @@ from .scenarios import BLUEPRINTS, REGISTRY
 
 class Harness:
     def __init__(
-        self, blueprints: dict[str, Any] | None = None, registry: dict[str, Any] | None = None
+        self,
+        blueprints: dict[str, Any] | None = None,
+        registry: dict[str, Any] | None = None,
+        *,
+        codec: ValueCodec | None = None,
+        bucket_size: int | None = None,
     ) -> None:
         self.clock = FakeClock()
-        self.runs = InMemoryRunStore()
+        self.items = InMemoryItemStore()
+        self.payloads = InMemoryPayloadStore()
+        self.runs = RunItems(self.items, codec or ValueCodec(payloads=self.payloads))
         self.statuses = InMemoryStatusStore()
         self.queue = InMemoryJobQueue()
+        self.bucket_size = bucket_size
         bps = blueprints or BLUEPRINTS
         self.worker = self.new_worker(bps, registry or REGISTRY)
         self.client = WorkflowClient(
@@ -40,6 +51,9 @@ class Harness:
         self.delivered: list[Job] = []
 
     def new_worker(self, blueprints: dict[str, Any], registry: dict[str, Any]) -> Worker:
+        extra: dict[str, Any] = {}
+        if self.bucket_size is not None:
+            extra["bucket_size"] = self.bucket_size
         return Worker(
             runs=self.runs,
             statuses=self.statuses,
@@ -47,6 +61,7 @@ class Harness:
             blueprints=blueprints,
             registry=registry,
             clock=self.clock,
+            **extra,
         )
 
     def drain(
@@ -77,6 +92,4 @@ class Harness:
                     limit -= 1
 
     def reconciler(self, threshold: float = 0) -> Reconciler:
-        return Reconciler(
-            self.worker, runs=self.runs, statuses=self.statuses, stalled_threshold_seconds=threshold
-        )
+        return Reconciler(self.worker, statuses=self.statuses, stalled_threshold_seconds=threshold)

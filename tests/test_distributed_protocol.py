@@ -149,18 +149,48 @@ def test_poison_input_is_named() -> None:
         Job.from_message("not json")
 
 
-def test_oversized_context_fails_the_run_naming_the_node() -> None:
+def test_large_context_values_and_outputs_are_stored_by_reference_and_read_back() -> None:
+    blob = "".join(f"line {i}: {i * 7919 % 10007}\n" for i in range(60_000))  # ~1 MB of text
+
+    async def big(ctx: Any) -> dict[str, Any]:
+        await ctx.context.set("blob", blob)
+        return {"output": {"text": blob}}
+
+    async def reader(ctx: Any) -> dict[str, Any]:
+        return {"output": len(await ctx.context.get("blob")) + len(ctx.input["text"])}
+
+    bp = {
+        "id": "big",
+        "nodes": [{"id": "writer", "uses": "big"}, {"id": "reader", "uses": "reader"}],
+        "edges": [{"source": "writer", "target": "reader"}],
+    }
+    h = Harness(blueprints={"big": bp}, registry={"big": big, "reader": reader})
+    run_id, _ = h.client.start("big")
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed", record.error
+    assert record.to_api()["outputs"]["reader"] == 2 * len(blob)
+    assert record.context["blob"] == blob
+    # The values went to the payload bucket; every item stayed small.
+    assert len(h.payloads.objects) == 2
+    assert max(len(repr(item)) for item in h.items.items.values()) < 4_000
+
+
+def test_a_value_over_the_limit_fails_the_run_naming_the_node_and_the_size() -> None:
     async def big(ctx: Any) -> None:
-        await ctx.context.set("blob", "x" * 500_000)
+        await ctx.context.set("blob", "x" * 3_000_000)
 
     bp = {"id": "big", "nodes": [{"id": "writer", "uses": "big"}], "edges": []}
-    h = Harness(blueprints={"big": bp}, registry={"big": big})
+    from flowcraft_core.distributed import ValueCodec
+
+    h = Harness(blueprints={"big": bp}, registry={"big": big}, codec=ValueCodec(max_bytes=2**21))
     run_id, _ = h.client.start("big")
     h.drain()
     record = h.client.get(run_id)
     assert record.status == "failed"
-    assert "node 'writer'" in (record.error or "") and "400 KB" in (record.error or "")
-    assert "blob" in (record.error or "")
+    error = record.error or ""
+    assert "node 'writer'" in error and "context.blob" in error and "2.9 MB" in error, error
+    assert "blob" not in record.context and record.nodes["writer"].status == "failed"
 
 
 def test_map_fans_out_one_job_per_item_within_the_limit_and_gathers_in_order() -> None:

@@ -1,4 +1,4 @@
-"""The technology-free distributed protocol: jobs, stores, worker step, reconciler, client."""
+"""The technology-free distributed protocol: jobs, run items, worker step, reconciler, client."""
 
 from .client import WorkflowClient
 from .errors import (
@@ -9,27 +9,37 @@ from .errors import (
     StateTooLarge,
     UnknownBlueprint,
 )
+from .items import InMemoryItemStore, ItemStore
 from .job import Job
+from .payloads import InMemoryPayloadStore, PayloadStore, ValueCodec, ValueTooLarge
 from .reconciler import Reconciler, ReconcileStats
-from .records import NodeRecord, RunRecord
-from .stores import InMemoryJobQueue, InMemoryRunStore, InMemoryStatusStore
+from .records import NodeRecord, RunHead, RunRecord
+from .state import Retention
+from .stores import InMemoryJobQueue, InMemoryStatusStore
 from .worker import Worker, WorkerStats
 
 __all__ = [
     "CommitRejected",
+    "InMemoryItemStore",
     "InMemoryJobQueue",
-    "InMemoryRunStore",
+    "InMemoryPayloadStore",
     "InMemoryStatusStore",
+    "ItemStore",
     "Job",
     "NodeRecord",
+    "PayloadStore",
     "PoisonJob",
     "ReconcileStats",
     "Reconciler",
+    "Retention",
     "RunConflict",
+    "RunHead",
     "RunNotFound",
     "RunRecord",
     "StateTooLarge",
     "UnknownBlueprint",
+    "ValueCodec",
+    "ValueTooLarge",
     "Worker",
     "WorkerStats",
     "WorkflowClient",

@@ -14,37 +14,54 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
 from ..scheduler import AWAITING, CompiledGraph, pick_waiting_key
-from .errors import RunConflict, RunNotFound, UnknownBlueprint
+from .errors import RunConflict, RunNotFound, StateTooLarge, UnknownBlueprint
+from .items import Cond, ConditionFailed, ItemStore, Update, Write
 from .job import Job
-from .records import CANCELLED, FINAL_STATUSES, RUNNING, WAITING, RunRecord, child_run_id
+from .layout import head_key, node_key
+from .payloads import ValueCodec
+from .plan import Plan
+from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunHead, RunRecord
+from .state import Retention, RunItems
 from .storable import check_storable
-from .stores import JobQueue, RunStore, StatusStore
+from .stores import JobQueue, StatusStore
 
 
 class WorkflowClient:
     def __init__(
         self,
         *,
-        runs: RunStore,
+        items: ItemStore | None = None,
+        runs: RunItems | None = None,
         statuses: StatusStore,
         queue: JobQueue,
         blueprints: Mapping[str, WorkflowBlueprint | Mapping[str, Any]],
         clock: Clock | None = None,
+        codec: ValueCodec | None = None,
+        retention: Retention | None = None,
     ) -> None:
+        if runs is None:
+            if items is None:
+                raise TypeError("WorkflowClient needs items (an ItemStore) or runs (RunItems)")
+            runs = RunItems(items, codec or ValueCodec(), retention)
         self.runs = runs
+        self.codec = runs.codec
         self.statuses = statuses
         self.queue = queue
         self.blueprints = {k: load_blueprint(v) for k, v in blueprints.items()}
         self.clock: Clock = clock or SystemClock()
-        self._graphs: dict[str, CompiledGraph] = {}
+        self._plans: dict[str, Plan] = {}
+        self._views: Any = None
 
-    def graph(self, blueprint_id: str) -> CompiledGraph:
+    def plan(self, blueprint_id: str) -> Plan:
         if blueprint_id not in self.blueprints:
             raise UnknownBlueprint(blueprint_id, list(self.blueprints))
-        graph = self._graphs.get(blueprint_id)
-        if graph is None:
-            graph = self._graphs[blueprint_id] = CompiledGraph(self.blueprints[blueprint_id])
-        return graph
+        plan = self._plans.get(blueprint_id)
+        if plan is None:
+            plan = self._plans[blueprint_id] = Plan.of(CompiledGraph(self.blueprints[blueprint_id]))
+        return plan
+
+    def graph(self, blueprint_id: str) -> CompiledGraph:
+        return self.plan(blueprint_id).graph
 
     def start(
         self,
@@ -57,36 +74,52 @@ class WorkflowClient:
         """Start a run (idempotent for a given ``run_id``): returns (run id, status)."""
         graph = self.graph(blueprint_id)
         check_storable(dict(context or {}), "context")
+        if run_id is not None and parent is None and "#" in run_id:
+            raise ValueError(f"run id {run_id!r} may not contain '#'")
         run_id = run_id or str(uuid.uuid4())
         now = self.clock.now()
-        # The status row goes first: if we die before the record or the first jobs exist, the
+        # The status row goes first: if we die before the head or the first jobs exist, the
         # reconciler still finds this run and finishes (or fails) the start.
         if not self.statuses.started(run_id, blueprint_id, now):
-            existing = self.runs.load(run_id)
+            existing = self.runs.head(run_id)
             if existing is not None:
                 if existing.blueprint_id != blueprint_id:
                     raise RunConflict(run_id, existing.status, f"start it as {blueprint_id!r}")
                 return run_id, existing.status
-            # An earlier start died before the record: make its status row active again (the
+            # An earlier start died before the head: make its status row active again (the
             # reconciler may have marked it failed meanwhile) and finish the start.
             self.statuses.changed(run_id, RUNNING, now)
-        record = RunRecord(
+        head = RunHead(
             run_id=run_id,
             blueprint_id=blueprint_id,
-            context=dict(context or {}),
             created_at=now,
             updated_at=now,
             parent=parent,
         )
-        if not self.runs.create(record):
-            existing = self.runs.load(run_id)
+        if not self.runs.create(head, dict(context or {}), now):
+            existing = self.runs.head(run_id)
             return run_id, existing.status if existing else RUNNING
         jobs = [Job(run_id=run_id, blueprint_id=blueprint_id, node_id=n) for n in graph.start_nodes]
+        if not jobs:
+            # An empty blueprint has nothing to run: it is complete as soon as it starts.
+            self.runs.transition(run_id, to="completed", allowed_from=[RUNNING], now=now)
+            self.statuses.changed(run_id, "completed", now)
+            return run_id, "completed"
         self.queue.send(jobs)
         return run_id, RUNNING
 
+    def head(self, run_id: str) -> RunHead:
+        head = self.runs.head(run_id)
+        if head is None:
+            raise RunNotFound(run_id)
+        return head
+
     def get(self, run_id: str) -> RunRecord:
-        record = self.runs.load(run_id)
+        """The whole run (its node records read by blueprint): for views, not hot paths."""
+        from .view import load_run
+
+        head = self.head(run_id)
+        record = load_run(self.runs, self.plan(head.blueprint_id), run_id)
         if record is None:
             raise RunNotFound(run_id)
         return record
@@ -101,78 +134,96 @@ class WorkflowClient:
     ) -> str:
         """Resume an awaiting run at ``node_id`` (or its only waiting node); returns the key."""
         check_storable(output, "output")
-        record = self.get(run_id)
-        if record.status != AWAITING:
-            raise RunConflict(run_id, record.status, "resume (it is not awaiting)")
-        key = pick_waiting(record, node_id)
+        head = self.head(run_id)
+        if head.status != AWAITING:
+            raise RunConflict(run_id, head.status, "resume (it is not awaiting)")
+        key = pick_waiting(head, node_id)
         now = self.clock.now()
-        # The status row first: if we die after the record changes, the run is back in the
+        # The status row first: if we die after the head changes, the run is back in the
         # reconciler's index, which then sends the resumed node.
         self.statuses.changed(run_id, RUNNING, now)
-        updated = self.runs.transition(
-            run_id,
-            to=RUNNING,
-            allowed_from=[AWAITING],
-            now=now,
-            resume=(key, {"action": action, "output": output}),
-        )
-        if updated is None:
-            current = self.get(run_id)
+        stored = {
+            "action": action,
+            "output": self.codec.encode(
+                output, run_id=run_id, name=f"{key}-resume", where="resume output"
+            ),
+        }
+        try:
+            self.runs.items.transact(
+                [
+                    Write(
+                        node_key(run_id, key),
+                        Update(set={("r",): stored}),
+                        condition=((Cond(("s",), "eq", AWAITING),), (Cond(("r",), "absent"),)),
+                    ),
+                    Write(
+                        head_key(run_id),
+                        Update(
+                            set={("status",): RUNNING, ("updatedAt",): now},
+                            delete={("waits",): {key}},
+                        ),
+                        condition=((Cond(("status",), "eq", AWAITING),),),
+                    ),
+                ]
+            )
+        except ConditionFailed:
+            current = self.head(run_id)
             self.statuses.changed(run_id, current.status, now, error=current.error)
-            raise RunConflict(run_id, current.status, "resume (it changed meanwhile)")
+            raise RunConflict(run_id, current.status, "resume (it changed meanwhile)") from None
+        except StateTooLarge:
+            raise
         # Again after: a worker parking the run may have written "awaiting" in between.
         self.statuses.changed(run_id, RUNNING, self.clock.now())
         self.queue.send(
-            [Job(run_id=run_id, blueprint_id=record.blueprint_id, node_id=key, cause="resume")]
+            [Job(run_id=run_id, blueprint_id=head.blueprint_id, node_id=key, cause="resume")]
         )
         return key
 
     def cancel(self, run_id: str) -> None:
-        record = self.get(run_id)
-        if record.status == CANCELLED:
-            self._cancel_children(record)  # a repeated cancel still reaches the children
-        if record.status in FINAL_STATUSES:
-            raise RunConflict(run_id, record.status, "cancel (it has finished)")
+        head = self.head(run_id)
+        if head.status == CANCELLED:
+            self._cancel_children(head)  # a repeated cancel still reaches the children
+        if head.status in FINAL_STATUSES:
+            raise RunConflict(run_id, head.status, "cancel (it has finished)")
         now = self.clock.now()
         updated = self.runs.transition(
             run_id, to=CANCELLED, allowed_from=[RUNNING, AWAITING], now=now, error="cancelled"
         )
         if updated is None:
-            current = self.get(run_id)
+            current = self.head(run_id)
             raise RunConflict(run_id, current.status, "cancel (it has finished)")
         self.statuses.changed(run_id, CANCELLED, now)
         notify_parent(self.queue, updated)
         self._cancel_children(updated)
 
-    def _cancel_children(self, record: RunRecord) -> None:
+    def _cancel_children(self, head: RunHead) -> None:
+        record = self.get(head.run_id)
         for key, node in record.nodes.items():
-            if node.status == WAITING:
-                child_id = record.child_of(key) or child_run_id(record.run_id, key)
-                child = self.runs.load(child_id)
+            if node.status == "waiting" and node.child:
+                child = self.runs.head(node.child)
                 if child is not None and not child.final:
                     # The child may finish meanwhile.
                     with contextlib.suppress(RunConflict, RunNotFound):
                         self.cancel(child.run_id)
 
 
-def pick_waiting(record: RunRecord, node_id: str | None) -> str:
-    waiting = [k for k in record.awaiting_keys() if k not in record.resumes]
+def pick_waiting(head: RunHead, node_id: str | None) -> str:
     try:
-        return pick_waiting_key(waiting, node_id)
+        return pick_waiting_key(sorted(head.waits), node_id)
     except LookupError as exc:
-        raise RunConflict(record.run_id, record.status, f"resume {exc.args[0]}") from None
+        raise RunConflict(head.run_id, head.status, f"resume {exc.args[0]}") from None
 
 
-def notify_parent(queue: JobQueue, record: RunRecord) -> None:
+def notify_parent(queue: JobQueue, head: RunHead) -> None:
     """A finished child run wakes its parent's subflow node (which then reads the child)."""
-    if record.parent:
+    if head.parent:
         queue.send(
             [
                 Job(
-                    run_id=record.parent["runId"],
-                    blueprint_id=record.parent["blueprintId"],
-                    node_id=record.parent["node"],
-                    cause=f"child {record.run_id} ended",
+                    run_id=head.parent["runId"],
+                    blueprint_id=head.parent["blueprintId"],
+                    node_id=head.parent["node"],
+                    cause=f"child {head.run_id} ended",
                 )
             ]
         )

@@ -1,9 +1,12 @@
 """The reconciler: find runs that stopped making progress and resume them.
 
-It reads only the active-run index for entries whose heartbeat is older than the threshold, so
-its cost follows the number of stale runs, not the size of the tables. For each, it follows the
-recorded edge decisions: it re-sends nodes that are ready and not committed, records skips an
-interrupted step left out, and closes runs that are in fact finished. It never decides an edge.
+It reads only the active-run index for entries whose heartbeat is older than the threshold
+(workers beat while a run makes progress), so its cost follows the number of stalled runs, not
+the size of the tables. For each, it reads that run's items and follows the recorded edge
+decisions: it advances again from settled nodes whose successors are not settled (which
+records skips, loop ends and end-join arrivals an interrupted step left out), re-sends nodes
+that are ready and not committed, and closes runs that are in fact finished. It never decides
+an edge.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from .records import FINAL_STATUSES
-from .stores import RunStore, StatusStore
+from .stores import StatusStore
 from .worker import Worker
 
 logger = logging.getLogger("flowcraft.reconciler")
@@ -44,7 +47,6 @@ class Reconciler:
         self,
         worker: Worker,
         *,
-        runs: RunStore,
         statuses: StatusStore,
         stalled_threshold_seconds: float = 300,
         max_runs: int = 500,
@@ -52,7 +54,6 @@ class Reconciler:
     ) -> None:
         self.lock = lock
         self.worker = worker
-        self.runs = runs
         self.statuses = statuses
         self.threshold = stalled_threshold_seconds
         self.max_runs = max_runs
@@ -84,24 +85,25 @@ class Reconciler:
                 logger.exception("could not reconcile run %s", run_id)
 
     def _reconcile(self, run_id: str, now: float, stats: ReconcileStats) -> None:
-        record = self.runs.load(run_id)
-        if record is None:
-            self.statuses.changed(run_id, "failed", now, error="run record is missing")
+        worker = self.worker
+        head = worker.runs.head(run_id)
+        if head is None:
+            self.statuses.changed(run_id, "failed", now, error="the run's head item is missing")
             return
-        if record.status in FINAL_STATUSES or record.status == "awaiting":
-            self.statuses.changed(run_id, record.status, now, error=record.error)
-            self.worker.recheck_status_row(run_id, record.status)
-            return
-        if record.updated_at > now - self.threshold:
-            self.statuses.heartbeat(run_id, record.updated_at)
+        if head.status in FINAL_STATUSES or head.status == "awaiting":
+            self.statuses.changed(run_id, head.status, now, error=head.error)
+            worker.views.recheck_status_row(run_id, head.status)
             return
         stats.stalled_runs += 1
-        graph = self.worker.graph(record.blueprint_id)
-        if graph is None:
-            self.worker._fail_run(record, f"unknown blueprint {record.blueprint_id!r}")
+        plan = worker.plan(head.blueprint_id)
+        if plan is None:
+            worker.fail_run(head, f"unknown blueprint {head.blueprint_id!r}")
             stats.reconciled_runs += 1
             return
-        sent, next_look = self.worker.recover_run(graph, record)
+        record = worker.views.load(plan, run_id, outputs=False, fanouts=True)
+        if record is None:
+            return
+        sent, next_look = worker.views.recover(plan, record)
         stats.jobs_sent += sent
         # Runs whose every branch is parked (long sleeps, retry delays) are looked at again
         # when the first of them is due, not at every pass.

@@ -1,8 +1,8 @@
-"""The run record: everything the distributed driver knows about one run, in one item.
+"""What the distributed driver knows about a run, as records read back from its items.
 
-Keeping context, per-node results and edge decisions in a single item lets a node commit with a
-single conditional write: its output, its context writes and its edge decisions land together
-or not at all, and the write's condition makes the commit happen at most once.
+``RunHead`` is the run's small head item; ``NodeRecord`` one node instance's item. ``RunRecord``
+is the whole run assembled from its items: the slow paths build it (the reconciler for a stalled
+run, ``GET /runs/{runId}``, the check that only waiting nodes remain); no node's step needs it.
 """
 
 from __future__ import annotations
@@ -10,16 +10,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node
+from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node, statuses_by_node
 
 RUNNING = "running"
 #: A node whose child run (subflow) is under way; it is neither settled nor awaiting a person.
 WAITING = "waiting"
+#: A node whose failed attempt waits on the queue for its next one.
+RETRYING = "retrying"
+#: A node parked on the queue until its sleep ends.
+SLEEPING = "sleeping"
 COMPLETED = "completed"
+SKIPPED = "skipped"
 FAILED = "failed"
 CANCELLED = "cancelled"
 FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
-PARKED = frozenset({AWAITING, WAITING})
+#: Node records that are not settled: a commit may replace them.
+PARKED = frozenset({AWAITING, WAITING, RETRYING, SLEEPING})
+SETTLED = frozenset({COMPLETED, SKIPPED, FAILED})
 
 
 def child_run_id(parent_run_id: str, key: str, attempt: int = 1) -> str:
@@ -32,8 +39,27 @@ def child_run_id(parent_run_id: str, key: str, attempt: int = 1) -> str:
 
 
 @dataclass
+class RunHead:
+    run_id: str
+    blueprint_id: str
+    status: str = RUNNING
+    #: Context key -> stored envelope (see ``payloads``); decoded on read.
+    context: dict[str, Any] = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    error: str | None = None
+    parent: dict[str, Any] | None = None
+    #: Instances parked as ``awaiting`` (a person or a webhook must resume them).
+    waits: set[str] = field(default_factory=set)
+
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+@dataclass
 class NodeRecord:
-    """One committed node instance (short attribute names keep the item small)."""
+    """One node instance (or one map item's result)."""
 
     status: str
     output: Any = None
@@ -41,39 +67,28 @@ class NodeRecord:
     attempts: int = 1
     error: str | None = None
     finished_at: float | None = None
-    #: The edge decisions this instance made when it settled. Kept with the node, so one write
-    #: (one update clause) commits a node with any number of outgoing edges.
+    #: Edge decisions this instance made when it settled (decision key -> taken).
     decisions: dict[str, bool] = field(default_factory=dict)
+    #: A failed attempt's next one: ``{"attempt", "notBefore"}``.
+    retry: dict[str, float] | None = None
+    #: When a parked sleep ends.
+    wake: float | None = None
+    #: A resume waiting to be applied: ``{"action", "output"}``.
+    resume: dict[str, Any] | None = None
+    #: The child run a waiting subflow node started.
+    child: str | None = None
+    #: The stored output envelope (views decode it only when asked).
+    stored: Any = None
 
-    def to_item(self) -> dict[str, Any]:
-        item: dict[str, Any] = {"s": self.status, "n": self.attempts}
-        if self.decisions:
-            item["d"] = self.decisions
-        if self.output is not None:
-            item["o"] = self.output
-        if self.action is not None:
-            item["a"] = self.action
-        if self.error is not None:
-            item["e"] = self.error
-        if self.finished_at is not None:
-            item["t"] = self.finished_at
-        return item
-
-    @classmethod
-    def from_item(cls, item: dict[str, Any]) -> NodeRecord:
-        return cls(
-            status=item["s"],
-            output=item.get("o"),
-            action=item.get("a"),
-            attempts=int(item.get("n", 1)),
-            error=item.get("e"),
-            finished_at=item.get("t"),
-            decisions={k: bool(v) for k, v in (item.get("d") or {}).items()},
-        )
+    @property
+    def settled(self) -> bool:
+        return self.status in SETTLED
 
 
 @dataclass
 class RunRecord:
+    """A whole run, assembled from its items (slow paths only)."""
+
     run_id: str
     blueprint_id: str
     status: str = RUNNING
@@ -83,11 +98,8 @@ class RunRecord:
     decisions: dict[str, bool] = field(default_factory=dict)
     #: ``any`` joins: the decision key of the arrival that fired each (first writer wins).
     fired_by: dict[str, str] = field(default_factory=dict)
-    #: Failed attempts waiting on the queue for their retry: attempt and when it is due.
-    retries: dict[str, dict[str, float]] = field(default_factory=dict)
-    resumes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    timers: dict[str, float] = field(default_factory=dict)
-    #: Map nodes fanned out as one job per item: spec, items and results by index.
+    #: Map nodes fanned out as one job per item: item count, concurrency, finished indices,
+    #: and the parked state of unfinished items (by index).
     fanouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
@@ -98,6 +110,18 @@ class RunRecord:
     def final(self) -> bool:
         return self.status in FINAL_STATUSES
 
+    @property
+    def resumes(self) -> dict[str, dict[str, Any]]:
+        return {k: r.resume for k, r in self.nodes.items() if r.resume is not None}
+
+    @property
+    def retries(self) -> dict[str, dict[str, float]]:
+        return {k: r.retry for k, r in self.nodes.items() if r.retry is not None}
+
+    @property
+    def timers(self) -> dict[str, float]:
+        return {k: r.wake for k, r in self.nodes.items() if r.wake is not None}
+
     def all_decisions(self) -> dict[str, bool]:
         decisions = dict(self.decisions)
         for record in self.nodes.values():
@@ -106,36 +130,38 @@ class RunRecord:
         return decisions
 
     def scheduler(self, graph: CompiledGraph) -> Scheduler:
-        settled = {k: r.status for k, r in self.nodes.items() if r.status not in PARKED}
-        outputs = {k: r.output for k, r in self.nodes.items() if r.status == "completed"}
-        actions = {k: r.action for k, r in self.nodes.items() if r.status == "completed"}
+        settled = {k: r.status for k, r in self.nodes.items() if r.settled}
+        outputs = {k: r.output for k, r in self.nodes.items() if r.status == COMPLETED}
+        actions = {k: r.action for k, r in self.nodes.items() if r.status == COMPLETED}
         return Scheduler.restore(
             graph, settled, outputs, actions, self.all_decisions(), self.fired_by
         )
 
     def park_due(self, park_key: str) -> float | None:
         """When a parked sleep or retry of this node (or map item) is due; None if not parked."""
-        due = self.timers.get(park_key)
-        retry = self.retries.get(park_key)
-        if retry is not None:
-            due = max(due or 0.0, float(retry["notBefore"]))
+        node = self.nodes.get(park_key)
+        if node is None:
+            fan_key, _, index = park_key.rpartition("[")
+            fan = self.fanouts.get(fan_key)
+            node = (fan or {}).get("parked", {}).get(int(index.rstrip("]"))) if fan else None
+        if node is None:
+            return None
+        due = node.wake
+        if node.retry is not None:
+            due = max(due or 0.0, float(node.retry["notBefore"]))
         return due
 
     def child_of(self, key: str) -> str | None:
-        """The child run a waiting subflow node started (its latest attempt)."""
         node = self.nodes.get(key)
-        if node is None or node.status != WAITING or not isinstance(node.output, dict):
+        if node is None or node.status != WAITING:
             return None
-        child = node.output.get("childRunId")
-        return str(child) if child else None
+        return node.child
 
     def awaiting_keys(self) -> list[str]:
         return [k for k, r in self.nodes.items() if r.status == AWAITING]
 
     def to_api(self) -> dict[str, Any]:
-        """The public view (``GET /runs/{runId}``)."""
-        from ..scheduler import statuses_by_node
-
+        """The public view (``GET /runs/{runId}``): node statuses and outputs of small runs."""
         body: dict[str, Any] = {
             "runId": self.run_id,
             "blueprintId": self.blueprint_id,
@@ -143,16 +169,20 @@ class RunRecord:
             "context": self.context,
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
-            "nodes": statuses_by_node({k: r.status for k, r in self.nodes.items()}),
+            "nodes": statuses_by_node(
+                {k: _shown_status(r.status, self.status) for k, r in self.nodes.items()}
+            ),
             "outputs": latest_by_node(
                 {k: r.output for k, r in self.nodes.items() if r.status == COMPLETED}
             ),
             "timeline": [
                 {
                     "node": key,
-                    "status": record.status,
+                    "status": _shown_status(record.status, self.status),
                     "attempts": record.attempts,
                     "finishedAt": record.finished_at,
+                    **({"nextAttemptAt": record.retry["notBefore"]} if record.retry else {}),
+                    **({"wakeAt": record.wake} if record.wake and not record.settled else {}),
                 }
                 for key, record in sorted(
                     self.nodes.items(), key=lambda item: item[1].finished_at or float("inf")
@@ -162,3 +192,10 @@ class RunRecord:
         if self.error:
             body["error"] = self.error
         return body
+
+
+def _shown_status(node_status: str, run_status: str) -> str:
+    """A cancelled (or failed) run's parked nodes read ``cancelled``: they will not go on."""
+    if node_status in PARKED and run_status in (CANCELLED, FAILED):
+        return CANCELLED
+    return node_status

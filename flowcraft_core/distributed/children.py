@@ -1,0 +1,149 @@
+"""Subflow nodes as child runs: the node waits while its child runs, and finishes with it.
+
+The child's run id is derived from the parent's and the node instance (and the attempt), so
+starting it is idempotent. A finished child sends its parent's node a job (``notify_parent``),
+which reads the child's head and completes, retries or fails the node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from ..builtins.subflow import finish_subflow
+from ..context import BufferedContext
+from ..engine import describe_error, retry_delay_seconds, run_fallback
+from ..nodes import resolve
+from ..scheduler import split_key
+from .context_view import StoredContext
+from .errors import CommitRejected, RunConflict, RunNotFound
+from .job import Job
+from .parking import delay_of
+from .records import WAITING, child_run_id
+
+if TYPE_CHECKING:
+    from .worker import JobState, Worker
+
+
+class Children:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def start(self, state: JobState, blueprint_id: str, context: dict[str, Any]) -> Job | None:
+        """Mark the subflow node waiting, then start its child run (both idempotent)."""
+        worker = self.worker
+        key, run_id = state.key, state.run_id
+        own = state.own
+        child_id = (own.child if own is not None and own.child else None) or child_run_id(
+            run_id, key
+        )
+        if blueprint_id not in worker.blueprints:
+            node_id = split_key(key)[0]
+            message = f"node {node_id!r}: subflow blueprint {blueprint_id!r} is not registered"
+            worker.fail_run(state.head, message, key=key)
+            return None
+        attempts = own.attempts if own is not None else state.job.attempt
+        try:
+            worker.runs.park(
+                run_id,
+                key,
+                status=WAITING,
+                now=worker.clock.now(),
+                child=child_id,
+                attempts=attempts,
+            )
+        except CommitRejected as rejected:
+            if rejected.reason == "committed" and rejected.current is not None:
+                from .worker import index_decisions
+
+                return worker.walk(
+                    state.plan, state.head, [(key, index_decisions(rejected.current))]
+                )
+            return None
+        parent = {"runId": run_id, "blueprintId": state.plan.graph.id, "node": key}
+        worker.client.start(blueprint_id, context, run_id=child_id, parent=parent)
+        # A cancel acknowledged between marking the node and starting the child must reach it.
+        head = worker.runs.head(run_id)
+        if head is None or head.final:
+            with contextlib.suppress(RunConflict, RunNotFound):
+                worker.client.cancel(child_id)
+        return None
+
+    async def check(self, state: JobState) -> Job | None:
+        """The subflow node's job after its child started: finish it once the child ended."""
+        worker = self.worker
+        job, key, run_id = state.job, state.key, state.run_id
+        own = state.own
+        assert own is not None
+        if job.not_before is not None and worker.clock.now() < job.not_before:
+            worker.parking.not_yet(job)  # its next child starts after the delay
+            return None
+        node = state.plan.graph.nodes[split_key(key)[0]]
+        child_id = own.child or child_run_id(run_id, key)
+        child = worker.runs.head(child_id)
+        context = StoredContext(worker.runs, run_id, state.head.context)
+        node_input = worker.input_of(state, context)
+        if child is None:
+            # Crashed between marking the node and starting the child: run the node again,
+            # which starts the child (idempotently).
+            return await worker._execute(state, node_input, context)
+        if not child.final:
+            return None
+        child_context = {
+            k: worker.runs.context_value(child_id, k, v) for k, v in child.context.items()
+        }
+        buffered = BufferedContext(context)
+        ctx = worker.node_context(state, buffered, node_input, node.params, node.id, own.attempts)
+        blueprint_id = str(node.params.get("blueprintId"))
+        try:
+            result = await finish_subflow(
+                ctx, blueprint_id, child.status, child_context, child.error or ""
+            )
+        except Exception as exc:
+            if own.attempts <= node.config.max_retries:
+                return self._retry(state, own.attempts)
+            message = f"node {node.id!r}: {exc}"
+            if node.config.fallback:
+                try:
+                    resolved = resolve(worker.registry, node.uses, node.params)
+                    recovered = await run_fallback(node, resolved, ctx, exc, worker.registry)
+                except Exception as fallback_exc:
+                    message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
+                else:
+                    if recovered is not None:
+                        return worker.commit(state, recovered, node_input, buffered, own.attempts)
+            worker.fail_run(state.head, message, key=key, attempts=own.attempts)
+            return None
+        return worker.commit(state, result, node_input, buffered, own.attempts)
+
+    def _retry(self, state: JobState, attempts: int) -> Job | None:
+        """The node's next attempt starts a new child run (the failed one stays for reading)."""
+        worker = self.worker
+        key, run_id = state.key, state.run_id
+        node = state.plan.graph.nodes[split_key(key)[0]]
+        following = attempts + 1
+        delay = retry_delay_seconds(node.config, attempts)
+        not_before = worker.clock.now() + delay if delay > 0 else None
+        try:
+            worker.runs.park(
+                run_id,
+                key,
+                status=WAITING,
+                now=worker.clock.now(),
+                attempts=following,
+                child=child_run_id(run_id, key, following),
+                retry=({"attempt": following, "notBefore": not_before} if not_before else None),
+                replace_attempt=attempts,
+            )
+        except CommitRejected:
+            return None  # another delivery retried it already
+        worker.stats.retries += 1
+        job = Job(
+            run_id=run_id,
+            blueprint_id=state.plan.graph.id,
+            node_id=key,
+            attempt=following,
+            not_before=not_before,
+        )
+        worker.send([job], delay_seconds=delay_of(delay))
+        return None

@@ -1,0 +1,75 @@
+"""A run's context as a node sees it on a worker: read from the head, decoded on first use.
+
+The head keeps small values inline and points at large ones (in the item of the node that wrote
+them, or in the payload bucket); a node that never reads a large value never pays to fetch it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .state import RunItems
+
+_MISSING = object()
+
+
+class StoredContext(Mapping[str, Any]):
+    """The head's context entries, decoded lazily and at most once per job."""
+
+    def __init__(self, items: RunItems, run_id: str, stored: Mapping[str, Any]) -> None:
+        self._items = items
+        self._run_id = run_id
+        self._stored = stored
+        self._decoded: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        value = self._decoded.get(key, _MISSING)
+        if value is _MISSING:
+            if key not in self._stored:
+                raise KeyError(key)
+            value = self._items.context_value(self._run_id, key, self._stored[key])
+            self._decoded[key] = value
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._stored
+
+
+class OverlayContext(Mapping[str, Any]):
+    """A context with a node's own (not yet committed) writes and deletions on top."""
+
+    def __init__(
+        self, base: Mapping[str, Any], written: Mapping[str, Any], deleted: set[str]
+    ) -> None:
+        self._base = base
+        self._written = written
+        self._deleted = deleted
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._written:
+            return self._written[key]
+        if key in self._deleted:
+            raise KeyError(key)
+        return self._base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set(self._written)
+        yield from self._written
+        for key in self._base:
+            if key not in seen and key not in self._deleted:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._written:
+            return True
+        return key not in self._deleted and key in self._base

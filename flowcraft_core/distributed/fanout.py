@@ -1,0 +1,309 @@
+"""Maps fanned out over the queue: one job per item, results gathered in order.
+
+The map's items are stored once, in chunks (an item's job reads only its chunk, so an item
+costs the same in a map of ten or of ten thousand); the fan-out's spec item is written last and
+marks the items complete. Each item commits its result as an instance of its own
+(``<map>[<index>]``, so retries and sleeps park it like any node) and then arrives at the map's
+item join; the arrival that completes it gathers the results in order and commits the map node.
+At most ``concurrency`` items are in flight: each finished item sends the one ``concurrency``
+places after it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..builtins.map import MapItemError, MapSpec, item_context
+from ..context import BufferedContext
+from ..engine import attempt_once, describe_error, run_fallback
+from ..nodes import NodeResult, resolve
+from ..scheduler import split_key
+from .context_view import StoredContext
+from .errors import CommitRejected, PoisonJob
+from .items import Cond, ConditionFailed
+from .job import Job
+from .layout import fanout_key, item_park_key, map_join_target
+from .plan import Plan
+from .records import COMPLETED, RUNNING
+from .worker import FanOut, JobState, StartChild, Suspend
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+#: Items per stored chunk.
+CHUNK = 100
+
+
+def chunk_key(run_id: str, instance: str, digest: str, chunk: int) -> str:
+    return f"{fanout_key(run_id, instance)}#{digest}#c{chunk}"
+
+
+class Fanout:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    # ------------------------------------------------------------------ the map node
+    def start(self, state: JobState, spec: MapSpec, node_input: Any) -> Job | None:
+        """Store the map's items once, then send the first ``concurrency`` item jobs."""
+        worker = self.worker
+        key, run_id = state.key, state.run_id
+        if not spec.items:
+            context = StoredContext(worker.runs, run_id, state.head.context)
+            return worker.commit(
+                state, NodeResult(output=[]), node_input, BufferedContext(context), 1
+            )
+        store = worker.runs.items
+        now = worker.clock.now()
+        existing = store.get_many([fanout_key(run_id, key)]).get(fanout_key(run_id, key))
+        if existing is None:
+            text = json.dumps(spec.items, separators=(",", ":"), sort_keys=True, default=str)
+            digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+            node_id = split_key(key)[0]
+            ttl = worker.runs.retention.running(now)
+            for chunk in range(-(-len(spec.items) // CHUNK)):
+                values = spec.items[chunk * CHUNK : (chunk + 1) * CHUNK]
+                envelope = worker.codec.encode(
+                    values,
+                    run_id=run_id,
+                    name=f"{key}-items-{chunk}",
+                    where=f"node {node_id!r}: map items {chunk * CHUNK}-",
+                )
+                item_key = chunk_key(run_id, key, digest, chunk)
+                try:
+                    store.put(
+                        item_key,
+                        {"runId": item_key, "v": envelope, "ttl": ttl},
+                        ((Cond(("runId",), "absent"),),),
+                    )
+                except ConditionFailed:
+                    pass
+            described = {k: v for k, v in spec.to_dict().items() if k != "items"}
+            record = {
+                "runId": fanout_key(run_id, key),
+                "count": len(spec.items),
+                "digest": digest,
+                "spec": described,
+                "ttl": ttl,
+            }
+            try:
+                store.put(fanout_key(run_id, key), record, ((Cond(("runId",), "absent"),),))
+                existing = record
+                pending = list(range(len(spec.items)))
+            except ConditionFailed as lost:
+                existing = lost.current or record
+                pending = self.pending(run_id, key, int(existing["count"]))
+        else:
+            pending = self.pending(run_id, key, int(existing["count"]))
+        count = int(existing["count"])
+        if not pending:  # every item is in, but the map's own commit never happened
+            return self.gather(state.plan, state.head.run_id, key, count)
+        limit = int(existing["spec"].get("concurrency") or 10)
+        for index in pending[:limit]:
+            self.send_item(state.plan, run_id, key, index)
+        return None
+
+    def pending(self, run_id: str, key: str, count: int) -> list[int]:
+        """Indices without a committed result (reads every item: redeliveries only)."""
+        names = [item_park_key(key, i) for i in range(count)]
+        records = self.worker.runs.nodes(run_id, names)
+        return [
+            i
+            for i, name in enumerate(names)
+            if name not in records or records[name].status != COMPLETED
+        ]
+
+    def send_item(self, plan: Plan, run_id: str, key: str, index: int) -> None:
+        self.worker.send([Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key, item=index)])
+
+    # ------------------------------------------------------------------ one item
+    async def run_item(self, plan: Plan, job: Job) -> None:
+        worker = self.worker
+        key, index, run_id = job.node_id, job.item, job.run_id
+        assert index is not None
+        node_id = split_key(key)[0]
+        name = item_park_key(key, index)
+        read = worker.runs.read(run_id, [key, name], [fanout_key(run_id, key)])
+        head = read.head
+        if head is None:
+            raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
+        if head.final or head.status != RUNNING:
+            return
+        state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
+        map_record = read.nodes.get(key)
+        if map_record is not None and map_record.settled:
+            from .worker import index_decisions
+
+            follow = worker.walk(plan, head, [(key, index_decisions(map_record))])
+            if follow is not None:
+                worker.send([follow])
+            return
+        fan = read.raw.get(fanout_key(run_id, key))
+        if fan is None or index >= int(fan["count"]):
+            worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
+            return
+        count = int(fan["count"])
+        own = state.own
+        if own is not None and own.status == COMPLETED:
+            self._arrived(plan, state, key, index, count, fan)
+            return
+        if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
+            return
+        if job.not_before is not None and worker.clock.now() < job.not_before:
+            worker.parking.not_yet(job)
+            return
+        chunk = worker.runs.items.get_many(
+            [chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)]
+        )
+        values = worker.codec.decode(next(iter(chunk.values()))["v"]) if chunk else None
+        if not isinstance(values, list):
+            worker.fail_run(head, f"node {node_id!r}: the map's items are missing")
+            return
+        item = values[index % CHUNK]
+        spec = MapSpec.from_dict({**fan["spec"], "items": []})
+        context = StoredContext(worker.runs, run_id, head.context)
+        base = worker.node_context(
+            state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
+        )
+        ctx = item_context(base, name, item, spec)
+        ctx.attempt = job.attempt
+        item_node = spec.item_node(node_id, index)
+        started = time.perf_counter()
+        try:
+            if spec.blueprint_id is not None:
+                # A map item's sub-blueprint runs inside this item's job.
+                child = await worker.child_runtime().run(
+                    spec.blueprint_id,
+                    {"item": item, "index": index},
+                    run_id=f"{run_id}/{node_id}[{index}]",
+                )
+                if child.status != "completed":
+                    details = "; ".join(e.message for e in child.errors) or child.status
+                    raise MapItemError(f"subflow {spec.blueprint_id!r}: {details}")
+                output = child.context.get("result", child.outputs)
+            else:
+                resolved = resolve(worker.registry, item_node.uses, item_node.params)
+                output = (
+                    await attempt_once(resolved, ctx, item_node.config, worker.middleware)
+                ).output
+        except Suspend as suspend:
+            worker.parking.sleep(state, name, suspend.until)
+            return
+        except (FanOut, StartChild):
+            message = (
+                f"node {node_id!r}: item {index}: a map item cannot itself fan out or start a "
+                "child run when distributed; use a sub-blueprint per item (blueprintId)"
+            )
+            worker.fail_run(head, message, key=key, attempts=job.attempt)
+            return
+        except Exception as exc:
+            worker.stats.node_failures += 1
+            current = worker.runs.nodes(run_id, [name, key])
+            if name in current and current[name].status == COMPLETED:
+                # Another delivery of this item committed it meanwhile: that result stands.
+                self._arrived(plan, state, key, index, count, fan)
+                return
+            if worker.parking.retry(state, name, item_node.config, exc, item_node.id):
+                return
+            message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
+            await self._fallback_or_fail(plan, head, key, exc, message, job.attempt)
+            return
+        finally:
+            worker.stats.durations_ms.append((time.perf_counter() - started) * 1000)
+        worker.stats.nodes_executed += 1
+        try:
+            worker.runs.commit(
+                run_id,
+                name,
+                output=output,
+                action=None,
+                attempts=job.attempt,
+                decisions={},
+                context_set={},
+                context_delete=(),
+                now=worker.clock.now(),
+                where=f"node {node_id!r}: item {index}",
+            )
+        except CommitRejected as rejected:
+            if rejected.reason != "committed":
+                return
+        except Exception as exc:
+            message = f"node {node_id!r}: item {index}: {exc}; nothing of this item was stored"
+            worker.fail_run(head, message, key=key, attempts=job.attempt)
+            return
+        self._arrived(plan, state, key, index, count, fan)
+
+    def _arrived(
+        self, plan: Plan, state: JobState, key: str, index: int, count: int, fan: dict[str, Any]
+    ) -> None:
+        """Count a finished item; gather when all are in, else send the next item."""
+        worker = self.worker
+        arrival = worker.runs.arrive(
+            state.run_id,
+            map_join_target(key),
+            index,
+            count,
+            True,
+            claim=False,
+            now=worker.clock.now(),
+            bucket_size=worker.advancer.bucket_size,
+        )
+        if arrival.complete:
+            follow = self.gather(plan, state.run_id, key, count)
+            if follow is not None:
+                worker.send([follow])
+            return
+        following = index + int(fan["spec"].get("concurrency") or 10)
+        if following < count:
+            self.send_item(plan, state.run_id, key, following)
+
+    def gather(self, plan: Plan, run_id: str, key: str, count: int) -> Job | None:
+        """Every item is in: commit the map node with the results in order."""
+        worker = self.worker
+        names = [item_park_key(key, i) for i in range(count)]
+        read = worker.runs.read(run_id, [key])
+        head = read.head
+        if head is None or head.final:
+            return None
+        records = worker.runs.nodes(run_id, names)
+        missing = [n for n in names if n not in records or records[n].status != COMPLETED]
+        if missing:
+            return None  # not all in after all (a stale arrival): the last item gathers
+        ordered = [worker.codec.decode(records[n].stored) for n in names]
+        job = Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key)
+        state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
+        context = StoredContext(worker.runs, run_id, head.context)
+        node_input = worker.input_of(state, context)
+        return worker.commit(
+            state, NodeResult(output=ordered), node_input, BufferedContext(context), 1
+        )
+
+    async def _fallback_or_fail(
+        self, plan: Plan, head: Any, key: str, error: BaseException, message: str, attempts: int
+    ) -> None:
+        """A map whose item failed for good: its fallback, if any, runs with the node's input
+        (as in memory); otherwise the run fails."""
+        worker = self.worker
+        node = plan.graph.nodes[split_key(key)[0]]
+        if node.config.fallback:
+            job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
+            read = worker.runs.read(head.run_id, [key])
+            state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
+            context = StoredContext(worker.runs, head.run_id, head.context)
+            node_input = worker.input_of(state, context)
+            buffered = BufferedContext(context)
+            ctx = worker.node_context(state, buffered, node_input, node.params, node.id, attempts)
+            try:
+                resolved = resolve(worker.registry, node.uses, node.params)
+                recovered = await run_fallback(node, resolved, ctx, error, worker.registry)
+            except Exception as fallback_exc:
+                message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
+            else:
+                if recovered is not None:
+                    follow = worker.commit(state, recovered, node_input, buffered, attempts)
+                    if follow is not None:
+                        worker.send([follow])
+                    return
+        worker.fail_run(head, message, key=key, attempts=attempts)

@@ -1,0 +1,123 @@
+"""Where a run's state lives: one small item per fact, all in the context table.
+
+The table is keyed by ``runId`` alone; each item's key starts with the run id, so a run's items
+never mix with another's (user run ids cannot contain ``#``):
+
+==============================  =============================================================
+``<run>``                       the head: status, blueprint, timestamps, error, parent, the
+                                context (small values inline, large ones by reference), the
+                                waiting nodes
+``<run>#n#<instance>``          one node instance: status, attempts, output, action, its edge
+                                decisions, large context values it wrote, a pending retry, a
+                                sleep's wake time, a resume, a child run
+``<run>#j#<target>[#b<k>]``     a join's arrivals: edges decided and taken (number sets, so a
+                                repeated arrival counts once); wide joins are split in buckets
+``<run>#f#<instance>``          a map's fan-out: its spec and items
+``<run>#i#<instance>#<index>``  one map item's result
+``<run>#l#<loop>#<iteration>``  the members of a loop iteration that have settled
+``<run>#x#<loop>``              the exits a loop took, with the iteration that took each
+==============================  =============================================================
+
+A node's commit writes its own item (and, when it writes context, the head in the same
+transaction); what follows it writes only the small arrival items of its successors. No write
+grows with the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+HEAD_KIND = ""
+#: The virtual join every sink, ``any`` join and loop of a run arrives at: when it is complete,
+#: every node instance of the run has settled.
+END = "$end"
+#: Arrivals per join bucket: a join wider than this is split, so no arrival rewrites a big set.
+BUCKET = 100
+
+
+def head_key(run_id: str) -> str:
+    return run_id
+
+
+def node_key(run_id: str, instance: str) -> str:
+    return f"{run_id}#n#{instance}"
+
+
+def join_key(run_id: str, target: str, bucket: int | None = None) -> str:
+    base = f"{run_id}#j#{target}"
+    return base if bucket is None else f"{base}#b{bucket}"
+
+
+def fanout_key(run_id: str, instance: str) -> str:
+    return f"{run_id}#f#{instance}"
+
+
+def item_result_key(run_id: str, instance: str, index: int) -> str:
+    return f"{run_id}#i#{instance}#{index}"
+
+
+def map_join_target(instance: str) -> str:
+    """The join that counts a map's finished items."""
+    return f"{instance}[items]"
+
+
+def item_park_key(instance: str, index: int) -> str:
+    """The name a map item's retries and sleeps are recorded under."""
+    return f"{instance}[{index}]"
+
+
+def loop_iteration_key(run_id: str, loop: int, iteration: int) -> str:
+    return f"{run_id}#l#{loop}#{iteration}"
+
+
+def loop_exits_key(run_id: str, loop: int) -> str:
+    return f"{run_id}#x#{loop}"
+
+
+# ----------------------------------------------------------------------------- decisions
+def encode_indices(indices: Iterable[int]) -> str:
+    """Edge indices as ranges ("0-1999,2005"): a 2,000-edge fan-out's decisions in a few bytes."""
+    ordered = sorted(set(indices))
+    parts: list[str] = []
+    position = 0
+    while position < len(ordered):
+        start = end = ordered[position]
+        while position + 1 < len(ordered) and ordered[position + 1] == end + 1:
+            position += 1
+            end = ordered[position]
+        parts.append(str(start) if start == end else f"{start}-{end}")
+        position += 1
+    return ",".join(parts)
+
+
+def decode_indices(text: str | None) -> list[int]:
+    if not text:
+        return []
+    found: list[int] = []
+    for part in str(text).split(","):
+        first, _, last = part.partition("-")
+        found.extend(range(int(first), int(last or first) + 1))
+    return found
+
+
+def decision_key(edge_index: int, iteration: int) -> str:
+    """How a decision is named in views (``3`` or ``3@2`` for iteration 2)."""
+    return str(edge_index) if iteration == 0 else f"{edge_index}@{iteration}"
+
+
+def encode_decisions(decisions: dict[int, bool]) -> dict[str, Any]:
+    taken = [i for i, t in decisions.items() if t]
+    skipped = [i for i, t in decisions.items() if not t]
+    encoded: dict[str, Any] = {}
+    if taken:
+        encoded["dt"] = encode_indices(taken)
+    if skipped:
+        encoded["dn"] = encode_indices(skipped)
+    return encoded
+
+
+def decode_decisions(item: dict[str, Any]) -> dict[int, bool]:
+    decisions = {i: True for i in decode_indices(item.get("dt"))}
+    decisions.update({i: False for i in decode_indices(item.get("dn"))})
+    return decisions

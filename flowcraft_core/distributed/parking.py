@@ -1,0 +1,124 @@
+"""Parking: sleeps, retry delays and waits, recorded in the node's own item.
+
+A parked node keeps its job on the queue (a delayed message) rather than a Lambda waiting; its
+item says why and until when, so the reconciler can re-send exactly that attempt if the
+message is lost. A wait parks until a resume; when only waits remain, the run is ``awaiting``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import TYPE_CHECKING
+
+from ..blueprint import NodeConfig
+from ..engine import describe_error, retry_delay_seconds
+from ..scheduler import AWAITING
+from .errors import CommitRejected, DeferJob
+from .job import Job
+from .plan import Plan
+from .records import RETRYING, RUNNING, SLEEPING, RunHead
+
+if TYPE_CHECKING:
+    from .worker import JobState, Worker
+
+logger = logging.getLogger("flowcraft.worker")
+
+#: SQS's longest message delay.
+MAX_DELAY_SECONDS = 900
+
+
+def delay_of(seconds: float) -> int:
+    """A message delay for ``seconds`` (SQS caps delays at 15 minutes; later ones re-park)."""
+    return min(MAX_DELAY_SECONDS, max(0, math.ceil(seconds)))
+
+
+class Parking:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    def not_yet(self, job: Job) -> None:
+        """A job that came back before it is due: park it again (or defer it on FIFO)."""
+        assert job.not_before is not None
+        remaining = job.not_before - self.worker.clock.now()
+        if not getattr(self.worker.queue, "supports_delay", True):
+            raise DeferJob(remaining)
+        self.worker.send([job], delay_seconds=delay_of(remaining))
+
+    def sleep(self, state: JobState, park_key: str, until: float) -> None:
+        """Record the wake time once (duplicates agree on it), then park the job."""
+        now = self.worker.clock.now()
+        try:
+            record = self.worker.runs.park(
+                state.run_id, park_key, status=SLEEPING, now=now, wake=until
+            )
+        except CommitRejected:
+            return
+        wake = record.wake if record.wake is not None else until
+        parked = state.job.model_copy(update={"not_before": wake})
+        self.worker.send([parked], delay_seconds=delay_of(wake - now))
+
+    def retry(
+        self, state: JobState, park_key: str, config: NodeConfig, exc: BaseException, label: str
+    ) -> bool:
+        """Send the next attempt with the retry delay; False when attempts are spent.
+
+        The pending attempt is recorded first (one write; retries are rare), so a reconciler
+        pass that finds the run quiet re-sends this attempt when it is due instead of starting
+        the node over at attempt one.
+        """
+        job = state.job
+        if job.attempt > config.max_retries:
+            return False
+        worker = self.worker
+        delay = retry_delay_seconds(config, job.attempt)
+        not_before = worker.clock.now() + delay
+        following = job.model_copy(update={"attempt": job.attempt + 1, "not_before": not_before})
+        try:
+            worker.runs.park(
+                state.run_id,
+                park_key,
+                status=RETRYING,
+                now=worker.clock.now(),
+                attempts=job.attempt,
+                retry={"attempt": following.attempt, "notBefore": not_before},
+            )
+        except CommitRejected:
+            return True  # settled meanwhile (another delivery): nothing to retry
+        worker.stats.retries += 1
+        logger.info(
+            "%s attempt %d failed (%s); retrying in %.3fs",
+            label,
+            job.attempt,
+            describe_error(exc),
+            delay,
+        )
+        worker.send([following], delay_seconds=delay_of(delay))
+        return True
+
+    def wait(self, state: JobState, key: str, attempts: int) -> None:
+        """Park a node until a resume; the run is ``awaiting`` once nothing else is running."""
+        worker = self.worker
+        try:
+            worker.runs.park(
+                state.run_id, key, status=AWAITING, now=worker.clock.now(), attempts=attempts
+            )
+        except CommitRejected:
+            return  # parked already (and maybe resumed), or settled: leave it
+        worker.runs.set_waits(state.run_id, add=key)
+        head = worker.runs.head(state.run_id)
+        if head is not None:
+            self.check_quiet(state.plan, head, force=True)
+
+    def check_quiet(self, plan: Plan, head: RunHead, *, force: bool = False) -> None:
+        """After a branch ended: if the run has waiting nodes and nothing else outstanding, it
+        is ``awaiting``. Only runs whose head (as the job read it) lists a waiting node pay for
+        the check, which reads the whole run; the rare branch that ends while a wait parks
+        concurrently is left to the reconciler."""
+        if not force:
+            if not head.waits:
+                return
+            current = self.worker.runs.head(head.run_id)
+            if current is None or current.status != RUNNING:
+                return
+        self.worker.views.park_if_quiet(plan, head.run_id)

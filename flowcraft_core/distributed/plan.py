@@ -1,0 +1,115 @@
+"""What the distributed driver derives once per blueprint: where each decided edge arrives.
+
+Everything here is pure and built from ``CompiledGraph`` (the scheduler's view of edges,
+iterations and loops), so the distributed driver follows exactly the rules the in-memory one
+does: the instance an edge reaches, the incoming edges an instance expects, which of them
+make an ``any`` join, and the virtual *end* join every sink, ``any`` join and loop reports to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..scheduler import (
+    CompiledEdge,
+    CompiledGraph,
+    LoopLimitError,
+    choose_edges,
+    instance_key,
+    split_key,
+)
+
+NORMAL, BACK, EXIT = 0, 1, 2
+
+
+@dataclass
+class Plan:
+    graph: CompiledGraph
+    #: End-join inputs: ("node", id) for sinks, ("any", id) for ``any`` joins (all their inputs
+    #: arrived), ("loop", index) for loops (ended).
+    end_inputs: list[tuple[str, Any]] = field(default_factory=list)
+    end_position: dict[tuple[str, Any], int] = field(default_factory=dict)
+    #: Loop index -> member id -> position (for the iteration-settled sets).
+    member_position: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, graph: CompiledGraph) -> Plan:
+        plan = cls(graph)
+        for node_id in graph.order:
+            if node_id in graph.loop_of:
+                continue
+            if not graph.out_edges[node_id]:
+                plan.end_inputs.append(("node", node_id))
+            if plan.is_any_join(node_id) and len(graph.first_inputs[node_id]) > 1:
+                # Its late inputs may still be running when it fires: the run ends only once
+                # every one of them has arrived.
+                plan.end_inputs.append(("any", node_id))
+        plan.end_inputs.extend(("loop", loop.index) for loop in graph.loops)
+        plan.end_position = {entry: i for i, entry in enumerate(plan.end_inputs)}
+        for loop in graph.loops:
+            ordered = [n for n in graph.order if n in loop.members]
+            plan.member_position[loop.index] = {n: i for i, n in enumerate(ordered)}
+        return plan
+
+    # ------------------------------------------------------------------ edges
+    def is_any_join(self, node_id: str) -> bool:
+        return self.graph.nodes[node_id].config.join_strategy == "any"
+
+    def target_iteration(self, edge: CompiledEdge, iteration: int) -> int:
+        if edge.kind == BACK:
+            return iteration + 1
+        if edge.kind == EXIT or edge.loop is None:
+            return 0
+        return iteration
+
+    def expected(self, node_id: str, iteration: int) -> list[CompiledEdge]:
+        return self.graph.inputs_of(node_id, iteration)
+
+    def position(self, edge: CompiledEdge, iteration: int) -> tuple[int, int]:
+        """(position of ``edge`` among its target's expected inputs, how many there are)."""
+        expected = self.expected(edge.target, iteration)
+        for position, candidate in enumerate(expected):
+            if candidate is edge:
+                return position, len(expected)
+        raise LookupError(f"edge {edge.index} does not reach {edge.target}#{iteration}")
+
+    def source_instance(self, edge: CompiledEdge, iteration: int) -> str | None:
+        """The instance whose decision this incoming edge of ``<target>#iteration`` carries
+        (None for a loop exit: which pass took it is recorded when it is taken)."""
+        if edge.kind == EXIT:
+            return None
+        if edge.kind == BACK:
+            return instance_key(edge.source, iteration - 1)
+        if edge.loop is None:
+            return instance_key(edge.source, 0)
+        return instance_key(edge.source, iteration)
+
+    def decide(
+        self,
+        key: str,
+        output: Any,
+        action: str | None,
+        context: Mapping[str, Any],
+        node_input: Any,
+    ) -> dict[int, bool]:
+        """The edge decisions of a completed instance (the scheduler's rules): a loop exit not
+        taken is left undecided (it is decided when the loop ends)."""
+        node_id, iteration = split_key(key)
+        decided: dict[int, bool] = {}
+        for edge, taken in choose_edges(
+            self.graph.out_edges[node_id], action, output, context, node_input
+        ):
+            if edge.kind == EXIT and not taken:
+                continue
+            if edge.kind == BACK and taken:
+                loop = self.graph.loops[edge.loop]  # type: ignore[index]
+                if loop.max_iterations is not None and iteration + 1 >= loop.max_iterations:
+                    raise LoopLimitError(edge.target, loop.max_iterations)
+            decided[edge.index] = taken
+        return decided
+
+    def skipped_decisions(self, node_id: str) -> dict[int, bool]:
+        """A skipped instance decides its edges as not taken (exits wait for the loop's end)."""
+        return {e.index: False for e in self.graph.out_edges[node_id] if e.kind != EXIT}

@@ -1,0 +1,319 @@
+"""A whole run read back from its items, and what needs the whole run.
+
+No node's step reads the whole run. Three things do, each rare and each paid by the run it
+concerns: ``GET /runs/{runId}`` (and the client's ``get``), the reconciler resuming a stalled
+run, and the check that only waiting nodes remain (the run is then ``awaiting``).
+
+The items to read follow from the blueprint: one per node, one per iteration of a loop's
+members (read pass by pass until a pass has none), the join items of ``any`` joins (which
+arrival fired each) and the loop records (which exits a loop took, and whether it ended).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from ..scheduler import AWAITING, instance_key, split_key
+from .errors import CommitRejected
+from .job import Job
+from .layout import (
+    decision_key,
+    fanout_key,
+    item_park_key,
+    join_key,
+    loop_exits_key,
+    node_key,
+)
+from .parking import delay_of
+from .plan import Plan
+from .records import COMPLETED, RUNNING, NodeRecord, RunRecord
+from .state import RunItems, head_from_item, node_from_item
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+logger = logging.getLogger("flowcraft.worker")
+
+#: How many passes of a loop are read per request while looking for the last one.
+PASSES_PER_READ = 5
+
+
+class RunViews:
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    # ------------------------------------------------------------------ reading
+    def load(
+        self, plan: Plan, run_id: str, *, outputs: bool = True, fanouts: bool = False
+    ) -> RunRecord | None:
+        return load_run(self.worker.runs, plan, run_id, outputs=outputs, fanouts=fanouts)
+
+    def latest_instances(
+        self, plan: Plan, run_id: str, node_ids: list[str], current: str
+    ) -> dict[str, str]:
+        """The latest settled instance of each node (a loop member's last pass)."""
+        graph = plan.graph
+        found: dict[str, str] = {}
+        current_node, current_iteration = split_key(current)
+        for node_id in node_ids:
+            loop = graph.loop_of.get(node_id)
+            if loop is None:
+                found[node_id] = node_id
+                continue
+            if loop == graph.loop_of.get(current_node):
+                found[node_id] = instance_key(node_id, max(0, current_iteration))
+                records = self.worker.runs.nodes(run_id, [found[node_id]])
+                if found[node_id] not in records and current_iteration > 0:
+                    found[node_id] = instance_key(node_id, current_iteration - 1)
+                continue
+            iteration = 0
+            while True:
+                batch = [instance_key(node_id, i) for i in range(iteration, iteration + 10)]
+                records = self.worker.runs.nodes(run_id, batch)
+                if not records:
+                    break
+                found[node_id] = max(records, key=lambda k: split_key(k)[1])
+                if len(records) < len(batch):
+                    break
+                iteration += 10
+        return found
+
+    # ------------------------------------------------------------------ awaiting
+    def park_if_quiet(self, plan: Plan, run_id: str) -> None:
+        """Mark the run ``awaiting`` when every instance still to settle waits for a resume."""
+        worker = self.worker
+        record = self.load(plan, run_id, outputs=False)
+        if record is None or record.status != RUNNING:
+            return
+        sched = record.scheduler(plan.graph)
+        outstanding = set(sched.outstanding())
+        awaiting = set(record.awaiting_keys())
+        if not outstanding or not outstanding <= awaiting or awaiting & set(record.resumes):
+            return
+        now = worker.clock.now()
+        parked = worker.runs.transition(run_id, to=AWAITING, allowed_from=[RUNNING], now=now)
+        if parked is not None:
+            worker.statuses.changed(run_id, AWAITING, now)
+            self.recheck_status_row(run_id, AWAITING)
+
+    def recheck_status_row(self, run_id: str, written: str) -> None:
+        """A resume may have overtaken us between the head and the row: mirror the head."""
+        current = self.worker.runs.head(run_id)
+        if current is not None and current.status != written:
+            self.worker.statuses.changed(
+                run_id, current.status, self.worker.clock.now(), error=current.error
+            )
+
+    # ------------------------------------------------------------------ recovery
+    def recover(self, plan: Plan, record: RunRecord) -> tuple[int, float]:
+        """Reconciler entry: finish what interrupted steps left undone, re-send the nodes that
+        are ready and not settled, and close the run when it is done.
+
+        Settled instances whose successors are not all settled are advanced again (their
+        arrivals are idempotent), which records missing skips, loop ends and end-join arrivals.
+        Nodes parked until later (a sleep, a retry delay) are left alone: their jobs are on the
+        queue; one whose time has passed is re-sent as the attempt it was waiting for. Returns
+        the jobs sent and when the run should be looked at again.
+        """
+        from .worker import index_decisions
+
+        worker = self.worker
+        graph = plan.graph
+        now = worker.clock.now()
+        head = worker.runs.head(record.run_id)
+        if head is None or head.status != RUNNING:
+            return 0, now
+        sched = record.scheduler(graph)
+        frontier = []
+        for key, node in record.nodes.items():
+            if not node.settled:
+                continue
+            node_id = split_key(key)[0]
+            successors = sched.successor_instances(key)
+            if (
+                not successors
+                or node_id in graph.loop_of
+                or any(s not in record.nodes or not record.nodes[s].settled for s in successors)
+            ):
+                frontier.append((key, index_decisions(node)))
+        try:
+            advanced = worker.advancer.advance(plan, record.run_id, frontier)
+        except CommitRejected:
+            return 0, now
+        if advanced.run_complete:
+            worker.finish_run(head)
+            return 0, now
+        record = self.load(plan, record.run_id, outputs=False, fanouts=True) or record
+        sched = record.scheduler(graph)
+        awaiting = set(record.awaiting_keys())
+        ready = [
+            k
+            for k in dict.fromkeys([*sched.outstanding(), *advanced.ready])
+            if (k not in record.nodes or not record.nodes[k].settled)
+            and (k not in awaiting or k in record.resumes)
+        ]
+        jobs: list[Job] = []
+        for key in ready:
+            fan = record.fanouts.get(key)
+            if fan is not None and key not in record.nodes:
+                pending = [i for i in range(fan["count"]) if i not in fan["done"]]
+                for index in pending[: fan["concurrency"]]:
+                    job = self._recovery_job(
+                        plan, record, key, item_park_key(key, index), index, now
+                    )
+                    if job is not None:
+                        jobs.append(job)
+                if not pending:
+                    jobs.append(Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key))
+                continue
+            job = self._recovery_job(plan, record, key, key, None, now)
+            if job is not None:
+                jobs.append(job)
+        for job in jobs:
+            delay = 0 if job.not_before is None else job.not_before - now
+            worker.send([job], delay_seconds=delay_of(delay))
+        if not jobs and not ready:
+            self.park_if_quiet(plan, record.run_id)
+        return len(jobs), self.parked_until(record, plan) or now
+
+    def _recovery_job(
+        self,
+        plan: Plan,
+        record: RunRecord,
+        key: str,
+        park_key: str,
+        item: int | None,
+        now: float,
+    ) -> Job | None:
+        """The job that resumes a node (or map item) after its messages may have been lost;
+        None while it is parked and not yet due (its parked message is still on the queue)."""
+        due = record.park_due(park_key)
+        if due is not None and due > now:
+            return None
+        job = Job(
+            run_id=record.run_id,
+            blueprint_id=plan.graph.id,
+            node_id=key,
+            item=item,
+            cause=f"recovered at {int(now)}",
+        )
+        parked = record.nodes.get(park_key)
+        if parked is None and item is not None:
+            parked = record.fanouts.get(key, {}).get("parked", {}).get(item)
+        if parked is not None and parked.retry is not None:
+            job.attempt = int(parked.retry["attempt"])
+            job.not_before = float(parked.retry["notBefore"])
+        return job
+
+    def parked_until(self, record: RunRecord, plan: Plan) -> float | None:
+        """When every branch still to run is parked (sleeps, retry delays): the earliest due
+        time. None when some branch is not parked (the run is simply busy, or stalled)."""
+        sched = record.scheduler(plan.graph)
+        awaiting = set(record.awaiting_keys())
+        due_times: list[float] = []
+        now = self.worker.clock.now()
+        for key in sched.outstanding():
+            if key in awaiting:
+                continue
+            fan = record.fanouts.get(key)
+            keys = (
+                [item_park_key(key, i) for i in range(fan["count"]) if i not in fan["done"]]
+                if fan is not None and key not in record.nodes
+                else [key]
+            )
+            for park_key in keys:
+                due = record.park_due(park_key)
+                if due is None or due <= now:
+                    return None
+                due_times.append(due)
+        return min(due_times) if due_times else None
+
+
+def load_run(
+    runs: RunItems, plan: Plan, run_id: str, *, outputs: bool = True, fanouts: bool = False
+) -> RunRecord | None:
+    """The whole run: its head and every node record (decoded outputs unless told not to)."""
+    graph = plan.graph
+    plain = [n for n in graph.order if n not in graph.loop_of]
+    extra = [join_key(run_id, n) for n in plain if plan.is_any_join(n)]
+    extra += [loop_exits_key(run_id, loop.index) for loop in graph.loops]
+    raw = runs.raw([run_id, *(node_key(run_id, n) for n in plain), *extra])
+    head_item = raw.get(run_id)
+    if head_item is None:
+        return None
+    head = head_from_item(head_item)
+    nodes: dict[str, NodeRecord] = {
+        n: node_from_item(raw[node_key(run_id, n)], n) for n in plain if node_key(run_id, n) in raw
+    }
+    for loop in graph.loops:
+        members = sorted(loop.members, key=graph.order.index)
+        iteration = 0
+        while True:
+            batch = [
+                instance_key(m, i)
+                for i in range(iteration, iteration + PASSES_PER_READ)
+                for m in members
+            ]
+            found = runs.nodes(run_id, batch)
+            nodes.update(found)
+            if len(found) < len(batch):
+                break
+            iteration += PASSES_PER_READ
+    record = RunRecord(
+        run_id=run_id,
+        blueprint_id=head.blueprint_id,
+        status=head.status,
+        context={k: runs.context_value(run_id, k, v) for k, v in head.context.items()},
+        nodes=nodes,
+        created_at=head.created_at,
+        updated_at=head.updated_at,
+        error=head.error,
+        parent=head.parent,
+    )
+    if outputs:
+        for rec in nodes.values():
+            if rec.status == COMPLETED:
+                rec.output = runs.codec.decode(rec.stored)
+    for node_id in plain:
+        if not plan.is_any_join(node_id):
+            continue
+        owner = (raw.get(join_key(run_id, node_id)) or {}).get("f")
+        if owner is None:
+            continue
+        edge = plan.expected(node_id, 0)[int(owner)]
+        source = plan.source_instance(edge, 0)
+        if source is not None:
+            record.fired_by[node_id] = decision_key(edge.index, split_key(source)[1])
+    for loop in graph.loops:
+        exits = raw.get(loop_exits_key(run_id, loop.index)) or {}
+        if "end" in exits:
+            taken = exits.get("x") or {}
+            for edge in loop.exit_edges:
+                if str(edge.index) not in taken:
+                    record.decisions[str(edge.index)] = False
+    if fanouts:
+        _load_fanouts(runs, plan, record)
+    return record
+
+
+def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
+    open_keys = [k for k, r in record.nodes.items() if not r.settled]
+    sched = record.scheduler(plan.graph)
+    open_keys += [k for k in sched.outstanding() if k not in record.nodes]
+    specs = runs.raw([fanout_key(record.run_id, k) for k in open_keys])
+    for key in open_keys:
+        spec = specs.get(fanout_key(record.run_id, key))
+        if spec is None:
+            continue
+        count = int(spec["count"])
+        names = [item_park_key(key, i) for i in range(count)]
+        items = runs.nodes(record.run_id, names)
+        record.fanouts[key] = {
+            "count": count,
+            "concurrency": int(spec["spec"].get("concurrency") or 10),
+            "done": {i for i, n in enumerate(names) if n in items and items[n].settled},
+            "parked": {
+                i: items[n] for i, n in enumerate(names) if n in items and not items[n].settled
+            },
+        }
