@@ -6,7 +6,8 @@ laptop runs against the names, keys, indexes, TTL attribute and redrive settings
 Provisioning is idempotent and converges: a resource that already exists is reused (a queue whose
 attributes drifted is updated to the spec; a table is left as it is, with TTL switched on if it
 was off). It costs about nine requests, because the emulator serves ~250 requests a second and
-this runs before every local session and in tests:
+this runs before every local session and in tests (plus the payload bucket: ``CreateBucket``
+and its lifecycle rule when new):
 
 * SQS: ``CreateQueue`` for the DLQ, ``GetQueueAttributes`` for its ARN, ``CreateQueue`` for the
   job queue (``GetQueueUrl`` + ``SetQueueAttributes`` only when an existing queue drifted).
@@ -27,7 +28,15 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
-from flowcraft_core.aws.schema import DEFAULT_PREFIX, JOB_QUEUE, TABLES, QueueSpec, TableSpec
+from flowcraft_core.aws.schema import (
+    DEFAULT_PREFIX,
+    JOB_QUEUE,
+    PAYLOAD_BUCKET,
+    TABLES,
+    BucketSpec,
+    QueueSpec,
+    TableSpec,
+)
 from flowcraft_core.aws.schema import create_table_request as _create_table_request
 
 if TYPE_CHECKING:
@@ -57,6 +66,7 @@ def provision(
     session: boto3.Session | None = None,
     queue: QueueSpec = JOB_QUEUE,
     tables: tuple[TableSpec, ...] = TABLES,
+    bucket: BucketSpec = PAYLOAD_BUCKET,
 ) -> dict[str, str]:
     """Create (or reuse) the job queue, its DLQ and the tables; return the ``FLOWCRAFT_*`` settings.
 
@@ -79,8 +89,41 @@ def provision(
         table_name = spec.name(prefix)
         _ensure_table(dynamodb, spec, table_name)
         settings[TABLE_SETTINGS[spec.role]] = table_name
+    s3 = session.client("s3") if session else boto3.client("s3")
+    settings["FLOWCRAFT_PAYLOAD_BUCKET"] = _ensure_bucket(s3, bucket, bucket.name(prefix))
     logger.info("provisioned %s", ", ".join(f"{k}={v}" for k, v in settings.items()))
     return settings
+
+
+def _ensure_bucket(s3: Any, spec: BucketSpec, name: str) -> str:
+    """Create the payload bucket (or reuse it) with the schema's expiry rule."""
+    region = s3.meta.region_name
+    kwargs: dict[str, Any] = {"Bucket": name}
+    if region and region != "us-east-1":
+        kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    try:
+        s3.create_bucket(**kwargs)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in (
+            "BucketAlreadyOwnedByYou",
+            "BucketAlreadyExists",
+        ):
+            raise
+        return name
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=name,
+        LifecycleConfiguration={
+            "Rules": [
+                {
+                    "ID": "expire-run-payloads",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": spec.key_prefix},
+                    "Expiration": {"Days": spec.expiry_days},
+                }
+            ]
+        },
+    )
+    return name
 
 
 def _fifo_attributes(spec: QueueSpec) -> dict[str, str]:

@@ -36,15 +36,17 @@ class AwsHarness:
             context_table=self.settings["FLOWCRAFT_CONTEXT_TABLE"],
             status_table=self.settings["FLOWCRAFT_STATUS_TABLE"],
             coordination_table=self.settings["FLOWCRAFT_COORDINATION_TABLE"],
+            payload_bucket=self.settings["FLOWCRAFT_PAYLOAD_BUCKET"],
         )
         self.sqs = boto3.client("sqs")  # the event source's own client (not counted)
         self.queue_url = self.settings["FLOWCRAFT_QUEUE_URL"]
         self.calls = 0
         self.crash_at: int | None = None
         self._paused = False
-        for client in {
-            id(c): c for c in (self.adapter.runs.client, self.adapter.queue.client)
-        }.values():
+        payloads = self.adapter.runs.codec.payloads
+        observed = [self.adapter.runs.items.client, self.adapter.queue.client]  # type: ignore[attr-defined]
+        observed.append(payloads.client)  # type: ignore[union-attr]
+        for client in {id(c): c for c in observed}.values():
             client.meta.events.register("after-call.*.*", self._after_call)
 
     @contextlib.contextmanager

@@ -8,6 +8,7 @@ import contextlib
 from collections import Counter
 from typing import Any
 
+import boto3
 import pytest
 
 from flowcraft_core import FlowRuntime
@@ -173,17 +174,35 @@ def test_poison_input_over_aws(aws: Any) -> None:
         )
 
 
-def test_oversized_context_is_a_named_error(aws: Any) -> None:
-    async def big(ctx: Any) -> None:
-        await ctx.context.set("report", "x" * 450_000)
+def test_a_25_mb_value_goes_through_the_payload_bucket_and_reads_back(aws: Any) -> None:
+    import base64
+    import hashlib
+    import os
 
-    bp = {"id": "big", "nodes": [{"id": "writer", "uses": "big"}], "edges": []}
-    h = AwsHarness(prefix="big", blueprints={"big": bp}, registry={"big": big})
+    blob = base64.b64encode(os.urandom(19 * 1024 * 1024)).decode()  # ~25 MB, incompressible
+
+    async def big(ctx: Any) -> dict[str, Any]:
+        await ctx.context.set("report", blob[:200_000])
+        return {"output": {"blob": blob}}
+
+    def digest(ctx: Any) -> dict[str, Any]:
+        return {"output": hashlib.sha256(ctx.input["blob"].encode()).hexdigest()}
+
+    bp = {
+        "id": "big",
+        "nodes": [{"id": "writer", "uses": "big"}, {"id": "reader", "uses": "digest"}],
+        "edges": [{"source": "writer", "target": "reader"}],
+    }
+    h = AwsHarness(prefix="big", blueprints={"big": bp}, registry={"big": big, "digest": digest})
     run_id, _ = h.adapter.client.start("big")
     h.pump()
     record = h.adapter.client.get(run_id)
-    assert record.status == "failed"
-    assert "node 'writer'" in (record.error or "") and "400 KB" in (record.error or "")
+    assert record.status == "completed", record.error
+    assert record.nodes["reader"].output == hashlib.sha256(blob.encode()).hexdigest()
+    assert record.context["report"] == blob[:200_000]
+    objects = boto3.client("s3").list_objects_v2(Bucket=h.settings["FLOWCRAFT_PAYLOAD_BUCKET"])
+    assert {o["Key"].split("/")[1] for o in objects["Contents"]} == {run_id}
+    assert max(o["Size"] for o in objects["Contents"]) > 18 * 1024 * 1024
 
 
 def test_context_and_coordination_stores(aws: Any) -> None:

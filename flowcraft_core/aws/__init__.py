@@ -1,10 +1,11 @@
 """boto3 implementations of the distributed protocol (SQS + DynamoDB)."""
 
-from .adapter import SqsAdapter, create_sqs_reconciler, start_workflow
+from .adapter import SqsAdapter, create_sqs_reconciler, run_items, start_workflow
 from .context import DynamoDbContext
 from .coordination import DynamoDbCoordinationStore
 from .job_queue import SqsJobQueue
-from .run_store import DynamoDbRunStore
+from .item_store import DynamoDbItemStore
+from .payload_store import S3PayloadStore
 from .settings import AwsSettings, SettingsError
 from .status_store import DynamoDbStatusStore
 
@@ -12,11 +13,13 @@ __all__ = [
     "AwsSettings",
     "DynamoDbContext",
     "DynamoDbCoordinationStore",
-    "DynamoDbRunStore",
+    "DynamoDbItemStore",
     "DynamoDbStatusStore",
     "SettingsError",
     "SqsAdapter",
+    "S3PayloadStore",
     "SqsJobQueue",
     "create_sqs_reconciler",
+    "run_items",
     "start_workflow",
 ]

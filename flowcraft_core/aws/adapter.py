@@ -16,16 +16,38 @@ from ..blueprint import WorkflowBlueprint
 from ..distributed.client import WorkflowClient
 from ..distributed.errors import DeferJob
 from ..distributed.job import Job
+from ..distributed.payloads import DEFAULT_MAX_VALUE_BYTES, ValueCodec
 from ..distributed.reconciler import Reconciler
+from ..distributed.state import Retention, RunItems
 from ..distributed.worker import Worker
 from ..engine import Clock, Middleware
 from ..nodes import Registry
 from .clients import sqs_client
 from .coordination import DynamoDbCoordinationStore
+from .item_store import DynamoDbItemStore
 from .job_queue import SqsJobQueue
-from .run_store import DynamoDbRunStore
+from .payload_store import S3PayloadStore
+from .schema import DEFAULT_RETENTION_DAYS, PAYLOAD_BUCKET
 from .settings import AwsSettings
 from .status_store import DynamoDbStatusStore
+
+
+def run_items(
+    context_table: str,
+    payload_bucket: str | None = None,
+    *,
+    retention_days: float = DEFAULT_RETENTION_DAYS,
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+) -> RunItems:
+    """A run's items on DynamoDB, with large values in the payload bucket (if one is set)."""
+    codec = ValueCodec(
+        payloads=S3PayloadStore(payload_bucket) if payload_bucket else None,
+        max_bytes=max_value_bytes,
+        key_prefix=PAYLOAD_BUCKET.key_prefix,
+    )
+    return RunItems(
+        DynamoDbItemStore(context_table), codec, Retention(retention_days=retention_days)
+    )
 
 logger = logging.getLogger("flowcraft.sqs")
 
@@ -42,13 +64,21 @@ class SqsAdapter:
         context_table: str,
         status_table: str,
         coordination_table: str | None = None,
+        payload_bucket: str | None = None,
+        retention_days: float = DEFAULT_RETENTION_DAYS,
+        max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         dependencies: Mapping[str, Any] | None = None,
         middleware: Sequence[Middleware] = (),
         clock: Clock | None = None,
     ) -> None:
         self.queue_url = queue_url
-        self.runs = DynamoDbRunStore(context_table)
-        self.statuses = DynamoDbStatusStore(status_table)
+        self.runs = run_items(
+            context_table,
+            payload_bucket,
+            retention_days=retention_days,
+            max_value_bytes=max_value_bytes,
+        )
+        self.statuses = DynamoDbStatusStore(status_table, retention_days=retention_days)
         self.queue = SqsJobQueue(queue_url)
         self.coordination = (
             DynamoDbCoordinationStore(coordination_table) if coordination_table else None
@@ -89,6 +119,9 @@ class SqsAdapter:
             context_table=settings.context_table,
             status_table=settings.status_table,
             coordination_table=settings.coordination_table,
+            payload_bucket=settings.payload_bucket,
+            retention_days=settings.retention_days,
+            max_value_bytes=settings.max_value_bytes,
             **kw,
         )
 
@@ -162,7 +195,6 @@ def create_sqs_reconciler(
     """A reconciler over the adapter's stores: ``run()`` returns the stats."""
     return Reconciler(
         adapter.worker,
-        runs=adapter.runs,
         statuses=adapter.statuses,
         stalled_threshold_seconds=stalled_threshold_seconds,
         max_runs=max_runs,
@@ -183,8 +215,13 @@ def start_workflow(
     model = load_blueprint(blueprint)
     settings = settings or AwsSettings.from_environ()
     client = WorkflowClient(
-        runs=DynamoDbRunStore(settings.context_table),
-        statuses=DynamoDbStatusStore(settings.status_table),
+        runs=run_items(
+            settings.context_table,
+            settings.payload_bucket,
+            retention_days=settings.retention_days,
+            max_value_bytes=settings.max_value_bytes,
+        ),
+        statuses=DynamoDbStatusStore(settings.status_table, retention_days=settings.retention_days),
         queue=SqsJobQueue(settings.queue_url),
         blueprints={model.id: model},
     )

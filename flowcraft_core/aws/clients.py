@@ -27,7 +27,13 @@ def sqs_client() -> Any:
     return boto3.client("sqs", config=_CONFIG)
 
 
+@functools.cache
+def s3_client() -> Any:
+    return boto3.client("s3", config=_CONFIG)
+
+
 def reset_clients() -> None:
     """Forget cached clients (tests that change AWS_ENDPOINT_URL call this)."""
     dynamodb_client.cache_clear()
     sqs_client.cache_clear()
+    s3_client.cache_clear()

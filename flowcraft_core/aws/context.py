@@ -1,8 +1,8 @@
-"""DynamoDbContext: a run's context read and written directly in the context table.
+"""DynamoDbContext: a run's context read and written directly, from outside the run.
 
-For scripts and tools that look into a run from outside (nodes inside the worker get a
-buffered context that commits with the node). Reads are strongly consistent; ``patch`` writes
-several keys in one request.
+For scripts and tools that look into a run (nodes inside the worker get a buffered context that
+commits with the node). The context lives in the run's head item; values too large for it are
+read through their references (the writer's item or the payload bucket) like the worker does.
 """
 
 from __future__ import annotations
@@ -10,75 +10,63 @@ from __future__ import annotations
 from typing import Any
 
 from ..context import check_key
-from .clients import dynamodb_client
-from .serialization import from_attribute, to_attribute
+from ..distributed.items import Cond, ConditionFailed, Update
+from ..distributed.layout import head_key
+from ..distributed.state import RunItems
+from .adapter import run_items
 
 
 class DynamoDbContext:
-    def __init__(self, table_name: str, run_id: str, *, client: Any = None) -> None:
-        self.table_name = table_name
+    def __init__(
+        self,
+        table_name: str,
+        run_id: str,
+        *,
+        payload_bucket: str | None = None,
+        runs: RunItems | None = None,
+    ) -> None:
         self.run_id = run_id
-        self.client = client or dynamodb_client()
+        self.runs = runs or run_items(table_name, payload_bucket)
 
-    def _key(self) -> dict[str, Any]:
-        return {"runId": {"S": self.run_id}}
+    def _stored(self) -> dict[str, Any]:
+        head = self.runs.head(self.run_id)
+        if head is None:
+            raise LookupError(f"run {self.run_id!r} does not exist")
+        return head.context
 
     async def get(self, key: str, default: Any = None) -> Any:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key=self._key(),
-            ConsistentRead=True,
-            ProjectionExpression="#c.#k",
-            ExpressionAttributeNames={"#c": "context", "#k": key},
-        )
-        context = response.get("Item", {}).get("context", {}).get("M", {})
-        return from_attribute(context[key]) if key in context else default
+        stored = self._stored()
+        if key not in stored:
+            return default
+        return self.runs.context_value(self.run_id, key, stored[key])
 
     async def set(self, key: str, value: Any) -> None:
         await self.patch({key: value})
 
     async def patch(self, values: dict[str, Any], delete: list[str] | None = None) -> None:
-        names: dict[str, str] = {"#c": "context"}
-        attr_values: dict[str, Any] = {}
-        sets: list[str] = []
-        removes: list[str] = []
-        for index, (key, value) in enumerate(values.items()):
-            names[f"#k{index}"] = check_key(key)
-            attr_values[f":v{index}"] = to_attribute(value)
-            sets.append(f"#c.#k{index} = :v{index}")
-        for index, key in enumerate(delete or []):
-            names[f"#d{index}"] = key
-            removes.append(f"#c.#d{index}")
-        if not sets and not removes:
+        update = Update()
+        for key, value in values.items():
+            update.set[("ctx", check_key(key))] = self.runs.codec.encode(
+                value, run_id=self.run_id, name=f"context-{key}", where=f"context.{key}"
+            )
+        for key in delete or []:
+            update.remove.append(("ctx", key))
+        if not update:
             return
-        expression = ("SET " + ", ".join(sets) if sets else "") + (
-            " REMOVE " + ", ".join(removes) if removes else ""
-        )
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "Key": self._key(),
-            "UpdateExpression": expression.strip(),
-            "ConditionExpression": "attribute_exists(runId)",
-            "ExpressionAttributeNames": names,
-        }
-        if attr_values:
-            kwargs["ExpressionAttributeValues"] = attr_values
-        self.client.update_item(**kwargs)
+        try:
+            self.runs.items.update(
+                head_key(self.run_id), update, ((Cond(("runId",), "exists"),),)
+            )
+        except ConditionFailed:
+            raise LookupError(f"run {self.run_id!r} does not exist") from None
 
     async def has(self, key: str) -> bool:
-        sentinel = object()
-        return await self.get(key, sentinel) is not sentinel
+        return key in self._stored()
 
     async def delete(self, key: str) -> None:
         await self.patch({}, delete=[key])
 
     async def to_dict(self) -> dict[str, Any]:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key=self._key(),
-            ConsistentRead=True,
-            ProjectionExpression="#c",
-            ExpressionAttributeNames={"#c": "context"},
-        )
-        context = response.get("Item", {}).get("context")
-        return from_attribute(context) if context else {}
+        return {
+            k: self.runs.context_value(self.run_id, k, v) for k, v in self._stored().items()
+        }

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, Field, ValidationError
 
+from ..distributed.payloads import max_value_bytes_from_environ
+from .schema import DEFAULT_RETENTION_DAYS
+
 
 class SettingsError(RuntimeError):
     pass
@@ -25,8 +28,14 @@ class AwsSettings(BaseModel):
     context_table: str = Field(min_length=1)
     status_table: str = Field(min_length=1)
     coordination_table: str = Field(min_length=1)
+    #: The S3 bucket for values too large for an item; without it such values fail clearly.
+    payload_bucket: str | None = None
     app_module: str = "workflows"
     stalled_seconds: float = Field(default=300, gt=0)
+    #: Finished runs stay readable this many days (items and payloads expire after).
+    retention_days: float = Field(default=DEFAULT_RETENTION_DAYS, gt=0)
+    #: Largest value (JSON bytes) a run stores; by default 1/8 of the function's memory.
+    max_value_bytes: int = Field(default_factory=max_value_bytes_from_environ, gt=0)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> AwsSettings:
@@ -40,6 +49,11 @@ class AwsSettings(BaseModel):
             )
         data: dict[str, object] = {field: env[var] for field, var in _VARIABLES.items()}
         data["app_module"] = env.get("FLOWCRAFT_APP", "workflows")
+        if env.get("FLOWCRAFT_PAYLOAD_BUCKET"):
+            data["payload_bucket"] = env["FLOWCRAFT_PAYLOAD_BUCKET"]
+        if env.get("FLOWCRAFT_RETENTION_DAYS"):
+            data["retention_days"] = env["FLOWCRAFT_RETENTION_DAYS"]
+        data["max_value_bytes"] = max_value_bytes_from_environ(env)
         if env.get("FLOWCRAFT_STALLED_SECONDS"):
             data["stalled_seconds"] = env["FLOWCRAFT_STALLED_SECONDS"]
         try:

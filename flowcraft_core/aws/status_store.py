@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 
 from ..distributed.records import FINAL_STATUSES, RUNNING
 from .clients import dynamodb_client
-from .run_store import DEFAULT_RETENTION_DAYS
 from .schema import (
+    DEFAULT_RETENTION_DAYS,
     ACTIVE_SHARD_ATTRIBUTE,
     ACTIVE_SHARDS,
     ACTIVE_SINCE_ATTRIBUTE,

@@ -22,10 +22,11 @@ from ..engine import attempt_once, describe_error, run_fallback
 from ..nodes import NodeResult, resolve
 from ..scheduler import split_key
 from .context_view import StoredContext
-from .errors import CommitRejected, PoisonJob
+from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .items import Cond, ConditionFailed
 from .job import Job
 from .layout import fanout_key, item_park_key, map_join_target
+from .payloads import PayloadsUnavailable, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, RUNNING
 from .worker import FanOut, JobState, StartChild, Suspend
@@ -229,7 +230,7 @@ class Fanout:
         except CommitRejected as rejected:
             if rejected.reason != "committed":
                 return
-        except Exception as exc:
+        except (StateTooLarge, ValueTooLarge, PayloadsUnavailable, TypeError) as exc:
             message = f"node {node_id!r}: item {index}: {exc}; nothing of this item was stored"
             worker.fail_run(head, message, key=key, attempts=job.attempt)
             return

@@ -197,9 +197,14 @@ class RunItems:
         allowed_from: Iterable[str],
         now: float,
         error: str | None = None,
+        waits: Iterable[str] = (),
     ) -> RunHead | None:
-        """Change the run status if it is one of ``allowed_from``; None when it is not."""
+        """Change the run status if it is one of ``allowed_from``; None when it is not.
+        ``waits`` are instances parked awaiting (recorded with the status, so a resume finds
+        them even if the write that parked them died before listing them)."""
         update = Update(set={("status",): to, ("updatedAt",): now})
+        if waits:
+            update.add[("waits",)] = set(waits)
         if error is not None:
             update.set[("error",)] = error[:4000]
         if to in ("completed", "failed", "cancelled"):

@@ -92,7 +92,9 @@ class RunViews:
         if not outstanding or not outstanding <= awaiting or awaiting & set(record.resumes):
             return
         now = worker.clock.now()
-        parked = worker.runs.transition(run_id, to=AWAITING, allowed_from=[RUNNING], now=now)
+        parked = worker.runs.transition(
+            run_id, to=AWAITING, allowed_from=[RUNNING], now=now, waits=awaiting
+        )
         if parked is not None:
             worker.statuses.changed(run_id, AWAITING, now)
             self.recheck_status_row(run_id, AWAITING)
