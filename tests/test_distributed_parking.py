@@ -29,8 +29,8 @@ import pytest
 from flowcraft_core import FlowRuntime, NodeContext, NodeResult
 from flowcraft_core.aws.schema import QueueSpec
 from flowcraft_core.distributed import (
+    InMemoryItemStore,
     InMemoryJobQueue,
-    InMemoryRunStore,
     InMemoryStatusStore,
     Job,
     Worker,
@@ -145,10 +145,10 @@ FIFO_BLUEPRINTS = {**BLUEPRINTS, "fork_approval": FORK_APPROVAL}
 
 def _fifo_setup() -> tuple[FakeClock, DedupingFifoQueue, Worker, WorkflowClient]:
     clock = FakeClock()
-    runs, statuses = InMemoryRunStore(), InMemoryStatusStore()
+    items, statuses = InMemoryItemStore(), InMemoryStatusStore()
     queue = DedupingFifoQueue(clock=clock)
     worker = Worker(
-        runs=runs,
+        items=items,
         statuses=statuses,
         queue=queue,
         blueprints=FIFO_BLUEPRINTS,
@@ -156,7 +156,7 @@ def _fifo_setup() -> tuple[FakeClock, DedupingFifoQueue, Worker, WorkflowClient]
         clock=clock,
     )
     client = WorkflowClient(
-        runs=runs, statuses=statuses, queue=queue, blueprints=FIFO_BLUEPRINTS, clock=clock
+        runs=worker.runs, statuses=statuses, queue=queue, blueprints=FIFO_BLUEPRINTS, clock=clock
     )
     return clock, queue, worker, client
 
@@ -251,7 +251,18 @@ def test_map_item_committed_by_one_delivery_survives_a_failing_duplicate() -> No
         if ctx.input == "a" and not holder.get("raced"):
             holder["raced"] = True
             # Meanwhile, another delivery of this item job succeeded and committed the item.
-            h.runs.commit_item(holder["run_id"], "m", 0, "A", h.clock.now())
+            h.runs.commit(
+                holder["run_id"],
+                "m[0]",
+                output="A",
+                action=None,
+                attempts=1,
+                decisions={},
+                context_set={},
+                context_delete=(),
+                now=h.clock.now(),
+                where="node 'm': item 0",
+            )
             raise RuntimeError("this delivery hit a transient error")
         return NodeResult(output=str(ctx.input).upper())
 

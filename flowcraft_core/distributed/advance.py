@@ -83,12 +83,23 @@ class Advancer:
                 return  # an earlier pass took this exit; that one arrived
         target_iteration = plan.target_iteration(edge, iteration)
         outcome = self.arrive(plan, run_id, edge, target_iteration, taken, result)
-        target = instance_key(edge.target, target_iteration)
+        self._land(plan, run_id, instance_key(edge.target, target_iteration), outcome, result, work)
+
+    def _land(
+        self,
+        plan: Plan,
+        run_id: str,
+        target: str,
+        outcome: str | None,
+        result: Advanced,
+        work: deque[tuple[str, dict[int, bool]]],
+    ) -> None:
+        """A ready target is collected; a skipped one is recorded and its edges follow."""
         if outcome == READY:
             if target not in result.ready:
                 result.ready.append(target)
         elif outcome == SKIP:
-            decisions = plan.skipped_decisions(edge.target)
+            decisions = plan.skipped_decisions(split_key(target)[0])
             self.items.skip(run_id, target, decisions, self.now())
             result.skipped.append(target)
             work.append((target, decisions))
@@ -157,21 +168,25 @@ class Advancer:
         # The iteration is settled: did any back edge start the next one?
         sources = [instance_key(e.source, iteration) for e in loop.back_edges]
         raw = self.items.raw([node_key(run_id, s) for s in dict.fromkeys(sources)])
+        started_next = False
         for edge in loop.back_edges:
             item = raw.get(node_key(run_id, instance_key(edge.source, iteration)))
             if item is not None and decode_decisions(item).get(edge.index):
-                return
-        taken = self.items.end_loop(run_id, loop_index, iteration, self.now())
-        for edge in loop.exit_edges:
-            if str(edge.index) in taken:
-                continue
-            outcome = self.arrive(plan, run_id, edge, 0, False, result)
-            if outcome == SKIP:
-                decisions = plan.skipped_decisions(edge.target)
-                self.items.skip(run_id, edge.target, decisions, self.now())
-                result.skipped.append(edge.target)
-                work.append((edge.target, decisions))
-        self._reach_end(plan, run_id, ("loop", loop_index), result)
+                started_next = True
+        if not started_next:
+            taken = self.items.end_loop(run_id, loop_index, iteration, self.now())
+            for edge in loop.exit_edges:
+                if str(edge.index) in taken:
+                    continue
+                outcome = self.arrive(plan, run_id, edge, 0, False, result)
+                self._land(plan, run_id, edge.target, outcome, result, work)
+        # The loop is done once it ended and every pass has settled (an earlier pass may still
+        # hold a node, e.g. one waiting for a resume, after the last pass ended).
+        ended = self.items.loop_end(run_id, loop_index)
+        if ended is not None and self.items.passes_settled(
+            run_id, loop_index, ended, len(positions)
+        ):
+            self._reach_end(plan, run_id, ("loop", loop_index), result)
 
     # ------------------------------------------------------------------ the run's end
     def _reach_end(

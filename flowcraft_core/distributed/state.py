@@ -532,6 +532,19 @@ class RunItems:
         )
         return {k: int(v) for k, v in (item.get("x") or {}).items()}
 
+    def loop_end(self, run_id: str, loop: int) -> int | None:
+        """The last pass of a loop that ended; None while it goes on."""
+        item = self.items.get_many([loop_exits_key(run_id, loop)]).get(
+            loop_exits_key(run_id, loop)
+        )
+        return int(item["end"]) if item and item.get("end") is not None else None
+
+    def passes_settled(self, run_id: str, loop: int, last: int, members: int) -> bool:
+        """Whether every member of passes 0..``last`` has settled."""
+        keys = [loop_iteration_key(run_id, loop, i) for i in range(last + 1)]
+        found = self.raw(keys)
+        return all(len((found.get(k) or {}).get("a") or ()) >= members for k in keys)
+
 
 #: Parked states an ``awaiting`` record may replace (a wait reached after a retry or sleep).
 RETRYING_ = "retrying"
