@@ -301,7 +301,6 @@ def test_cancel_between_marking_a_subflow_waiting_and_starting_its_child_reaches
 ):
     h = Harness()
     run_id, _ = h.client.start("subflow")
-    commit = h.runs.commit
 
     park = h.runs.park
 

@@ -10,6 +10,7 @@ import pytest
 
 from flowcraft_core.aws.schema import (
     JOB_QUEUE,
+    PAYLOAD_BUCKET,
     STATUS_ACTIVE_INDEX,
     STATUS_TABLE,
     TABLES,
@@ -25,6 +26,7 @@ SETTING_KEYS = {
     "FLOWCRAFT_CONTEXT_TABLE",
     "FLOWCRAFT_STATUS_TABLE",
     "FLOWCRAFT_COORDINATION_TABLE",
+    "FLOWCRAFT_PAYLOAD_BUCKET",
 }
 
 
@@ -37,6 +39,13 @@ def test_creates_queue_dlq_and_tables(aws: Emulator) -> None:
     assert {settings[k] for k in SETTING_KEYS if k.endswith("_TABLE")} == {
         spec.name("t1") for spec in TABLES
     }
+    assert settings["FLOWCRAFT_PAYLOAD_BUCKET"] == PAYLOAD_BUCKET.name("t1")
+    rules = boto3.client("s3").get_bucket_lifecycle_configuration(
+        Bucket=settings["FLOWCRAFT_PAYLOAD_BUCKET"]
+    )["Rules"]
+    assert [(r["Filter"]["Prefix"], r["Expiration"]["Days"]) for r in rules] == [
+        (PAYLOAD_BUCKET.key_prefix, PAYLOAD_BUCKET.expiry_days)
+    ]
 
     sqs = boto3.client("sqs")
     attributes = sqs.get_queue_attributes(

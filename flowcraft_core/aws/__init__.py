@@ -3,8 +3,8 @@
 from .adapter import SqsAdapter, create_sqs_reconciler, run_items, start_workflow
 from .context import DynamoDbContext
 from .coordination import DynamoDbCoordinationStore
-from .job_queue import SqsJobQueue
 from .item_store import DynamoDbItemStore
+from .job_queue import SqsJobQueue
 from .payload_store import S3PayloadStore
 from .settings import AwsSettings, SettingsError
 from .status_store import DynamoDbStatusStore
@@ -15,9 +15,9 @@ __all__ = [
     "DynamoDbCoordinationStore",
     "DynamoDbItemStore",
     "DynamoDbStatusStore",
+    "S3PayloadStore",
     "SettingsError",
     "SqsAdapter",
-    "S3PayloadStore",
     "SqsJobQueue",
     "create_sqs_reconciler",
     "run_items",

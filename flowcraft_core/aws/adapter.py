@@ -49,6 +49,7 @@ def run_items(
         DynamoDbItemStore(context_table), codec, Retention(retention_days=retention_days)
     )
 
+
 logger = logging.getLogger("flowcraft.sqs")
 
 Blueprints = Mapping[str, WorkflowBlueprint | Mapping[str, Any]]

@@ -54,9 +54,7 @@ class DynamoDbContext:
         if not update:
             return
         try:
-            self.runs.items.update(
-                head_key(self.run_id), update, ((Cond(("runId",), "exists"),),)
-            )
+            self.runs.items.update(head_key(self.run_id), update, ((Cond(("runId",), "exists"),),))
         except ConditionFailed:
             raise LookupError(f"run {self.run_id!r} does not exist") from None
 
@@ -67,6 +65,4 @@ class DynamoDbContext:
         await self.patch({}, delete=[key])
 
     async def to_dict(self) -> dict[str, Any]:
-        return {
-            k: self.runs.context_value(self.run_id, k, v) for k, v in self._stored().items()
-        }
+        return {k: self.runs.context_value(self.run_id, k, v) for k, v in self._stored().items()}

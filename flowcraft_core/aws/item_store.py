@@ -57,7 +57,7 @@ def from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Binary):
-        return bytes(value.value)
+        return bytes(value.value)  # type: ignore[attr-defined]
     if isinstance(value, dict):
         return {k: from_dynamo(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -147,7 +147,9 @@ class _Expression:
 
 def _too_large(exc: ClientError) -> bool:
     error = exc.response["Error"]
-    return error["Code"] == "ValidationException" and "item size" in error.get("Message", "").lower()
+    return (
+        error["Code"] == "ValidationException" and "item size" in error.get("Message", "").lower()
+    )
 
 
 class DynamoDbItemStore:
@@ -221,7 +223,9 @@ class DynamoDbItemStore:
             rendered = expression.condition(write.condition)
             entry: dict[str, Any] = {"TableName": self.table_name}
             if write.put is not None:
-                entry["Item"] = {k: to_attribute(v) for k, v in {**write.put, KEY: write.key}.items()}
+                entry["Item"] = {
+                    k: to_attribute(v) for k, v in {**write.put, KEY: write.key}.items()
+                }
                 kind = "Put"
             else:
                 entry["Key"] = self._key(write.key)
@@ -251,7 +255,7 @@ class DynamoDbItemStore:
     @staticmethod
     def _raise(exc: ClientError) -> Any:
         if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-            item = exc.response.get("Item")
+            item: Any = exc.response.get("Item")
             raise ConditionFailed(from_item(item) if item else None) from None
         if _too_large(exc):
             raise ItemTooLarge(

@@ -15,10 +15,10 @@ from botocore.exceptions import ClientError
 from ..distributed.records import FINAL_STATUSES, RUNNING
 from .clients import dynamodb_client
 from .schema import (
-    DEFAULT_RETENTION_DAYS,
     ACTIVE_SHARD_ATTRIBUTE,
     ACTIVE_SHARDS,
     ACTIVE_SINCE_ATTRIBUTE,
+    DEFAULT_RETENTION_DAYS,
     STATUS_ACTIVE_INDEX,
 )
 from .serialization import from_item, to_attribute

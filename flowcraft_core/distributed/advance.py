@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..scheduler import CompiledEdge, instance_key, split_key
 from .layout import BUCKET, END, decode_decisions, node_key
@@ -189,10 +190,8 @@ class Advancer:
             self._reach_end(plan, run_id, ("loop", loop_index), result)
 
     # ------------------------------------------------------------------ the run's end
-    def _reach_end(
-        self, plan: Plan, run_id: str, entry: tuple[str, object], result: Advanced
-    ) -> None:
-        position = plan.end_position.get(entry)  # type: ignore[arg-type]
+    def _reach_end(self, plan: Plan, run_id: str, entry: tuple[str, Any], result: Advanced) -> None:
+        position = plan.end_position.get(entry)
         if position is None:
             return
         size = len(plan.end_inputs)

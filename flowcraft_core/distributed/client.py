@@ -7,6 +7,7 @@ the same run id) answers the same way and never forks a run.
 from __future__ import annotations
 
 import contextlib
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +25,8 @@ from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunHead, RunRecord
 from .state import Retention, RunItems
 from .storable import check_storable
 from .stores import JobQueue, StatusStore
+
+_RESERVED = re.compile(r"#(?![0-9])")
 
 
 class WorkflowClient:
@@ -74,8 +77,10 @@ class WorkflowClient:
         """Start a run (idempotent for a given ``run_id``): returns (run id, status)."""
         graph = self.graph(blueprint_id)
         check_storable(dict(context or {}), "context")
-        if run_id is not None and parent is None and "#" in run_id:
-            raise ValueError(f"run id {run_id!r} may not contain '#'")
+        if run_id is not None and _RESERVED.search(run_id):
+            # A run's items are keyed "<run id>#<kind>#...": an id with "#" and a letter could
+            # name another run's items ("#" and digits, as in a loop pass's child, cannot).
+            raise ValueError(f"run id {run_id!r} may not contain '#' followed by a letter")
         run_id = run_id or str(uuid.uuid4())
         now = self.clock.now()
         # The status row goes first: if we die before the head or the first jobs exist, the
@@ -198,7 +203,7 @@ class WorkflowClient:
 
     def _cancel_children(self, head: RunHead) -> None:
         record = self.get(head.run_id)
-        for key, node in record.nodes.items():
+        for _key, node in record.nodes.items():
             if node.status == "waiting" and node.child:
                 child = self.runs.head(node.child)
                 if child is not None and not child.final:

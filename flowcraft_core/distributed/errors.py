@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .records import RunRecord
+    from .records import NodeRecord
 
 
 class RunNotFound(LookupError):
@@ -31,9 +31,10 @@ class RunConflict(RuntimeError):
 
 
 class CommitRejected(Exception):
-    """A conditional write lost: the node was committed already, or the run is closed."""
+    """A conditional write lost: the node settled already (``current`` is its record), or the
+    run is closed."""
 
-    def __init__(self, reason: str, current: RunRecord | None) -> None:
+    def __init__(self, reason: str, current: NodeRecord | None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.current = current

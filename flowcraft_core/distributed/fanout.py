@@ -11,6 +11,7 @@ places after it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
@@ -58,7 +59,9 @@ class Fanout:
             )
         store = worker.runs.items
         now = worker.clock.now()
-        existing = store.get_many([fanout_key(run_id, key)]).get(fanout_key(run_id, key))
+        existing: dict[str, Any] | None = store.get_many([fanout_key(run_id, key)]).get(
+            fanout_key(run_id, key)
+        )
         if existing is None:
             text = json.dumps(spec.items, separators=(",", ":"), sort_keys=True, default=str)
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -73,16 +76,14 @@ class Fanout:
                     where=f"node {node_id!r}: map items {chunk * CHUNK}-",
                 )
                 item_key = chunk_key(run_id, key, digest, chunk)
-                try:
+                with contextlib.suppress(ConditionFailed):
                     store.put(
                         item_key,
                         {"runId": item_key, "v": envelope, "ttl": ttl},
                         ((Cond(("runId",), "absent"),),),
                     )
-                except ConditionFailed:
-                    pass
             described = {k: v for k, v in spec.to_dict().items() if k != "items"}
-            record = {
+            record: dict[str, Any] = {
                 "runId": fanout_key(run_id, key),
                 "count": len(spec.items),
                 "digest": digest,

@@ -48,7 +48,7 @@ class Update:
     #: Numbers are added; sets are unioned (idempotent, so a repeated arrival counts once).
     add: dict[Path, Any] = field(default_factory=dict)
     #: Set members removed.
-    delete: dict[Path, set[Any]] = field(default_factory=dict)
+    delete: dict[Path, Any] = field(default_factory=dict)
     remove: list[Path] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -140,7 +140,7 @@ def _parent(item: Item, path: Path) -> dict[str, Any]:
             # in the same or an earlier write, so this is a bug, not bad input.
             raise KeyError(f"no map at {'.'.join(path[:-1])}")
         target = nxt
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def apply_update(item: Item, update: Update) -> None:

@@ -186,7 +186,8 @@ class RunItems:
         except ConditionFailed:
             return False
         except ItemTooLarge as exc:
-            raise StateTooLarge(f"the initial context is too large for the run's head: {exc}")
+            message = f"the initial context is too large for the run's head: {exc}"
+            raise StateTooLarge(message) from None
         return True
 
     def transition(
@@ -534,9 +535,7 @@ class RunItems:
 
     def loop_end(self, run_id: str, loop: int) -> int | None:
         """The last pass of a loop that ended; None while it goes on."""
-        item = self.items.get_many([loop_exits_key(run_id, loop)]).get(
-            loop_exits_key(run_id, loop)
-        )
+        item = self.items.get_many([loop_exits_key(run_id, loop)]).get(loop_exits_key(run_id, loop))
         return int(item["end"]) if item and item.get("end") is not None else None
 
     def passes_settled(self, run_id: str, loop: int, last: int, members: int) -> bool:

@@ -7,10 +7,7 @@ unit-tested in milliseconds.
 
 from __future__ import annotations
 
-import copy
-import json
-import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 

@@ -56,7 +56,7 @@ from .items import ItemStore
 from .job import Job
 from .layout import BUCKET, decision_key, join_key, loop_exits_key
 from .payloads import PayloadsUnavailable, ValueCodec, ValueTooLarge
-from .plan import EXIT, Plan
+from .plan import Plan
 from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunHead
 from .state import JobRead, Retention, RunItems
 from .stores import JobQueue, StatusStore
@@ -286,7 +286,7 @@ class Worker:
     # ------------------------------------------------------------------ one node
     async def _step(self, plan: Plan, job: Job, chained: bool) -> Job | None:
         key = job.node_id
-        node_id, iteration = split_key(key)
+        node_id, _iteration = split_key(key)
         graph = plan.graph
         if node_id not in graph.nodes:
             head = self.runs.head(job.run_id)
