@@ -1,56 +1,97 @@
-"""Distributed cost: AWS requests, capacity units and dollars per executed node.
+"""Distributed cost per executed node, and how it grows with the run: requests, units, CPU, $.
 
-Runs real workflows through the boto3 driver against a moto server (started here), delivering
-jobs the way Lambda's event source does (receive batches of 10, delete what succeeded), and
-counts every request with botocore's event hooks. Prints figures; never passes or fails.
+Each shape runs twice:
+
+* through the boto3 driver against a moto server (started here), jobs delivered the way
+  Lambda's event source does (batches of 10, delete what succeeded), every SQS, DynamoDB and
+  S3 request counted by operation with botocore's event hooks;
+* through the same worker on in-memory stores, which bill each write and read by DynamoDB's
+  rules (1 WRU per started KB of the larger of the item before and after, twice inside a
+  transaction; 1 RRU per started 4 KB of a strongly consistent read) and time the handler's
+  CPU without the emulator's latency.
+
+Prints figures; never passes or fails. ``--shapes chain20,fan50`` runs a subset.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
-import math
 import os
+import random
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# List prices (us-east-1): SQS per request, DynamoDB on-demand per unit, Lambda arm64.
+# List prices (us-east-1): SQS per request, DynamoDB on-demand per unit, S3, Lambda arm64.
 SQS_PER_REQUEST = 0.40 / 1e6
 DDB_PER_WRU = 0.625 / 1e6
 DDB_PER_RRU = 0.125 / 1e6
+S3_PER_PUT = 5.0 / 1e6
+S3_PER_GET = 0.4 / 1e6
 LAMBDA_PER_REQUEST = 0.20 / 1e6
 LAMBDA_PER_GB_SECOND = 0.0000133334
 LAMBDA_GB = 0.25
 BATCH = 10
-#: Typical in-region latency of one DynamoDB/SQS call from Lambda (assumption, not measured).
+#: Typical in-region latency of one DynamoDB/SQS/S3 call from Lambda (assumption, not measured).
 AWS_CALL_LATENCY_S = 0.006
 
+WORDS = [
+    "order",
+    "shipped",
+    "invoice",
+    "customer",
+    "payment",
+    "refund",
+    "warehouse",
+    "parcel",
+    "address",
+    "pending",
+    "approved",
+    "summary",
+    "total",
+    "quantity",
+    "discount",
+    "priority",
+    "routing",
+    "carrier",
+    "delivered",
+    "returned",
+]
 
-def item_size(value: Any) -> int:
-    """DynamoDB's size of a typed attribute value (AWS's published rules, approximately)."""
-    ((kind, inner),) = value.items()
-    if kind == "S":
-        return len(inner.encode())
-    if kind == "N":
-        digits = len(inner.replace("-", "").replace(".", "").lstrip("0")) or 1
-        return (digits + 1) // 2 + 1
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + 1 + item_size(v) for k, v in inner.items())
-    if kind == "L":
-        return 3 + sum(1 + item_size(v) for v in inner)
-    return len(json.dumps(inner))
+
+def step(ctx: Any) -> dict[str, Any]:
+    return {"output": {"ok": True}}
 
 
-def chain(n: int) -> dict[str, Any]:
+def report(ctx: Any) -> dict[str, Any]:
+    """A ~10 KB JSON output, like an LLM or ETL step's: records with repeated keys and text."""
+    rng = random.Random(hash(ctx.node_id) & 0xFFFF)
+    rows = [
+        {
+            "id": f"{ctx.node_id}-{i}",
+            "sku": f"SKU-{rng.randrange(10**6):06d}",
+            "qty": rng.randrange(1, 9),
+            "price": round(rng.uniform(1, 500), 2),
+            "note": " ".join(rng.choice(WORDS) for _ in range(12)),
+        }
+        for i in range(56)
+    ]
+    return {"output": {"node": ctx.node_id, "rows": rows}}
+
+
+def square(ctx: Any) -> dict[str, Any]:
+    return {"output": ctx.input * ctx.input}
+
+
+def chain(n: int, uses: str = "step", name: str = "chain") -> dict[str, Any]:
     return {
-        "id": "chain20",
-        "nodes": [{"id": f"n{i}", "uses": "step"} for i in range(n)],
+        "id": name,
+        "nodes": [{"id": f"n{i}", "uses": uses} for i in range(n)],
         "edges": [{"source": f"n{i}", "target": f"n{i + 1}"} for i in range(n - 1)],
     }
 
@@ -60,10 +101,49 @@ def fan(width: int) -> dict[str, Any]:
     nodes += [{"id": f"w{i}", "uses": "step"} for i in range(width)]
     edges = [{"source": "s", "target": f"w{i}"} for i in range(width)]
     edges += [{"source": f"w{i}", "target": "j"} for i in range(width)]
-    return {"id": "fan50", "nodes": nodes, "edges": edges}
+    return {"id": f"fan{width}", "nodes": nodes, "edges": edges}
 
 
-def main() -> None:
+def map_over(count: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    bp = {
+        "id": f"map{count}",
+        "nodes": [
+            {
+                "id": "m",
+                "uses": "map",
+                "params": {"items": "context.xs", "uses": "square", "concurrency": 50},
+            }
+        ],
+    }
+    return bp, {"xs": list(range(count))}
+
+
+def shapes() -> dict[str, tuple[dict[str, Any], dict[str, Any], str]]:
+    from tests.scenarios import MIXED
+
+    found: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
+        "chain20": (chain(20, name="chain20"), {}, "20-node chain"),
+        "chain500x10KB": (
+            chain(500, "report", "chain500x10KB"),
+            {},
+            "500-node chain, 10 KB outputs",
+        ),
+        "fan50": (fan(50), {}, "fan-out/in of 50"),
+        "fan500": (fan(500), {}, "fan-out/in of 500"),
+        "fan2000": (fan(2000), {}, "fan-out/in of 2,000"),
+        "mixed": (MIXED, {}, "mixed (fan-out, all + any joins, condition, retry)"),
+    }
+    bp, context = map_over(10_000)
+    found["map10000"] = (bp, context, "map over 10,000 items (concurrency 50)")
+    return found
+
+
+REGISTRY_EXTRA = {"step": step, "report": report, "square": square}
+
+
+def run_on_moto(
+    selected: list[str], table: dict[str, tuple[dict[str, Any], dict[str, Any], str]]
+) -> dict[str, dict[str, Any]]:
     import logging
 
     from local.aws_calls import AwsCallCounter
@@ -76,54 +156,30 @@ def main() -> None:
     import boto3
 
     counter = AwsCallCounter().install()  # before any client exists, so every client counts
-    wire = {"sent": 0, "received": 0}
 
-    def on_send(request: Any = None, **_: Any) -> None:
-        body = getattr(request, "body", None) or b""
-        wire["sent"] += len(body)
-
-    def on_response(response_dict: Any = None, **_: Any) -> None:
-        wire["received"] += len((response_dict or {}).get("body") or b"")
-
-    boto3.DEFAULT_SESSION.events.register("before-send", on_send)  # type: ignore[union-attr]
-    boto3.DEFAULT_SESSION.events.register("response-received", on_response)  # type: ignore[union-attr]
-
-    from flowcraft_core import NodeContext, NodeResult
     from flowcraft_core.aws import SqsAdapter
-    from flowcraft_core.distributed import (
-        InMemoryJobQueue,
-        InMemoryRunStore,
-        InMemoryStatusStore,
-        Worker,
-        WorkflowClient,
-    )
-    from tests.scenarios import MIXED, REGISTRY
+    from tests.scenarios import REGISTRY
 
-    def step(ctx: NodeContext) -> NodeResult:
-        return NodeResult(output={"ok": True})
-
-    registry = {**REGISTRY, "step": step}
-    blueprints = {"chain20": chain(20), "fan50": fan(50), "mixed": MIXED}
+    registry = {**REGISTRY, **REGISTRY_EXTRA}
     settings = provision("bench")
     adapter = SqsAdapter(
-        blueprints=blueprints,
+        blueprints={name: table[name][0] for name in selected},
         registry=registry,
         queue_url=settings["FLOWCRAFT_QUEUE_URL"],
         context_table=settings["FLOWCRAFT_CONTEXT_TABLE"],
         status_table=settings["FLOWCRAFT_STATUS_TABLE"],
         coordination_table=settings["FLOWCRAFT_COORDINATION_TABLE"],
+        payload_bucket=settings["FLOWCRAFT_PAYLOAD_BUCKET"],
     )
     sqs = boto3.client("sqs")
-    ddb = boto3.client("dynamodb")
     queue_url = settings["FLOWCRAFT_QUEUE_URL"]
-    print("Flowcraft distributed cost per executed node (moto server, Lambda-like delivery)\n")
-    rows = []
-    for blueprint_id in ("chain20", "fan50", "mixed"):
+    results: dict[str, dict[str, Any]] = {}
+    for name in selected:
+        _, context, _ = table[name]
         before = counter.snapshot()
-        bytes_before = dict(wire)
-        stats_before = adapter.worker.stats.nodes_executed
+        executed_before = adapter.worker.stats.nodes_executed
         started = time.perf_counter()
-        run_id, _ = adapter.client.start(blueprint_id, {})
+        run_id, _ = adapter.client.start(name, context)
         loop = asyncio.new_event_loop()
         while True:
             messages = sqs.receive_message(
@@ -143,83 +199,141 @@ def main() -> None:
         loop.close()
         elapsed = time.perf_counter() - started
         counts = counter.since(before)
-        record = adapter.client.get(run_id)
-        assert record.status == "completed", (blueprint_id, record.status, record.error)
-        executed = adapter.worker.stats.nodes_executed - stats_before
-        item = ddb.get_item(
-            TableName=settings["FLOWCRAFT_CONTEXT_TABLE"], Key={"runId": {"S": run_id}}
-        )["Item"]
-        final_kb = sum(len(k) + item_size(v) for k, v in item.items()) / 1024
-        sent = wire["sent"] - bytes_before["sent"]
-        received = wire["received"] - bytes_before["received"]
-        rows.append((blueprint_id, executed, counts, elapsed, final_kb, sent, received))
+        head = adapter.client.head(run_id)
+        assert head.status == "completed", (name, head.status, head.error)
+        executed = adapter.worker.stats.nodes_executed - executed_before
+        results[name] = {"executed": executed, "counts": counts, "elapsed": elapsed}
     counter.uninstall()
+    emulator.stop()
+    return results
 
-    # Handler CPU per node, without the emulator's latency: the same worker on in-memory stores.
-    runs, statuses, queue = InMemoryRunStore(), InMemoryStatusStore(), InMemoryJobQueue()
-    worker = Worker(
-        runs=runs, statuses=statuses, queue=queue, blueprints=blueprints, registry=registry
+
+class CountingStatuses:
+    """The in-memory status store, counting its writes (each ~1 WRU: status rows are small)."""
+
+    def __init__(self) -> None:
+        from flowcraft_core.distributed import InMemoryStatusStore
+
+        self.inner = InMemoryStatusStore()
+        self.writes = 0
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self.inner, name)
+        if name in ("started", "changed", "heartbeat"):
+
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.writes += 1
+                return attribute(*args, **kwargs)
+
+            return counted
+        return attribute
+
+
+def run_in_memory(
+    name: str, table: dict[str, tuple[dict[str, Any], dict[str, Any], str]]
+) -> dict[str, Any]:
+    from flowcraft_core.distributed import (
+        InMemoryItemStore,
+        InMemoryJobQueue,
+        InMemoryPayloadStore,
+        ValueCodec,
+        Worker,
+        WorkflowClient,
     )
-    client = WorkflowClient(runs=runs, statuses=statuses, queue=queue, blueprints=blueprints)
-    cpu_start = time.perf_counter()
-    cpu_nodes = 0
-    for _ in range(20):
-        client.start("mixed")
-        while queue.sent:
-            for job in queue.drain():
-                asyncio.run(worker.handle_job(job))
-    cpu_nodes = worker.stats.nodes_executed
-    cpu_per_node = (time.perf_counter() - cpu_start) / cpu_nodes
+    from flowcraft_core.distributed.state import RunItems
+    from tests.scenarios import REGISTRY
 
-    for blueprint_id, executed, counts, elapsed, final_kb, sent, received in rows:
+    bp, context, _ = table[name]
+    items, payloads = InMemoryItemStore(), InMemoryPayloadStore()
+    runs = RunItems(items, ValueCodec(payloads=payloads))
+    statuses, queue = CountingStatuses(), InMemoryJobQueue()
+    worker = Worker(
+        runs=runs,
+        statuses=statuses,  # type: ignore[arg-type]
+        queue=queue,
+        blueprints={name: bp},
+        registry={**REGISTRY, **REGISTRY_EXTRA},
+    )
+    client = WorkflowClient(runs=runs, statuses=statuses, queue=queue, blueprints={name: bp})  # type: ignore[arg-type]
+    client.start(name, context)
+    units_before = (items.write_units, items.read_units)
+    cpu = time.process_time()
+    loop = asyncio.new_event_loop()
+    while queue.sent:
+        for job in queue.drain():
+            loop.run_until_complete(worker.handle_job(job))
+    cpu = time.process_time() - cpu
+    loop.close()
+    executed = worker.stats.nodes_executed
+    return {
+        "executed": executed,
+        "wru": items.write_units - units_before[0] + statuses.writes,
+        "rru": items.read_units - units_before[1],
+        "cpu": cpu / executed,
+        "s3_puts": payloads.puts,
+        "s3_gets": payloads.gets,
+        "largest_item": max(
+            len(k) + sum(len(a) for a in v) + len(repr(v)) for k, v in items.items.items()
+        ),
+    }
+
+
+def main() -> None:
+    table = shapes()
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shapes", default=",".join(table), help="comma-separated shape names")
+    args = parser.parse_args()
+    selected = [s for s in args.shapes.split(",") if s]
+    print("Flowcraft distributed cost per executed node (moto server, Lambda-like delivery)\n")
+    measured = run_on_moto(selected, table)
+    rows = []
+    for name in selected:
+        wire = measured[name]
+        units = run_in_memory(name, table)
+        executed = wire["executed"]
+        counts: Counter[tuple[str, str]] = wire["counts"]
         total = sum(counts.values())
-        print(
-            f"== {blueprint_id}: {executed} nodes executed, {total} AWS requests "
-            f"({total / executed:.2f} per node), final run item {final_kb:.1f} KB "
-            f"(DynamoDB size); {sent / executed / 1024:.1f} KB sent and "
-            f"{received / executed / 1024:.1f} KB received per node"
-        )
-        for (service, operation), n in counts.most_common():
-            print(f"   {service + '.' + operation:<32}{n:>5}  {n / executed:>6.2f}/node")
         sqs_requests = sum(n for (s, _), n in counts.items() if s == "sqs")
-        reads = sum(
-            n for (s, o), n in counts.items() if s == "dynamodb" and o in {"GetItem", "Query"}
-        )
-        writes = sum(
-            n
-            for (s, o), n in counts.items()
-            if s == "dynamodb" and o in {"PutItem", "UpdateItem", "DeleteItem"}
-        )
-        # A write costs 1 WRU per KB of the item (the larger of before and after), a strongly
-        # consistent read 1 RRU per 4 KB. The run item grows during the run: charge each request
-        # for the item's average size, from empty to final.
-        average_kb = final_kb / 2
-        wru = writes * max(1, math.ceil(average_kb))
-        rru = reads * max(1, math.ceil(average_kb / 4))
-        lambda_seconds = cpu_per_node + AWS_CALL_LATENCY_S * (total / executed)
+        s3_puts = sum(n for (s, o), n in counts.items() if s == "s3" and o == "PutObject")
+        s3_gets = sum(n for (s, o), n in counts.items() if s == "s3" and o == "GetObject")
+        wru = units["wru"] / units["executed"]
+        rru = units["rru"] / units["executed"]
+        lambda_seconds = units["cpu"] + AWS_CALL_LATENCY_S * (total / executed)
         dollars = (
             sqs_requests / executed * SQS_PER_REQUEST
-            + wru / executed * DDB_PER_WRU
-            + rru / executed * DDB_PER_RRU
+            + wru * DDB_PER_WRU
+            + rru * DDB_PER_RRU
+            + s3_puts / executed * S3_PER_PUT
+            + s3_gets / executed * S3_PER_GET
             + LAMBDA_PER_REQUEST / BATCH
             + lambda_seconds * LAMBDA_GB * LAMBDA_PER_GB_SECOND
         ) * 1e6
-        billed = total  # every SQS and DynamoDB request is billed
-        print(f"   billed requests per node: {billed / executed:.2f} (target <= 4)")
         print(
-            f"   DynamoDB units per node: {wru / executed:.2f} WRU, {rru / executed:.2f} RRU (estimated from item size)"
+            f"== {table[name][2]}: {executed} nodes executed, {total} AWS requests "
+            f"({total / executed:.2f} per node), {executed / wire['elapsed']:.0f} nodes/s "
+            "through the emulator"
         )
+        for (service, operation), n in counts.most_common():
+            print(f"   {service + '.' + operation:<32}{n:>7}  {n / executed:>6.3f}/node")
         print(
-            f"   throughput through the emulator: {executed / elapsed:.0f} nodes/s at {total / elapsed:.0f} requests/s"
+            f"   DynamoDB per node: {wru:.2f} WRU, {rru:.2f} RRU; worker CPU {units['cpu'] * 1e3:.2f} ms; "
+            f"largest item {units['largest_item'] / 1024:.1f} KB; ${dollars:.2f} per million nodes\n"
         )
+        rows.append((table[name][2], total / executed, wru, rru, units["cpu"] * 1e3, dollars))
+    print(
+        "| workflow | requests per node | WRU per node | RRU per node | worker CPU per node | $ per million nodes |"
+    )
+    print("|---|---|---|---|---|---|")
+    for label, requests, wru, rru, cpu, dollars in rows:
         print(
-            f"   cost per million node executions: ${dollars:.2f} (target < $2; Step Functions Standard $25)\n"
+            f"| {label} | {requests:.2f} | {wru:.2f} | {rru:.2f} | {cpu:.2f} ms | {dollars:.2f} |"
         )
     print(
-        f"handler CPU per node (in-memory stores): {cpu_per_node * 1e6:.0f} µs; Lambda duration modelled as "
-        f"CPU + {AWS_CALL_LATENCY_S * 1000:.0f} ms per AWS request, 256 MB arm64, {BATCH} jobs per batch"
+        f"\nDollars at list prices: SQS $0.40/M requests, DynamoDB $0.625/M WRU and $0.125/M RRU, "
+        f"S3 $5/M PUT and $0.40/M GET, Lambda arm64 $0.20/M requests ({BATCH} jobs per batch) "
+        f"plus 256 MB x (CPU + {AWS_CALL_LATENCY_S * 1000:.0f} ms per AWS request). "
+        "Step Functions Standard: $25 per million transitions."
     )
-    emulator.stop()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 | route | body | answer |
 |---|---|---|
 | ``POST /runs`` | ``{"blueprintId", "context"?, "runId"?}`` | 202 ``{"runId", "status"}`` |
-| ``GET /runs/{runId}`` | | 200 the run (``RunRecord.to_api()``); 404 |
+| ``GET /runs/{runId}`` | | 200 status, context and a summary (node statuses and outputs of
+  runs up to 200 nodes); 404 |
+| ``GET /runs/{runId}/nodes`` | query ``limit``, ``nextToken`` | 200 a page of node results |
 | ``POST /runs/{runId}/resume`` | ``{"nodeId"?, "action"?, "output"?}`` | 202; 404; 409 |
 | ``POST /runs/{runId}/cancel`` | | 202; 404; 409 |
 | ``GET /openapi.json`` | | the OpenAPI 3.1 document of the routes above |
@@ -42,7 +44,7 @@ from urllib.parse import unquote
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -72,6 +74,7 @@ ROUTES = (
     "GET /runs/{runId}",
     "POST /runs/{runId}/resume",
     "POST /runs/{runId}/cancel",
+    "GET /runs/{runId}/nodes",
     "GET /openapi.json",
 )
 
@@ -165,8 +168,44 @@ class RunView(_Reply):
     error: str | None = None
     created_at: float = Field(description="Epoch seconds.")
     updated_at: float = Field(description="Epoch seconds.")
-    nodes: dict[str, Any] | None = Field(default=None, description="Node id -> status.")
-    outputs: dict[str, Any] | None = Field(default=None, description="Node id -> output.")
+    nodes: dict[str, Any] | None = Field(
+        default=None, description="Node id -> status (runs of up to 200 nodes)."
+    )
+    outputs: dict[str, Any] | None = Field(
+        default=None,
+        description="Node id -> output (runs of up to 200 nodes; values too large for the "
+        "answer read as {'$omitted': ..., 'storedBytes': n}).",
+    )
+    summary: dict[str, Any] | None = Field(
+        default=None, description="How many nodes the run has and where to page through them."
+    )
+
+
+class NodeResultView(_Reply):
+    """One node instance of a run (a loop member has one per pass: ``id#2``)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+
+    node_id: str
+    instance: str
+    status: str = Field(
+        description="completed, skipped, failed, awaiting, waiting, retrying or sleeping"
+    )
+    attempts: int
+    output: Any = None
+    action: str | None = None
+    error: str | None = None
+    finished_at: float | None = None
+    next_attempt_at: float | None = None
+    wake_at: float | None = None
+
+
+class NodePage(_Reply):
+    run_id: str
+    items: list[NodeResultView]
+    next_token: str | None = Field(
+        default=None, description="Pass as nextToken to read the next page; absent at the end."
+    )
 
 
 class FieldProblem(BaseModel):
@@ -245,8 +284,32 @@ def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[dict[str, An
 )
 def get_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
-    record = config.adapter().client.get(runId)
-    return _reply(200, RunView.model_validate(record.to_api()))
+    return _reply(200, RunView.model_validate(config.adapter().client.view(runId)))
+
+
+@app.get(
+    "/runs/<runId>/nodes",
+    summary="Page through a run's node results",
+    responses={
+        200: _documented("A page of node results, in blueprint order", NodePage),
+        400: _BAD_REQUEST,
+        404: _NOT_FOUND,
+    },
+    tags=["runs"],
+)
+def list_nodes(
+    runId: RunIdPath,
+    limit: Annotated[int, Query(ge=1, le=500, description="Node results per page")] = 50,
+    nextToken: Annotated[
+        str | None, Query(max_length=500, description="From the previous page")
+    ] = None,
+) -> Response[dict[str, Any]]:
+    runId = _decoded(runId)
+    try:
+        page = config.adapter().client.nodes(runId, limit=limit, next_token=nextToken)
+    except ValueError as exc:
+        return _reply(400, ErrorBody(message=str(exc)))
+    return _reply(200, NodePage.model_validate(page))
 
 
 @app.post(

@@ -51,6 +51,7 @@ RESOURCES = (
     "/runs/{runId}",
     "/runs/{runId}/resume",
     "/runs/{runId}/cancel",
+    "/runs/{runId}/nodes",
     "/openapi.json",
 )
 PROXY_RESOURCE = "/{proxy+}"

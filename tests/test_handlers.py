@@ -180,6 +180,10 @@ def proxy_event(
     base64_body: bool = False,
 ) -> dict[str, Any]:
     """A REST API (v1) proxy event, as API Gateway builds it for the stack's resources."""
+    from urllib.parse import parse_qsl
+
+    path, _, query = path.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True)
     parts = path.strip("/").split("/")
     resource, params = path, None
     if len(parts) >= 2 and parts[0] == "runs":
@@ -192,8 +196,9 @@ def proxy_event(
         "httpMethod": method,
         "headers": all_headers,
         "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": dict(pairs) or None,
+        "multiValueQueryStringParameters": {k: [v for n, v in pairs if n == k] for k, _ in pairs}
+        or None,
         "pathParameters": params,
         "stageVariables": None,
         "requestContext": {

@@ -197,7 +197,31 @@ def test_failed_run_shows_its_error(stack: Stack) -> None:
     assert "boom" in run["error"] and "card declined" in run["error"]
 
 
-def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
+def test_node_results_page_through_the_api_and_a_bad_token_is_400(stack: Stack) -> None:
+    run_id = stack.start("order")
+    stack.drain()
+    view = stack.get(run_id)
+    assert view["status"] == "completed"
+    assert view["summary"]["nodesPage"] == f"/runs/{run_id}/nodes"
+    status, first = stack.call_api("GET", f"/runs/{run_id}/nodes?limit=2")
+    assert status == 200, first
+    assert len(first["items"]) == 2 and first["nextToken"]
+    instances = [i["instance"] for i in first["items"]]
+    token = first["nextToken"]
+    while token:
+        status, page = stack.call_api("GET", f"/runs/{run_id}/nodes?limit=2&nextToken={token}")
+        assert status == 200
+        instances += [i["instance"] for i in page["items"]]
+        token = page.get("nextToken")
+    assert set(instances) == set(view["nodes"]) and len(instances) == len(set(instances))
+    assert all("output" in i for i in first["items"] if i["status"] == "completed")
+    status, body = stack.call_api("GET", f"/runs/{run_id}/nodes?nextToken=nonsense")
+    assert status == 400 and "nextToken" in body["message"]
+    status, body = stack.call_api("GET", f"/runs/{run_id}/nodes?limit=0")
+    assert status == 400 and "limit" in body["message"]
+
+
+def test_openapi_document_describes_the_routes(stack: Stack) -> None:
     status, document = stack.call_api("GET", "/openapi.json")
     assert status == 200
     assert document["openapi"].startswith("3.1")
@@ -209,6 +233,7 @@ def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
         "GET /runs/{runId}",
         "POST /runs/{runId}/resume",
         "POST /runs/{runId}/cancel",
+        "GET /runs/{runId}/nodes",
     }
     start = document["paths"]["/runs"]["post"]
     assert set(start["responses"]) == {"202", "400", "409", "413"}
@@ -223,6 +248,8 @@ def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
         "RunView",
         "ErrorBody",
         "FieldProblem",
+        "NodePage",
+        "NodeResultView",
     }  # no HTTPValidationError: invalid requests answer 400 with ErrorBody, not 422
     text = json.dumps(document)
     assert "422" not in text

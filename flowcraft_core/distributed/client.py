@@ -129,6 +129,25 @@ class WorkflowClient:
             raise RunNotFound(run_id)
         return record
 
+    def view(self, run_id: str) -> dict[str, Any]:
+        """``GET /runs/{runId}``: status, context and a summary (bounded for any run size)."""
+        from .view import run_view
+
+        head = self.head(run_id)
+        body = run_view(self.runs, self.plan(head.blueprint_id), run_id)
+        if body is None:
+            raise RunNotFound(run_id)
+        return body
+
+    def nodes(
+        self, run_id: str, *, limit: int = 50, next_token: str | None = None
+    ) -> dict[str, Any]:
+        """``GET /runs/{runId}/nodes``: a page of node results, in blueprint order."""
+        from .view import node_page
+
+        head = self.head(run_id)
+        return node_page(self.runs, self.plan(head.blueprint_id), run_id, limit, next_token)
+
     def resume(
         self,
         run_id: str,

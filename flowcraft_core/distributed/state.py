@@ -298,8 +298,9 @@ class RunItems:
         now: float,
         where: str,
         replace_attempt: int | None = None,
-    ) -> None:
-        """Commit a completed node once; raise CommitRejected with the current record.
+    ) -> NodeRecord:
+        """Commit a completed node once (returning its record); raise CommitRejected with the
+        current record.
 
         A completed node replaces a parked record (awaiting, waiting, retrying, sleeping) and
         with it its pending resume, retry and timer.
@@ -362,6 +363,8 @@ class RunItems:
             raise CommitRejected(reason, record) from None
         except ItemTooLarge as exc:
             raise StateTooLarge(str(exc)) from None
+        written_item = {path[0]: value for path, value in node.items()}
+        return node_from_item(written_item, key)
 
     def skip(self, run_id: str, key: str, decisions: Mapping[int, bool], now: float) -> None:
         """Record a skipped instance (idempotent: an existing record stays)."""

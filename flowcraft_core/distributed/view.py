@@ -11,8 +11,11 @@ arrival fired each) and the loop records (which exits a loop took, and whether i
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..scheduler import AWAITING, instance_key, split_key
 from .errors import CommitRejected
@@ -26,6 +29,7 @@ from .layout import (
     node_key,
 )
 from .parking import delay_of
+from .payloads import ValueCodec
 from .plan import Plan
 from .records import COMPLETED, RUNNING, NodeRecord, RunRecord
 from .state import RunItems, head_from_item, node_from_item
@@ -319,3 +323,137 @@ def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
                 i: items[n] for i, n in enumerate(names) if n in items and not items[n].settled
             },
         }
+
+
+# ---------------------------------------------------------------------------------- the API
+#: ``GET /runs/{runId}`` lists node statuses and outputs for blueprints up to this many nodes;
+#: larger runs show counts, and their nodes are read page by page.
+SUMMARY_NODES = 200
+#: Bytes of decoded values one answer carries (Lambda answers at most 6 MB).
+ANSWER_BUDGET = 2 * 1024 * 1024
+#: A single value larger than this is shown as a reference, not inline.
+VALUE_BUDGET = 256 * 1024
+
+
+def shown(runs: RunItems, envelope: Any, budget: list[int]) -> Any:
+    """A stored value for an answer: decoded while the answer's byte budget lasts, else a
+    placeholder naming its size (the value itself is intact in the run)."""
+    size = ValueCodec.stored_size(envelope)
+    if ValueCodec.is_reference(envelope) or "z" in (envelope or {}):
+        raw_size = int(envelope.get("n", 0)) if ValueCodec.is_reference(envelope) else size * 4
+    else:
+        raw_size = size
+    if raw_size > VALUE_BUDGET or raw_size > budget[0]:
+        return {"$omitted": "too large for this answer", "storedBytes": size}
+    value = runs.codec.decode(envelope)
+    budget[0] -= len(json.dumps(value, default=str))
+    return value
+
+
+def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
+    """``GET /runs/{runId}``: status, context, and a summary that stays small for any run."""
+    head = runs.head(run_id)
+    if head is None:
+        return None
+    budget = [ANSWER_BUDGET]
+    body: dict[str, Any] = {
+        "runId": run_id,
+        "blueprintId": head.blueprint_id,
+        "status": head.status,
+        "context": {},
+        "createdAt": head.created_at,
+        "updatedAt": head.updated_at,
+    }
+    for key, stored in head.context.items():
+        if isinstance(stored, Mapping) and "at" in stored:
+            body["context"][key] = runs.context_value(run_id, key, stored)
+        else:
+            body["context"][key] = shown(runs, stored, budget)
+    if head.error:
+        body["error"] = head.error
+    if len(plan.graph.order) <= SUMMARY_NODES:
+        record = load_run(runs, plan, run_id, outputs=False)
+        if record is not None:
+            full = record.to_api()
+            body["nodes"] = full["nodes"]
+            body["timeline"] = full["timeline"]
+            latest: dict[str, tuple[int, Any]] = {}
+            for key, node in record.nodes.items():
+                node_id, iteration = split_key(key)
+                if node.status == COMPLETED and iteration >= latest.get(node_id, (-1, None))[0]:
+                    latest[node_id] = (iteration, node.stored)
+            body["outputs"] = {
+                n: shown(runs, latest[n][1], budget) for n in plan.graph.order if n in latest
+            }
+    body["summary"] = {"nodes": len(plan.graph.order), "nodesPage": f"/runs/{run_id}/nodes"}
+    return body
+
+
+def node_page(
+    runs: RunItems, plan: Plan, run_id: str, limit: int, token: str | None
+) -> dict[str, Any]:
+    """``GET /runs/{runId}/nodes``: node instances in blueprint order (each loop pass of a
+    member in turn), at most ``limit`` and within the answer's byte budget."""
+    order = plan.graph.order
+    position, iteration = 0, 0
+    if token:
+        try:
+            decoded = json.loads(base64.urlsafe_b64decode(token.encode()).decode())
+            position, iteration = int(decoded["i"]), int(decoded["k"])
+        except (ValueError, KeyError, TypeError):
+            raise ValueError("nextToken is not one this API gave out") from None
+    budget = [ANSWER_BUDGET]
+    items: list[dict[str, Any]] = []
+    loop_of = plan.graph.loop_of
+    while position < len(order) and len(items) < limit and budget[0] > 0:
+        node_id = order[position]
+        if node_id in loop_of:
+            batch = [instance_key(node_id, k) for k in range(iteration, iteration + 10)]
+        else:
+            batch = []
+            end = position
+            while end < len(order) and order[end] not in loop_of and len(batch) < limit:
+                batch.append(order[end])
+                end += 1
+        found = runs.nodes(run_id, batch)
+        for key in batch:
+            if len(items) >= limit or budget[0] <= 0:
+                break
+            node = found.get(key)
+            if node_id in loop_of:
+                if node is None:
+                    position, iteration = position + 1, 0
+                    break
+                items.append(_entry(runs, key, node, budget))
+                iteration += 1
+            else:
+                if node is not None:
+                    items.append(_entry(runs, key, node, budget))
+                position += 1
+    page: dict[str, Any] = {"runId": run_id, "items": items}
+    if position < len(order):
+        marker = json.dumps({"i": position, "k": iteration}).encode()
+        page["nextToken"] = base64.urlsafe_b64encode(marker).decode()
+    return page
+
+
+def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "nodeId": split_key(key)[0],
+        "instance": key,
+        "status": node.status,
+        "attempts": node.attempts,
+    }
+    if node.action is not None:
+        entry["action"] = node.action
+    if node.error:
+        entry["error"] = node.error
+    if node.finished_at is not None:
+        entry["finishedAt"] = node.finished_at
+    if node.retry is not None:
+        entry["nextAttemptAt"] = node.retry["notBefore"]
+    if node.wake is not None and not node.settled:
+        entry["wakeAt"] = node.wake
+    if node.status == COMPLETED:
+        entry["output"] = shown(runs, node.stored, budget)
+    return entry

@@ -124,6 +124,8 @@ class JobState:
     head: RunHead
     own: NodeRecord | None = None
     read: JobRead | None = None
+    #: Records this invocation committed (a chain run inline reads its predecessor from here).
+    known: dict[str, NodeRecord] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -257,10 +259,11 @@ class Worker:
             await self.fanout.run_item(plan, job)
             return
         chained = 0
+        known: dict[str, NodeRecord] = {}
         next_job: Job | None = job
         while next_job is not None:
             current = next_job
-            next_job = await self._step(plan, current, chained > 0)
+            next_job = await self._step(plan, current, known)
             chained += 1
             if next_job is None:
                 break
@@ -284,7 +287,7 @@ class Worker:
         self.statuses.heartbeat(run_id, now)
 
     # ------------------------------------------------------------------ one node
-    async def _step(self, plan: Plan, job: Job, chained: bool) -> Job | None:
+    async def _step(self, plan: Plan, job: Job, known: dict[str, NodeRecord]) -> Job | None:
         key = job.node_id
         node_id, _iteration = split_key(key)
         graph = plan.graph
@@ -295,7 +298,7 @@ class Worker:
             if not head.final:
                 self.fail_run(head, f"job names unknown node {node_id!r}")
             return None
-        sources, read = self._read_for(plan, job.run_id, key)
+        sources, read = self._read_for(plan, job.run_id, key, known)
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
@@ -304,7 +307,9 @@ class Worker:
             return None
         if head.final:
             return None
-        state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
+        state = JobState(
+            job=job, plan=plan, head=head, own=read.nodes.get(key), read=read, known=known
+        )
         own = state.own
         if own is not None and own.settled:
             # Redelivered: what this job's invocation committed after it is walked again, and
@@ -332,9 +337,10 @@ class Worker:
         return await self._execute(state, node_input, context)
 
     def _read_for(
-        self, plan: Plan, run_id: str, key: str
+        self, plan: Plan, run_id: str, key: str, known: Mapping[str, NodeRecord] | None = None
     ) -> tuple[list[tuple[CompiledEdge, str | None]], JobRead]:
-        """One consistent read of the head, the instance and what its input is built from."""
+        """One consistent read of the head, the instance and what its input is built from
+        (predecessors this invocation committed itself are not read again)."""
         node_id, iteration = split_key(key)
         sources = self._sources(plan, node_id, iteration)
         extra: list[str] = []
@@ -343,8 +349,10 @@ class Worker:
         for edge, source in sources:
             if source is None and edge.loop is not None:
                 extra.append(loop_exits_key(run_id, edge.loop))
-        wanted = [s for _, s in sources if s is not None]
+        wanted = [s for _, s in sources if s is not None and s not in (known or {})]
         read = self.runs.read(run_id, [key, *wanted[:FIRST_READ]], dict.fromkeys(extra))
+        for instance, record in (known or {}).items():
+            read.nodes.setdefault(instance, record)
         return sources, read
 
     def input_of(self, state: JobState, context: Mapping[str, Any]) -> Any:
@@ -529,7 +537,7 @@ class Worker:
             return None
         now = self.clock.now()
         try:
-            self.runs.commit(
+            committed = self.runs.commit(
                 state.run_id,
                 key,
                 output=result.output,
@@ -555,6 +563,8 @@ class Worker:
             )
             self.fail_run(head, message, key=key, attempts=attempts)
             return None
+        state.known.clear()  # a chain needs only the latest link
+        state.known[key] = committed
         return self.after(plan, head, self.advancer.advance(plan, state.run_id, [(key, decisions)]))
 
     def after(self, plan: Plan, head: RunHead, advanced: Advanced) -> Job | None:
