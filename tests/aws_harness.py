@@ -26,6 +26,7 @@ class AwsHarness:
         prefix: str = "t",
         blueprints: dict[str, Any] | None = None,
         registry: dict[str, Any] | None = None,
+        **adapter_options: Any,
     ) -> None:
         self.settings = provision(prefix)
         reset_clients()
@@ -37,6 +38,7 @@ class AwsHarness:
             status_table=self.settings["FLOWCRAFT_STATUS_TABLE"],
             coordination_table=self.settings["FLOWCRAFT_COORDINATION_TABLE"],
             payload_bucket=self.settings["FLOWCRAFT_PAYLOAD_BUCKET"],
+            **adapter_options,
         )
         self.sqs = boto3.client("sqs")  # the event source's own client (not counted)
         self.queue_url = self.settings["FLOWCRAFT_QUEUE_URL"]

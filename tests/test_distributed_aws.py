@@ -94,6 +94,71 @@ def test_crash_after_every_aws_call_keeps_the_invariants(aws: Any) -> None:
         assert finals[run_id] == 1, k
 
 
+WIDE = {
+    "id": "wide",
+    "nodes": [
+        {"id": "s", "uses": "value", "params": {"value": 2}},
+        *({"id": f"w{i}", "uses": "square"} for i in range(6)),
+        {"id": "all", "uses": "echo"},
+        {"id": "any", "uses": "echo", "config": {"joinStrategy": "any"}},
+        {"id": "end", "uses": "echo"},
+    ],
+    "edges": [
+        *({"source": "s", "target": f"w{i}"} for i in range(6)),
+        *({"source": f"w{i}", "target": "all"} for i in range(6)),
+        *({"source": f"w{i}", "target": "any"} for i in range(6)),
+        {"source": "all", "target": "end"},
+        {"source": "any", "target": "end"},
+    ],
+}
+_BLOB = "".join(f"{i:06x}{(i * 2654435761) % 2**32:08x}" for i in range(8000))  # ~112 KB
+
+
+async def _big_writer(ctx: Any) -> dict[str, Any]:
+    await ctx.context.set("notes", _BLOB[:5000])
+    return {"output": {"blob": _BLOB}}
+
+
+def _big_reader(ctx: Any) -> dict[str, Any]:
+    return {"output": len(ctx.input["blob"])}
+
+
+BIG_CHAIN = {
+    "id": "big_chain",
+    "nodes": [
+        {"id": "write", "uses": "big_writer"},
+        {"id": "read", "uses": "big_reader"},
+        {"id": "after", "uses": "echo"},
+    ],
+    "edges": [{"source": "write", "target": "read"}, {"source": "read", "target": "after"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("blueprint_id", "node", "output"),
+    [
+        ("wide", "end", {"all": {f"w{i}": 4 for i in range(6)}, "any": 4}),
+        ("big_chain", "after", len(_BLOB)),
+    ],
+)
+def test_crash_after_every_aws_call_of_wide_joins_and_large_values(
+    aws: Any, blueprint_id: str, node: str, output: Any
+) -> None:
+    registry = {**REGISTRY, "big_writer": _big_writer, "big_reader": _big_reader}
+    h = AwsHarness(
+        prefix=blueprint_id,
+        blueprints={"wide": WIDE, "big_chain": BIG_CHAIN},
+        registry=registry,
+        bucket_size=4,  # the 6-wide joins count their arrivals in buckets
+    )
+    for k, run_id in h.crash_after_each_call(blueprint_id, {}):
+        record = h.adapter.client.get(run_id)
+        assert record.status == "completed", (k, record.status, record.error)
+        assert record.nodes[node].output == output, k
+        if blueprint_id == "big_chain":
+            assert record.context["notes"] == _BLOB[:5000], k
+
+
 @pytest.mark.parametrize(
     ("blueprint_id", "context", "node", "output"),
     [

@@ -16,6 +16,7 @@ from ..blueprint import WorkflowBlueprint
 from ..distributed.client import WorkflowClient
 from ..distributed.errors import DeferJob
 from ..distributed.job import Job
+from ..distributed.layout import BUCKET
 from ..distributed.payloads import DEFAULT_MAX_VALUE_BYTES, ValueCodec
 from ..distributed.reconciler import Reconciler
 from ..distributed.state import Retention, RunItems
@@ -68,6 +69,7 @@ class SqsAdapter:
         payload_bucket: str | None = None,
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
+        bucket_size: int = BUCKET,
         dependencies: Mapping[str, Any] | None = None,
         middleware: Sequence[Middleware] = (),
         clock: Clock | None = None,
@@ -93,6 +95,7 @@ class SqsAdapter:
             dependencies=dependencies,
             middleware=middleware,
             clock=clock,
+            bucket_size=bucket_size,
         )
         self.client = WorkflowClient(
             runs=self.runs,
