@@ -204,8 +204,9 @@ def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
     operations = {
         f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
     }
-    assert operations == {
+    assert operations >= {
         "POST /runs",
+        "GET /runs",
         "GET /runs/{runId}",
         "POST /runs/{runId}/resume",
         "POST /runs/{runId}/cancel",
@@ -215,7 +216,9 @@ def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
     schemas = document["components"]["schemas"]
     assert set(schemas["StartRunRequest"]["properties"]) == {"blueprintId", "context", "runId"}
     assert schemas["StartRunRequest"]["required"] == ["blueprintId"]
-    assert set(schemas) == {
+    assert set(schemas) >= {
+        "RunList",
+        "RunSummaryView",
         "StartRunRequest",
         "ResumeRunRequest",
         "RunAccepted",
@@ -223,7 +226,10 @@ def test_openapi_document_describes_the_four_routes(stack: Stack) -> None:
         "RunView",
         "ErrorBody",
         "FieldProblem",
-    }  # no HTTPValidationError: invalid requests answer 400 with ErrorBody, not 422
+    }
+    assert (
+        "HTTPValidationError" not in schemas
+    )  # no HTTPValidationError: invalid requests answer 400 with ErrorBody, not 422
     text = json.dumps(document)
     assert "422" not in text
     validator: Any = pytest.importorskip("openapi_spec_validator")
