@@ -28,8 +28,24 @@ EXIT_FAILED = 1
 EXIT_AWAITING = 3
 EXIT_TIMEOUT = 4
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False)
+
+class _Consoles:
+    """Consoles bound to the current stdout/stderr (tests and pipes swap them).
+
+    Off a terminal the width is generous: a run id or a timestamp cut to fit 80 columns is
+    useless in a log or to ``grep``.
+    """
+
+    @property
+    def out(self) -> Console:
+        return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+    @property
+    def err(self) -> Console:
+        return Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+_consoles = _Consoles()
 
 
 class Target:
@@ -70,7 +86,7 @@ class Target:
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    errors.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
+    _consoles.err.print(f"[red]error:[/red] {message}", markup=True, soft_wrap=True)
     sys.exit(code)
 
 
@@ -164,14 +180,14 @@ def _watch(client: FlowcraftClient, run_id: str, poll: float, timeout: float | N
     first = client.get(run_id)
     total = _blueprint_size(first.blueprint_id)
     try:
-        with render.Watcher(console, total) as watcher:
+        with render.Watcher(_consoles.out, total) as watcher:
             run = client.wait(run_id, timeout_s=timeout, poll_s=poll, on_update=watcher.update)
     except TimeoutError as error:
-        errors.print(f"[yellow]{error}[/yellow]", markup=True)
+        _consoles.err.print(f"[yellow]{error}[/yellow]", markup=True)
         return EXIT_TIMEOUT
-    console.print(render.run_view(run))
+    _consoles.out.print(render.run_view(run))
     if run.status == "awaiting":
-        console.print(f"awaiting a resume: flowcraft resume {run_id} --action ...")
+        _consoles.out.print(f"awaiting a resume: flowcraft resume {run_id} --action ...")
     return _exit_code(run)
 
 
@@ -231,7 +247,7 @@ def start(
     if quiet:
         click.echo(accepted.run_id)
     else:
-        console.print(
+        _consoles.out.print(
             f"started run [bold]{accepted.run_id}[/bold] of {blueprint} ({accepted.status})"
         )
     if wait:
@@ -249,7 +265,7 @@ def get(target: Target, run_id: str, as_json: bool) -> None:
     if as_json:
         _print_json(run.model_dump(by_alias=True, exclude_none=True))
     else:
-        console.print(render.run_view(run))
+        _consoles.out.print(render.run_view(run))
 
 
 @cli.command()
@@ -289,9 +305,9 @@ def runs(
         for run in found:
             click.echo(json.dumps(run.model_dump(by_alias=True, exclude_none=True)))
     elif found:
-        console.print(render.runs_table(found))
+        _consoles.out.print(render.runs_table(found))
     else:
-        console.print("no runs")
+        _consoles.out.print("no runs")
 
 
 @cli.command()
@@ -312,7 +328,7 @@ def resume(
     output = _json_argument(output_arg, "--output")
     accepted = calling(target).resume(run_id, node_id=node_id, action=action, output=output)
     where = f" at {accepted.node_id}" if accepted.node_id else ""
-    console.print(f"resumed run [bold]{run_id}[/bold]{where} ({accepted.status})")
+    _consoles.out.print(f"resumed run [bold]{run_id}[/bold]{where} ({accepted.status})")
 
 
 @cli.command()
@@ -322,7 +338,7 @@ def resume(
 def cancel(target: Target, run_id: str) -> None:
     """Cancel a run: no node of it starts from now on."""
     accepted = calling(target).cancel(run_id)
-    console.print(f"cancelled run [bold]{run_id}[/bold] ({accepted.status})")
+    _consoles.out.print(f"cancelled run [bold]{run_id}[/bold] ({accepted.status})")
 
 
 @cli.command()
@@ -334,7 +350,7 @@ def redrive(target: Target, run_id: str, wait: bool) -> None:
     """Continue a failed run from its failed nodes, keeping every committed result."""
     client = calling(target)
     accepted = client.redrive(run_id)
-    console.print(f"redriving run [bold]{run_id}[/bold] ({accepted.status or 'accepted'})")
+    _consoles.out.print(f"redriving run [bold]{run_id}[/bold] ({accepted.status or 'accepted'})")
     if wait:
         sys.exit(_watch(client, run_id, 1.0, None))
 
@@ -367,7 +383,7 @@ def graph(target: Target, run_id: str, out: Path | None) -> None:
     run = calling(target).get(run_id)
     text, exact = diagram(run)
     if not exact:
-        errors.print(
+        _consoles.err.print(
             f"[yellow]blueprint {run.blueprint_id!r} is not in the app module here "
             "(FLOWCRAFT_APP); drawing the run's nodes without edges[/yellow]",
             markup=True,
@@ -376,7 +392,7 @@ def graph(target: Target, run_id: str, out: Path | None) -> None:
         click.echo(text)
     else:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {out} (paste it into https://mermaid.live or a Markdown file)")
+        _consoles.out.print(f"wrote {out} (paste it into https://mermaid.live or a Markdown file)")
 
 
 @cli.command()
@@ -406,7 +422,7 @@ def new(name: str, directory: Path, app_name: str | None) -> None:
     except ScaffoldError as error:
         fail(str(error), code=2)
     for path in result.written:
-        console.print(f"created {path}")
+        _consoles.out.print(f"created {path}")
     for line in result.next_steps:
         click.echo(line)
 
