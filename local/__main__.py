@@ -74,7 +74,14 @@ def _cmd_provision(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    from flowcraft_core.app import AppModuleError, load_app
     from local.stack import LocalStack
+
+    try:  # first: a broken app module must stop us before anything starts
+        load_app(search_path=os.getcwd())
+    except AppModuleError as error:
+        print(f"python -m local up: {error}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
 
