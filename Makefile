@@ -32,8 +32,9 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/python -m local demo
 
+# `make up UP_ARGS=--verbose` shows the handlers' JSON log records and metric documents.
 up: $(STAMP)
-	$(BIN)/python -m local up
+	$(BIN)/python -m local up $(UP_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
