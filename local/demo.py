@@ -157,7 +157,7 @@ def _examples() -> tuple[Example, ...]:
     extra = [
         Example(blueprint_id, context, status=None)
         for blueprint_id, context in sample_contexts.items()
-        if blueprint_id not in named
+        if blueprint_id not in named and blueprint_id in blueprints
     ]
     return (*known, *extra)
 
