@@ -76,7 +76,7 @@ def recorder() -> Iterator[Recorder]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield state
@@ -262,3 +262,38 @@ def test_stack_outputs_give_the_url_and_the_api_key() -> None:
     assert isinstance(signed.auth, SigV4Auth)
     with pytest.raises(ConfigurationError, match="has no ApiUrl output"):
         stack_api("other", session=FakeAws({"QueueUrl": "q"}))
+
+
+def test_watch_gives_up_after_its_timeout_with_exit_4(recorder: Recorder) -> None:
+    recorder.answer = (
+        200,
+        {"runId": "r-1", "blueprintId": "order", "status": "running", "context": {}, "nodes": {}},
+    )
+    result = run_cli(recorder.url, "watch", "r-1", "--poll", "0.05", "--timeout", "0.2")
+    assert result.exit_code == 4
+    assert "still running after 0.2 s" in result.output
+
+
+def test_live_progress_on_a_terminal_shows_done_total_running_and_elapsed() -> None:
+    import io
+
+    from rich.console import Console
+
+    from flowcraft_core.cli.render import Watcher, progress_line
+    from flowcraft_core.client import Run
+
+    run = Run.model_validate(
+        {
+            "runId": "r-1",
+            "blueprintId": "order",
+            "status": "running",
+            "nodes": {"a": "completed", "b": "skipped", "c": "running", "d": "retrying"},
+            "createdAt": "2026-12-04T12:00:00Z",
+        }
+    )
+    line = progress_line(run, 6, 12.34).plain
+    assert line == "order  running  2/6 nodes done  retrying: d  running: c  12.3 s"
+    screen = io.StringIO()
+    with Watcher(Console(file=screen, force_terminal=True, width=100), 6) as watcher:
+        watcher.update(run)
+    assert "2/6 nodes done" in screen.getvalue()
