@@ -1,4 +1,4 @@
-"""HTTP API (API Gateway REST, proxy integration): start, inspect, resume and cancel runs.
+"""HTTP API (API Gateway REST, proxy integration): start, list, inspect, resume, cancel runs.
 
 | route | body | answer |
 |---|---|---|
@@ -377,7 +377,7 @@ def openapi_json(stage_prefix: str = "") -> str:
         app.get_openapi_json_schema(
             title="Flowcraft API",
             version=API_VERSION,
-            description="Start, inspect, resume and cancel Flowcraft workflow runs.",
+            description="Start, list, inspect, resume and cancel Flowcraft workflow runs.",
         )
     )
     document["servers"] = [{"url": stage_prefix or "/"}]

@@ -96,6 +96,12 @@ class EventLines(logging.Handler):
             return f"{_clock()}  {record.levelname.lower():<10}{where}{message[:300]}"
         if "retrying in" in message:
             return f"{_clock()}  {'retry':<10}{message[:300]}"
+        stats = getattr(record, "stats", None)
+        if isinstance(stats, dict) and (stats.get("reconciled_runs") or stats.get("failed_runs")):
+            return (
+                f"{_clock()}  {'reconciler':<11}resumed {stats.get('reconciled_runs', 0)} "
+                f"stalled run(s), failed {stats.get('failed_runs', 0)}"
+            )
         return None
 
 

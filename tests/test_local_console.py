@@ -77,6 +77,13 @@ def test_log_records_keep_warnings_and_retries_only() -> None:
     )
     warning = handler.line(record(logging.WARNING, "run r failed: node 'b': boom\ntraceback"))
     assert warning is not None and warning.endswith("warning   run r failed: node 'b': boom")
+    idle = record(logging.INFO, "reconciliation pass done")
+    idle.stats = {"stalled_runs": 0, "reconciled_runs": 0, "failed_runs": 0}
+    assert handler.line(idle) is None
+    busy = record(logging.INFO, "reconciliation pass done")
+    busy.stats = {"stalled_runs": 2, "reconciled_runs": 2, "failed_runs": 0}
+    line = handler.line(busy)
+    assert line is not None and line.endswith("reconciler resumed 2 stalled run(s), failed 0")
     started = handler.line(record(logging.INFO, "running", name="flowcraft.local.up"))
     assert started is not None and started.endswith("running")
 
