@@ -150,7 +150,7 @@ def scaffold(name: str, directory: Path, app: str) -> Scaffolded:
         "",
         "next steps:",
         f"  python -m pytest {test}",
-        "  make up    (the local stack; in another shell:)",
+        "  make up    (in the Flowcraft checkout: the local stack; then in another shell:)",
         f"  flowcraft start {name} --context {sample} --wait",
         "  npx aws-cdk@2 deploy    (then, on AWS:)",
         f"  flowcraft --stack flowcraft start {name} --context {sample} --wait",
