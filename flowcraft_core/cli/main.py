@@ -11,11 +11,12 @@ or was cancelled, or the API refused the request; 2 bad usage; 3 the run is awai
 
 from __future__ import annotations
 
+import functools
 import json
-import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
@@ -23,6 +24,9 @@ from rich.console import Console
 from ..client import FlowcraftClient, FlowcraftError, resolve_api_url
 from ..client.models import Run
 from . import render
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXIT_FAILED = 1
 EXIT_AWAITING = 3
@@ -90,10 +94,6 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     sys.exit(code)
 
 
-def calling(target: Target) -> FlowcraftClient:
-    return target.client()
-
-
 def _json_argument(value: str | None, what: str) -> Any:
     """``--context '{"a": 1}'``, ``--context @file.json`` or ``--context @-`` (stdin)."""
     if value is None:
@@ -127,8 +127,8 @@ def _exit_code(run: Run) -> int:
 @click.option(
     "--api",
     metavar="URL",
-    help="API base URL (default: FLOWCRAFT_API_URL, --stack, "
-    "or http://127.0.0.1:3000, where `make up` serves it).",
+    help="API base URL. Without it: --stack, FLOWCRAFT_API_URL, FLOWCRAFT_STACK, or "
+    "http://127.0.0.1:3000 (where `make up` serves it).",
 )
 @click.option(
     "--stack",
@@ -199,12 +199,11 @@ def _blueprint_size(blueprint_id: str) -> int | None:
     return len(blueprint.nodes) if blueprint is not None else None
 
 
-def _api_errors(function: Any) -> Any:
+def _api_errors(function: Callable[P, R]) -> Callable[P, R]:
     """Turn client errors into one red line and exit code 1 (no traceback)."""
-    import functools
 
     @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return function(*args, **kwargs)
         except FlowcraftError as error:
@@ -242,7 +241,7 @@ def start(
     context = _json_argument(context_arg, "--context")
     if context is not None and not isinstance(context, dict):
         raise click.BadParameter("--context must be a JSON object")
-    client = calling(target)
+    client = target.client()
     accepted = client.start(blueprint, context, run_id=run_id)
     if quiet:
         click.echo(accepted.run_id)
@@ -261,7 +260,7 @@ def start(
 @_api_errors
 def get(target: Target, run_id: str, as_json: bool) -> None:
     """Show a run: status, nodes, outputs, error."""
-    run = calling(target).get(run_id)
+    run = target.client().get(run_id)
     if as_json:
         _print_json(run.model_dump(by_alias=True, exclude_none=True))
     else:
@@ -276,7 +275,7 @@ def get(target: Target, run_id: str, as_json: bool) -> None:
 @_api_errors
 def watch(target: Target, run_id: str, poll: float, timeout: float | None) -> None:
     """Follow a run live; exit 0 when it completes, non-zero otherwise."""
-    sys.exit(_watch(calling(target), run_id, poll, timeout))
+    sys.exit(_watch(target.client(), run_id, poll, timeout))
 
 
 @cli.command()
@@ -300,7 +299,7 @@ def runs(
     target: Target, status: str | None, blueprint: str | None, limit: int, as_json: bool
 ) -> None:
     """List runs, newest first."""
-    found = list(calling(target).iter_runs(status=status, blueprint_id=blueprint, limit=limit))
+    found = list(target.client().iter_runs(status=status, blueprint_id=blueprint, limit=limit))
     if as_json:
         for run in found:
             click.echo(json.dumps(run.model_dump(by_alias=True, exclude_none=True)))
@@ -326,7 +325,7 @@ def resume(
 ) -> None:
     """Resume an awaiting run."""
     output = _json_argument(output_arg, "--output")
-    accepted = calling(target).resume(run_id, node_id=node_id, action=action, output=output)
+    accepted = target.client().resume(run_id, node_id=node_id, action=action, output=output)
     where = f" at {accepted.node_id}" if accepted.node_id else ""
     _consoles.out.print(f"resumed run [bold]{run_id}[/bold]{where} ({accepted.status})")
 
@@ -337,7 +336,7 @@ def resume(
 @_api_errors
 def cancel(target: Target, run_id: str) -> None:
     """Cancel a run: no node of it starts from now on."""
-    accepted = calling(target).cancel(run_id)
+    accepted = target.client().cancel(run_id)
     _consoles.out.print(f"cancelled run [bold]{run_id}[/bold] ({accepted.status})")
 
 
@@ -348,7 +347,7 @@ def cancel(target: Target, run_id: str) -> None:
 @_api_errors
 def redrive(target: Target, run_id: str, wait: bool) -> None:
     """Continue a failed run from its failed nodes, keeping every committed result."""
-    client = calling(target)
+    client = target.client()
     accepted = client.redrive(run_id)
     _consoles.out.print(f"redriving run [bold]{run_id}[/bold] ({accepted.status or 'accepted'})")
     if wait:
@@ -363,7 +362,7 @@ def redrive(target: Target, run_id: str, wait: bool) -> None:
 @_api_errors
 def nodes(target: Target, run_id: str, limit: int | None, next_token: str | None) -> None:
     """Print one page of a run's node results as JSON."""
-    page = calling(target).nodes(run_id, limit=limit, next_token=next_token)
+    page = target.client().nodes(run_id, limit=limit, next_token=next_token)
     _print_json(page.model_dump(by_alias=True, exclude_none=True))
 
 
@@ -380,7 +379,7 @@ def graph(target: Target, run_id: str, out: Path | None) -> None:
     """The run's Mermaid diagram, nodes coloured by status."""
     from .app_lookup import diagram
 
-    run = calling(target).get(run_id)
+    run = target.client().get(run_id)
     text, exact = diagram(run)
     if not exact:
         _consoles.err.print(
@@ -429,5 +428,4 @@ def new(name: str, directory: Path, app_name: str | None) -> None:
 
 def main() -> None:
     """Entry point of the ``flowcraft`` console script."""
-    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     cli(prog_name="flowcraft")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -158,10 +157,3 @@ class Watcher:
                     f"  ({counts[True]}{of} nodes done)",
                 )
             )
-
-
-def printer(console: Console) -> Callable[[Any], None]:
-    def show(renderable: Any) -> None:
-        console.print(renderable)
-
-    return show
