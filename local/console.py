@@ -209,10 +209,13 @@ class RunNarrator:
 
 
 def _took(view: dict[str, Any]) -> str:
-    created, updated = view.get("createdAt"), view.get("updatedAt")
-    if isinstance(created, int | float) and isinstance(updated, int | float):
-        return f" in {updated - created:.1f} s"
-    return ""
+    """`` in 1.2 s`` (timestamps as epoch seconds or ISO 8601, the forms the view has used)."""
+    from flowcraft_core.client.models import as_datetime
+
+    created, updated = as_datetime(view.get("createdAt")), as_datetime(view.get("updatedAt"))
+    if created is None or updated is None:
+        return ""
+    return f" in {(updated - created).total_seconds():.1f} s"
 
 
 def _runs_in_batch(event: dict[str, Any]) -> list[str]:

@@ -33,7 +33,13 @@ def test_worker_calls_become_node_and_run_lines() -> None:
         [
             view("running", {"a": "completed"}),
             view("running", {"a": "completed"}),  # nothing new: no line
-            view("failed", {"a": "completed", "b": "failed"}, error="node 'b': boom"),
+            view(
+                "failed",
+                {"a": "completed", "b": "failed"},
+                error="node 'b': boom",
+                createdAt="2026-12-04T12:00:00.000Z",  # ISO 8601 as well as epoch seconds
+                updatedAt="2026-12-04T12:00:01.500Z",
+            ),
         ]
     )
     out = io.StringIO()

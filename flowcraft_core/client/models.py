@@ -91,6 +91,8 @@ def as_datetime(value: Timestamp) -> datetime | None:
         return None
     if isinstance(value, int | float):
         return datetime.fromtimestamp(float(value), tz=UTC)
+    if not isinstance(value, str):
+        return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
