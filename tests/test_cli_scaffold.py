@@ -32,6 +32,22 @@ def test_new_project_gets_an_app_package_a_workflow_and_a_passing_test(tmp_path:
     assert "2 passed" in tests.stdout
 
 
+def test_scaffolded_code_passes_the_projects_own_checks(tmp_path: Path) -> None:
+    """In this repository ``make test`` runs ruff and mypy over workflows/ and tests/ too."""
+    scaffold("send_a_rather_long_invoice_reminder", tmp_path, "workflows")
+    ruff = Path(sys.executable).parent / "ruff"
+    config = str(Path(__file__).resolve().parents[1] / "pyproject.toml")
+    for command in (["check"], ["format", "--check"]):
+        checked = subprocess.run(
+            [str(ruff), *command, "--config", config, "."],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_scaffolded_workflow_joins_an_existing_app(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -46,7 +46,7 @@ dependencies: dict[str, Any] = {{}}
 sample_contexts: dict[str, dict[str, Any]] = _found.sample_contexts
 '''
 
-MODULE = '''"""The ``{name}`` workflow: greet someone, then record that it was done.
+MODULE = '''"""A workflow made by ``flowcraft new``: greet someone, then record that it was done.
 
 Edit the nodes and the blueprint; keep BLUEPRINT, REGISTRY and SAMPLE_CONTEXT, which is how the
 app package finds this workflow. Registry keys are prefixed with the workflow's name, so they
@@ -59,7 +59,7 @@ from typing import Any
 
 from flowcraft_core import NodeContext, NodeResult
 
-#: A starting context for the demo, the test and ``flowcraft start {name} --context ...``.
+#: A starting context for the demo, the test and ``flowcraft start``.
 SAMPLE_CONTEXT: dict[str, Any] = {{"name": "Ada"}}
 
 
@@ -76,36 +76,56 @@ def finish(ctx: NodeContext) -> NodeResult:
     return NodeResult(output={{"done": True, **ctx.input}})
 
 
-REGISTRY: dict[str, Any] = {{"{name}.greet": greet, "{name}.finish": finish}}
+REGISTRY: dict[str, Any] = {{
+    "{name}.greet": greet,
+    "{name}.finish": finish,
+}}
 
 BLUEPRINT: dict[str, Any] = {{
     "id": "{name}",
     "nodes": [
-        {{"id": "greet", "uses": "{name}.greet", "config": {{"maxRetries": 2, "retryDelay": 200}}}},
-        {{"id": "finish", "uses": "{name}.finish"}},
+        {{
+            "id": "greet",
+            "uses": "{name}.greet",
+            "config": {{"maxRetries": 2, "retryDelay": 200}},
+        }},
+        {{
+            "id": "finish",
+            "uses": "{name}.finish",
+        }},
     ],
-    "edges": [{{"source": "greet", "target": "finish"}}],
+    "edges": [
+        {{"source": "greet", "target": "finish"}},
+    ],
 }}
 '''
 
-TEST = '''"""The ``{name}`` workflow in memory: it lints clean and runs to the expected result."""
+TEST = '''"""In memory: the workflow lints clean and runs to the expected result.
+
+The app is loaded the way the handlers load it (``load_app``), so this also checks that the
+workflow is part of the app.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 from flowcraft_core import FlowRuntime, lint_blueprint
-from {app} import blueprints, registry
-from {app}.{name} import SAMPLE_CONTEXT
+from flowcraft_core.app import load_app
+
+WORKFLOW = "{name}"
+APP = load_app("{app}")
+SAMPLE_CONTEXT = importlib.import_module(f"{{APP.name}}.{{WORKFLOW}}").SAMPLE_CONTEXT
 
 
-def test_{name}_lints_clean() -> None:
-    assert lint_blueprint(blueprints["{name}"], registry).issues == []
+def test_lints_clean() -> None:
+    assert lint_blueprint(APP.blueprints[WORKFLOW], APP.registry).issues == []
 
 
-def test_{name}_runs_in_memory() -> None:
-    runtime = FlowRuntime(registry, blueprints=blueprints)
-    result = asyncio.run(runtime.run("{name}", SAMPLE_CONTEXT))
+def test_runs_in_memory() -> None:
+    runtime = FlowRuntime(APP.registry, blueprints=APP.blueprints)
+    result = asyncio.run(runtime.run(WORKFLOW, SAMPLE_CONTEXT))
     assert result.status == "completed", result.errors
     assert result.outputs["finish"] == {{"done": True, "greeting": "Hello, Ada!"}}
 '''
