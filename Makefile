@@ -8,11 +8,13 @@ export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: test demo lint typecheck unit bench up synth clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-cli.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || (echo "Python 3.11+ is required" && exit 1)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	# The project itself, editable: `flowcraft` and `import flowcraft_core` work from any folder.
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -30,8 +32,9 @@ test: lint typecheck unit
 demo: $(STAMP)
 	$(BIN)/python -m local demo
 
+# `make up UP_ARGS=--verbose` shows the handlers' JSON log records and metric documents.
 up: $(STAMP)
-	$(BIN)/python -m local up
+	$(BIN)/python -m local up $(UP_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

@@ -1,8 +1,9 @@
-"""HTTP API (API Gateway REST, proxy integration): start, inspect, resume and cancel runs.
+"""HTTP API (API Gateway REST, proxy integration): start, list, inspect, resume, cancel runs.
 
 | route | body | answer |
 |---|---|---|
 | ``POST /runs`` | ``{"blueprintId", "context"?, "runId"?}`` | 202 ``{"runId", "status"}`` |
+| ``GET /runs`` | query ``status``, ``blueprintId``, ``limit``, ``nextToken`` | 200 a page |
 | ``GET /runs/{runId}`` | | 200 status, context and a summary (node statuses and outputs of
   runs up to 200 nodes); 404 |
 | ``GET /runs/{runId}/nodes`` | query ``limit``, ``nextToken`` | 200 a page of node results |
@@ -38,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from flowcraft_core.aws.run_listing import InvalidPageToken
     from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
 
 #: Largest request body accepted (bytes, after base64 decoding). Jobs and run records live in
@@ -71,6 +73,7 @@ API_VERSION = "1.0.0"
 JSON = "application/json"
 ROUTES = (
     "POST /runs",
+    "GET /runs",
     "GET /runs/{runId}",
     "POST /runs/{runId}/resume",
     "POST /runs/{runId}/cancel",
@@ -208,6 +211,27 @@ class NodePage(_Reply):
     )
 
 
+RunStatus = Literal["running", "awaiting", "completed", "failed", "cancelled"]
+
+
+class RunSummaryView(_Reply):
+    """One row of ``GET /runs``: what the status table holds about a run."""
+
+    run_id: str
+    blueprint_id: str
+    status: str
+    created_at: str = Field(description="ISO 8601, UTC.")
+    updated_at: str = Field(description="ISO 8601, UTC.")
+    error: str | None = None
+
+
+class RunList(_Reply):
+    items: list[RunSummaryView]
+    next_token: str | None = Field(
+        default=None, description="Pass it back as nextToken for the next page; absent at the end."
+    )
+
+
 class FieldProblem(BaseModel):
     field: str
     message: str
@@ -270,6 +294,35 @@ def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[dict[str, An
     run_id, status = client.start(body.blueprint_id, body.context, run_id=body.run_id)
     logger.info("run started", extra={"run_id": run_id, "blueprint_id": body.blueprint_id})
     return _reply(202, RunAccepted(run_id=run_id, status=status))
+
+
+@app.get(
+    "/runs",
+    summary="List runs, newest first",
+    responses={200: _documented("A page of runs", RunList), 400: _BAD_REQUEST},
+    tags=["runs"],
+)
+def list_runs(
+    status: Annotated[RunStatus | None, Query(description="Only runs with this status")] = None,
+    blueprintId: Annotated[
+        str | None,
+        Query(min_length=1, max_length=MAX_ID_LENGTH, description="Only runs of this blueprint"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100)")] = 20,
+    nextToken: Annotated[
+        str | None,
+        Query(min_length=1, max_length=4096, description="From the previous page"),
+    ] = None,
+) -> Response[dict[str, Any]]:
+    """Newest first through the status table's indexes (never a scan)."""
+    page = config.adapter().statuses.list_runs(
+        status=status, blueprint_id=blueprintId, limit=limit, next_token=nextToken
+    )
+    reply = RunList(
+        items=[RunSummaryView.model_validate(run.to_api()) for run in page.items],
+        next_token=page.next_token,
+    )
+    return _reply(200, reply)
 
 
 @app.get(
@@ -387,7 +440,7 @@ def openapi_json(stage_prefix: str = "") -> str:
         app.get_openapi_json_schema(
             title="Flowcraft API",
             version=API_VERSION,
-            description="Start, inspect, resume and cancel Flowcraft workflow runs.",
+            description="Start, list, inspect, resume and cancel Flowcraft workflow runs.",
         )
     )
     document["servers"] = [{"url": stage_prefix or "/"}]
@@ -464,6 +517,10 @@ def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
     return _error(409, str(exc), status=exc.status)
 
 
+def _invalid_page_token(exc: InvalidPageToken) -> Response[dict[str, Any]]:
+    return _error(400, f"invalid request: {exc}")
+
+
 @app.not_found
 def _no_route(exc: NotFoundError) -> Response[dict[str, Any]]:
     event = app.current_event
@@ -487,8 +544,10 @@ def _register_client_errors() -> None:
 
     Called on the first request; registering handlers is idempotent.
     """
+    from flowcraft_core.aws.run_listing import InvalidPageToken
     from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
 
+    app.exception_handler(InvalidPageToken)(_invalid_page_token)
     app.exception_handler(UnknownBlueprint)(_unknown_blueprint)
     app.exception_handler(RunNotFound)(_run_not_found)
     app.exception_handler(RunConflict)(_run_conflict)

@@ -6,7 +6,9 @@
   log (the function's cold start), not as an opaque ``Runtime.ImportModuleError``.
 * **The application module** (``FLOWCRAFT_APP``, default ``workflows``) is imported once; its
   ``blueprints`` and ``registry`` (and optional ``dependencies``) build one ``SqsAdapter``, whose
-  boto3 clients stay warm across invocations.
+  boto3 clients stay warm across invocations. Inside Lambda it is imported when this module is
+  (the container's init phase), so a missing or broken app module fails the cold start with a
+  message naming the module and the error (:func:`check_app_at_cold_start`).
 * **Logger and Metrics** are Powertools objects created at import: they are cheap (~5 ms) and the
   handler decorators need them. The logger's service name is fixed to ``flowcraft`` on purpose:
   ``flowcraft_core`` logs to ``flowcraft.*`` loggers, which are children of this one, so the
@@ -23,7 +25,6 @@ On Lambda the environment never changes, so that check is a few dictionary looku
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
@@ -180,33 +181,34 @@ def _build() -> Runtime:
 
 
 def _import_app(name: str) -> ModuleType:
-    """Import ``FLOWCRAFT_APP`` and check it exposes what the handlers need, by name."""
+    """Import ``FLOWCRAFT_APP`` and check it exposes what the handlers need, by name.
+
+    :func:`flowcraft_core.app.load_app` does the work, so the handlers, ``python -m local up``
+    and the command line refuse a broken app module with the same message.
+    """
+    from flowcraft_core.app import AppModuleError, load_app
+
     try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        raise ConfigError(
-            f"FLOWCRAFT_APP={name!r} cannot be imported ({exc}); it must name a module on the "
-            "function's path that defines `blueprints` and `registry`"
-        ) from exc
-    except Exception as exc:
-        raise ConfigError(f"FLOWCRAFT_APP={name!r} failed while importing: {exc!r}") from exc
-    for attribute, what in (
-        ("blueprints", "a dict of blueprint id -> blueprint"),
-        ("registry", "a dict of `uses` key -> node implementation"),
-    ):
-        value = getattr(module, attribute, None)
-        if not isinstance(value, Mapping):
-            found = "nothing" if value is None else type(value).__name__
-            raise ConfigError(
-                f"FLOWCRAFT_APP={name!r} must define `{attribute}` ({what}); found {found}"
-            )
-    dependencies = getattr(module, "dependencies", None)
-    if dependencies is not None and not isinstance(dependencies, Mapping):
-        raise ConfigError(
-            f"FLOWCRAFT_APP={name!r}: `dependencies` must be a dict, "
-            f"not {type(dependencies).__name__}"
-        )
-    return module
+        return load_app(name, check_blueprints=False).module
+    except AppModuleError as exc:
+        raise ConfigError(str(exc)) from exc.__cause__
+
+
+def check_app_at_cold_start(environ: Mapping[str, str] | None = None) -> None:
+    """Inside Lambda, import the app module while the container initialises.
+
+    A missing or broken ``FLOWCRAFT_APP`` then fails the function's init phase with a message
+    naming the module and the error (Lambda reports it as the import error of the handler),
+    instead of answering the first request with a 500 and every later one the same. Outside
+    Lambda nothing happens here: tests and the local stack import the handlers before they set
+    ``FLOWCRAFT_APP`` (the local stack checks the app itself when it starts).
+    """
+    env = os.environ if environ is None else environ
+    if not env.get("AWS_LAMBDA_FUNCTION_NAME") or env.get("AWS_SAM_LOCAL"):
+        return
+    from flowcraft_core.app import app_module_name
+
+    _import_app(app_module_name(env))
 
 
 # --------------------------------------------------------------------------------- tracing
@@ -249,3 +251,6 @@ def traced(handler: HandlerT) -> HandlerT:
         return handler
     wrapped = tracer().capture_lambda_handler(handler, capture_response=False)
     return cast(HandlerT, wrapped)
+
+
+check_app_at_cold_start()

@@ -34,12 +34,17 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX
 
 logger = logging.getLogger("flowcraft.local")
+#: ``up``'s own progress (start, stop, totals): shown in the short default output too.
+up_logger = logging.getLogger("flowcraft.local.up")
+
+Handler = Callable[[dict[str, Any], Any], Any]
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -74,19 +79,34 @@ def _cmd_provision(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    from flowcraft_core.app import AppModuleError, load_app
     from local.stack import LocalStack
+
+    try:  # first: a broken app module must stop us before anything starts
+        load_app(search_path=os.getcwd())
+    except AppModuleError as error:
+        print(f"python -m local up: {error}", file=sys.stderr)
+        return 2
 
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():  # second Ctrl-C: stop waiting for a clean shutdown
             raise KeyboardInterrupt
-        logger.info("received %s; stopping (again to force)", signal.Signals(signum).name)
+        up_logger.info("received %s; stopping (again to force)", signal.Signals(signum).name)
         stop.set()
 
     # Handle SIGINT explicitly too: a shell that starts us in the background ignores it.
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    worker_handler: Handler | None = None
+    api_handler: Handler | None = None
+    if not (args.verbose or args.up_verbose):
+        from local.console import install_quiet_console
+
+        narrator = install_quiet_console()
+        worker_handler = narrator.worker(_late("handlers.worker"))
+        api_handler = narrator.api(_late("handlers.api"))
     stack = LocalStack(
         prefix=args.prefix,
         emulator_port=args.emulator_port,
@@ -95,25 +115,38 @@ def _cmd_up(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         max_batching_window_s=args.batching_window,
         reconcile_every_s=args.reconcile_every,
+        worker_handler=worker_handler,
+        api_handler=api_handler,
     )
     with stack:
         print(stack.describe(), file=sys.stderr, flush=True)
-        logger.info("running; press Ctrl-C to stop")
+        up_logger.info("running; press Ctrl-C to stop")
         try:
             while not stop.wait(1.0):
                 pass
         finally:
             if stack.event_source is not None:
                 stats = stack.event_source.stats
-                logger.info(
+                up_logger.info(
                     "worker totals: %d batches, %d records, %d failed, %d handler errors",
                     stats.batches,
                     stats.records,
                     stats.failures,
                     stats.handler_errors,
                 )
-    logger.info("stopped")
+    up_logger.info("stopped")
     return 0
+
+
+def _late(module: str) -> Handler:
+    """``<module>.handler``, imported on first call (after the stack exported its settings)."""
+
+    def call(event: dict[str, Any], context: Any) -> Any:
+        from local.stack import import_handler
+
+        return import_handler(module)(event, context)
+
+    return call
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -134,7 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m local",
         description="Run Flowcraft locally against an embedded AWS emulator.",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging, and the handlers' JSON log records and metric documents as on Lambda "
+        "(default: one short line per run event)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     provision = commands.add_parser(
@@ -164,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--reconcile-every", type=float, default=10.0, help="seconds between reconciler runs"
     )
+    up.add_argument(
+        "--verbose",
+        dest="up_verbose",
+        action="store_true",
+        help="the handlers' JSON log records and metric documents, as on Lambda",
+    )
     up.set_defaults(func=_cmd_up)
 
     demo = commands.add_parser(
@@ -183,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.demo_args = extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    _configure_logging(args.verbose)
+    _configure_logging(args.verbose or getattr(args, "up_verbose", False))
     code: int = args.func(args)
     return code
 

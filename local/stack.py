@@ -3,6 +3,7 @@
 ``python -m local up``, the demo and end-to-end tests all need the same assembly in the same
 order, and the order matters:
 
+0. Load and check the app module (``FLOWCRAFT_APP``): a broken one stops everything here.
 1. Start the embedded emulator, or reuse the one ``AWS_ENDPOINT_URL`` names.
 2. Export its environment (``AWS_ENDPOINT_URL``, region, dummy credentials) into ``os.environ``,
    because boto3 reads endpoints and credentials from there, never from our code.
@@ -26,6 +27,7 @@ from typing import Any
 
 import boto3
 
+from flowcraft_core.app import App
 from flowcraft_core.aws.schema import DEFAULT_PREFIX, JOB_QUEUE, QueueSpec
 from local.api_server import ApiHTTPServer, serve_api, shutdown_api
 from local.aws_calls import AwsCallCounter
@@ -126,6 +128,7 @@ class LocalStack:
         self._api_thread: threading.Thread | None = None
         self._saved_env: dict[str, str | None] = {}
         self._started = False
+        self.app: App | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -195,6 +198,12 @@ class LocalStack:
     # -- internals ----------------------------------------------------------------------------
 
     def _start(self) -> None:
+        if self._run["worker"] or self._run["api"]:
+            # Before anything starts: a missing or broken FLOWCRAFT_APP is a start-up error
+            # naming the module and the error, not a 500 on the first request.
+            from flowcraft_core.app import load_app
+
+            self.app = load_app(search_path=os.getcwd())
         self.emulator = Emulator.from_environment_or_start(self.emulator_port)
         self._export(self.emulator.environment())
         self._export(local_aws_defaults())

@@ -85,8 +85,8 @@ def test_wide_joins_split_in_buckets_fire_once_and_the_run_ends(join: str) -> No
     run_id = run(h, bp["id"])
     record = h.client.get(run_id)
     assert record.status == "completed", record.error
-    if join == "any":
-        assert [j.node_id for j in h.delivered].count("j") == 1
+    if join == "any":  # sent at most once (or run inline by the arrival that fired it)
+        assert [j.node_id for j in h.delivered].count("j") <= 1
     assert record.nodes["j"].output == (23 if join == "all" else 1)
     # The join's arrivals: 6 buckets of at most 4 and the top item that counts full buckets.
     join_items = [k for k in h.items.items if "#j#j" in k]

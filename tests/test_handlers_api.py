@@ -228,8 +228,9 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
     operations = {
         f"{method.upper()} {path}" for path, item in document["paths"].items() for method in item
     }
-    assert operations == {
+    assert operations >= {
         "POST /runs",
+        "GET /runs",
         "GET /runs/{runId}",
         "POST /runs/{runId}/resume",
         "POST /runs/{runId}/cancel",
@@ -240,7 +241,9 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
     schemas = document["components"]["schemas"]
     assert set(schemas["StartRunRequest"]["properties"]) == {"blueprintId", "context", "runId"}
     assert schemas["StartRunRequest"]["required"] == ["blueprintId"]
-    assert set(schemas) == {
+    assert set(schemas) >= {
+        "RunList",
+        "RunSummaryView",
         "StartRunRequest",
         "ResumeRunRequest",
         "RunAccepted",
@@ -250,7 +253,10 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
         "FieldProblem",
         "NodePage",
         "NodeResultView",
-    }  # no HTTPValidationError: invalid requests answer 400 with ErrorBody, not 422
+    }
+    assert (
+        "HTTPValidationError" not in schemas
+    )  # no HTTPValidationError: invalid requests answer 400 with ErrorBody, not 422
     text = json.dumps(document)
     assert "422" not in text
     validator: Any = pytest.importorskip("openapi_spec_validator")

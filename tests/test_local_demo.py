@@ -102,3 +102,19 @@ def test_demo_runs_every_example_end_to_end(
     assert "class n6 skipped" in order  # "ship", the branch the big order did not take
     assert f"{len(demo.EXAMPLES)}/{len(demo.EXAMPLES)} runs as expected" in printed
     assert "POST /runs/" in printed and "/resume" in printed
+
+
+def test_a_workflow_the_user_adds_runs_too_and_a_removed_example_is_left_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    mine = {"id": "mine", "nodes": [{"id": "a", "uses": "a"}]}
+    apps_blueprints = {k: v for k, v in blueprints.items() if k != "reminder"}
+    monkeypatch.setattr(demo, "blueprints", {**apps_blueprints, "mine": mine})
+    monkeypatch.setattr(demo, "sample_contexts", {**demo.sample_contexts, "mine": {"n": 1}})
+    examples = {e.blueprint_id: e for e in demo._examples()}
+    assert "reminder" not in examples
+    assert examples["mine"].status is None and examples["mine"].context == {"n": 1}
+    assert demo.check(examples["mine"], {"status": "awaiting"}) == []
+    assert demo.check(examples["mine"], {"status": "failed", "error": "x"}) == [
+        "status is 'failed', expected 'completed' or 'awaiting' (x)"
+    ]

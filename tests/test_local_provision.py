@@ -63,9 +63,11 @@ def test_creates_queue_dlq_and_tables(aws: Emulator) -> None:
         ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
         assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": TTL_ATTRIBUTE}
     table = dynamodb.describe_table(TableName=STATUS_TABLE.name("t1"))["Table"]
-    (index,) = table["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == STATUS_ACTIVE_INDEX
-    assert [k["KeyType"] for k in index["KeySchema"]] == ["HASH", "RANGE"]
+    indexes = {index["IndexName"]: index for index in table["GlobalSecondaryIndexes"]}
+    assert set(indexes) == {index.name for index in STATUS_TABLE.indexes}
+    assert STATUS_ACTIVE_INDEX in indexes
+    for index in indexes.values():
+        assert [k["KeyType"] for k in index["KeySchema"]] == ["HASH", "RANGE"]
 
 
 def test_second_run_reuses_everything_and_converges_a_drifted_queue(aws: Emulator) -> None:

@@ -201,16 +201,18 @@ def test_status_table_has_the_active_runs_index(default: Synth) -> None:
             "AttributeDefinitions": Match.array_with(
                 [{"AttributeName": ACTIVE_SINCE_ATTRIBUTE, "AttributeType": "N"}]
             ),
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": STATUS_ACTIVE_INDEX,
-                    "KeySchema": [
-                        {"AttributeName": ACTIVE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
-                        {"AttributeName": ACTIVE_SINCE_ATTRIBUTE, "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-            ],
+            "GlobalSecondaryIndexes": Match.array_with(
+                [
+                    {
+                        "IndexName": STATUS_ACTIVE_INDEX,
+                        "KeySchema": [
+                            {"AttributeName": ACTIVE_SHARD_ATTRIBUTE, "KeyType": "HASH"},
+                            {"AttributeName": ACTIVE_SINCE_ATTRIBUTE, "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "KEYS_ONLY"},
+                    }
+                ]
+            ),
         },
     )
 

@@ -16,6 +16,7 @@ import pytest
 
 import workflows
 from flowcraft_core import FlowRuntime, WorkflowResult, generate_mermaid, lint_blueprint
+from flowcraft_core.app import merge_registries
 from flowcraft_core.distributed.storable import check_storable
 from flowcraft_core.testing import FakeClock
 from workflows import approval, blueprints, order, registry, retry_loop, sample_contexts
@@ -44,7 +45,8 @@ def completed_passes(result: WorkflowResult, node_id: str) -> int:
 
 
 def test_app_module_exposes_what_the_handlers_load() -> None:
-    assert set(blueprints) == {
+    # ">=": a workflow a user adds to workflows/ is picked up and must not break this test.
+    assert set(blueprints) >= {
         "order",
         "approval",
         "thumbnails",
@@ -55,7 +57,8 @@ def test_app_module_exposes_what_the_handlers_load() -> None:
     }
     assert workflows.dependencies == {}
     assert all(callable(implementation) for implementation in registry.values())
-    assert set(sample_contexts) == set(blueprints) - {"welcome_kit"}
+    assert set(sample_contexts) >= {module.BLUEPRINT["id"] for module in workflows.EXAMPLES}
+    assert "welcome_kit" not in sample_contexts
 
 
 @pytest.mark.parametrize("blueprint_id", sorted(blueprints))
@@ -69,7 +72,7 @@ def test_registry_refuses_a_key_defined_twice() -> None:
     one = SimpleNamespace(__name__="one", REGISTRY={"step": lambda ctx: None})
     two = SimpleNamespace(__name__="two", REGISTRY={"step": lambda ctx: None})
     with pytest.raises(ValueError, match="'step' is defined twice"):
-        workflows._merge_registries((one, two))  # type: ignore[arg-type]
+        merge_registries((one, two))
 
 
 @pytest.mark.parametrize("blueprint_id", sorted(sample_contexts))

@@ -10,8 +10,10 @@ examples in memory::
 
     result = await FlowRuntime(registry, blueprints=blueprints).run("order", SAMPLE_CONTEXT)
 
-Each example lives in its own module with its node functions, its blueprint and a
-``SAMPLE_CONTEXT`` (used by ``python -m local demo`` and the tests).
+Each workflow lives in its own module with its node functions, its ``BLUEPRINT``, its
+``REGISTRY`` and a ``SAMPLE_CONTEXT`` (used by ``python -m local demo`` and the tests). Every
+such module in this package is picked up (:func:`flowcraft_core.app.discover`): adding a
+workflow is adding a file, e.g. with ``flowcraft new NAME``.
 """
 
 from __future__ import annotations
@@ -19,35 +21,19 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from flowcraft_core.app import discover
+
 from . import approval, onboarding, order, reminder, retry_loop, thumbnails
 
-#: The example modules, in the order the demo runs them.
+#: The bundled examples, in the order the demo runs them.
 EXAMPLES: tuple[ModuleType, ...] = (order, approval, thumbnails, reminder, onboarding, retry_loop)
 
+_found = discover(__name__)
 
-def _merge_registries(modules: tuple[ModuleType, ...]) -> dict[str, Any]:
-    """One registry for all examples; a key defined twice is a bug, so refuse it loudly."""
-    merged: dict[str, Any] = {}
-    for module in modules:
-        for key, implementation in module.REGISTRY.items():
-            if key in merged and merged[key] is not implementation:
-                raise ValueError(f"registry key {key!r} is defined twice ({module.__name__})")
-            merged[key] = implementation
-    return merged
-
-
-blueprints: dict[str, dict[str, Any]] = {
-    module.BLUEPRINT["id"]: module.BLUEPRINT for module in EXAMPLES
-}
-blueprints[onboarding.WELCOME_KIT["id"]] = onboarding.WELCOME_KIT
-
-registry: dict[str, Any] = _merge_registries(EXAMPLES)
-
+blueprints: dict[str, Any] = _found.blueprints
+registry: dict[str, Any] = _found.registry
 dependencies: dict[str, Any] = {}
-
-#: Sample starting context per runnable example (the child ``welcome_kit`` has none).
-sample_contexts: dict[str, dict[str, Any]] = {
-    module.BLUEPRINT["id"]: module.SAMPLE_CONTEXT for module in EXAMPLES
-}
+#: Sample starting context per runnable workflow (the child ``welcome_kit`` has none).
+sample_contexts: dict[str, dict[str, Any]] = _found.sample_contexts
 
 __all__ = ["EXAMPLES", "blueprints", "dependencies", "registry", "sample_contexts"]

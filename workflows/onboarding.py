@@ -81,3 +81,6 @@ BLUEPRINT: dict[str, Any] = {
     ],
     "edges": [{"source": "welcome", "target": "done"}],
 }
+
+#: The child blueprint ``welcome`` runs as a subflow.
+EXTRA_BLUEPRINTS = (WELCOME_KIT,)

@@ -21,6 +21,14 @@ ACTIVE_SHARD_ATTRIBUTE = "activeShard"
 ACTIVE_SINCE_ATTRIBUTE = "heartbeatAt"
 #: Number of partitions the active-run index is spread over (avoids one hot key).
 ACTIVE_SHARDS = 4
+#: Indexes behind ``GET /runs``: every status item carries ``status``, ``blueprintId`` and
+#: ``createdAt``, so listing runs by status or by blueprint, newest first, is one Query
+#: (``ScanIndexForward=False``) on the matching index, never a scan. Both project every
+#: attribute: a status item is small, and a page then needs no read per run.
+#: (CloudFormation adds one index per table update: an existing stack takes them in two deploys.)
+STATUS_BY_STATUS_INDEX = "runsByStatus"
+STATUS_BY_BLUEPRINT_INDEX = "runsByBlueprint"
+CREATED_AT_ATTRIBUTE = "createdAt"
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,18 @@ STATUS_TABLE = TableSpec(
             name=STATUS_ACTIVE_INDEX,
             partition_key=KeySpec(ACTIVE_SHARD_ATTRIBUTE),
             sort_key=KeySpec(ACTIVE_SINCE_ATTRIBUTE, "N"),
+        ),
+        IndexSpec(
+            name=STATUS_BY_STATUS_INDEX,
+            partition_key=KeySpec("status"),
+            sort_key=KeySpec(CREATED_AT_ATTRIBUTE, "N"),
+            projection="ALL",
+        ),
+        IndexSpec(
+            name=STATUS_BY_BLUEPRINT_INDEX,
+            partition_key=KeySpec("blueprintId"),
+            sort_key=KeySpec(CREATED_AT_ATTRIBUTE, "N"),
+            projection="ALL",
         ),
     ),
 )

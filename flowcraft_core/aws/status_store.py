@@ -3,6 +3,9 @@
 While a run is active its item carries ``activeShard`` (one of a few values) and ``heartbeatAt``:
 the sparse ``activeRuns`` index then lists exactly the active runs ordered by heartbeat, so the
 reconciler reads only the stale ones. Final runs drop ``activeShard`` and leave the index.
+Every item also carries ``status``, ``blueprintId`` and ``createdAt``, which key the
+``runsByStatus`` and ``runsByBlueprint`` indexes that :meth:`DynamoDbStatusStore.list_runs` reads
+(see :mod:`flowcraft_core.aws.run_listing`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from ..distributed.records import FINAL_STATUSES, RUNNING
 from .clients import dynamodb_client
+from .run_listing import RunPage, list_runs
 from .schema import (
     ACTIVE_SHARD_ATTRIBUTE,
     ACTIVE_SHARDS,
@@ -135,6 +139,24 @@ class DynamoDbStatusStore:
                     break
                 kwargs["ExclusiveStartKey"] = last
         return found[:limit], scanned
+
+    def list_runs(
+        self,
+        *,
+        status: str | None = None,
+        blueprint_id: str | None = None,
+        limit: int = 20,
+        next_token: str | None = None,
+    ) -> RunPage:
+        """A page of runs, newest first, through the status table's indexes (``GET /runs``)."""
+        return list_runs(
+            self.client,
+            self.table_name,
+            status=status,
+            blueprint_id=blueprint_id,
+            limit=limit,
+            next_token=next_token,
+        )
 
     def get(self, run_id: str) -> dict[str, Any] | None:
         response = self.client.get_item(
