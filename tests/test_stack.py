@@ -611,12 +611,13 @@ def make_project(root: Path) -> Path:
         (root / package / "stale.pyc").write_bytes(b"")
         (root / package / ".env").write_text("SECRET=1")
     (root / "requirements.txt").write_text("pydantic==2.14.4\n")
+    (root / bundling.LOCK_FILE).write_text("pydantic==2.14.4 \\\n    --hash=sha256:00\n")
     return root
 
 
 def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
     command = bundling.pip_install_command(
-        tmp_path / "requirements.txt", tmp_path / "out", platform="manylinux2014_aarch64"
+        tmp_path / "requirements.lock", tmp_path / "out", platform="manylinux2014_aarch64"
     )
     assert command == [
         sys.executable,
@@ -624,7 +625,8 @@ def test_pip_command_targets_the_lambda_platform(tmp_path: Path) -> None:
         "pip",
         "install",
         "--requirement",
-        str(tmp_path / "requirements.txt"),
+        str(tmp_path / "requirements.lock"),
+        "--require-hashes",
         "--target",
         str(tmp_path / "out"),
         "--platform",
@@ -675,6 +677,19 @@ def test_asset_hash_follows_sources_not_junk(tmp_path: Path) -> None:
     other = bundling.BundleSpec(project, "manylinux2014_x86_64", bundle_dependencies=True)
     assert other.asset_hash() != spec.asset_hash()
     assert other.dependency_key("python3.13") != spec.dependency_key("python3.13")
+
+
+def test_asset_hash_and_cache_key_follow_the_resolved_set(tmp_path: Path) -> None:
+    """A transitive dependency moving to another version (or another file) is a new asset and
+    a new cache, even when requirements.txt does not change."""
+    project = make_project(tmp_path)
+    spec = bundling.BundleSpec(project, "manylinux2014_aarch64", bundle_dependencies=True)
+    assert spec.requirements == project / "requirements.lock"
+    asset, key = spec.asset_hash(), spec.dependency_key("python3.13")
+    with (project / "requirements.lock").open("a") as lock:
+        lock.write("typing-extensions==4.16.0 \\\n    --hash=sha256:01\n")
+    assert spec.asset_hash() != asset
+    assert spec.dependency_key("python3.13") != key
 
 
 @pytest.fixture
