@@ -36,7 +36,7 @@ from flowcraft_core.aws.schema import (
     TTL_ATTRIBUTE,
 )
 from stacks import FlowcraftStack, bundling
-from stacks.flowcraft_stack import TABLE_ACTIONS
+from stacks.flowcraft_stack import CONTEXT_ACTIONS, GRANTS
 from stacks.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
