@@ -221,7 +221,7 @@ class FlowcraftStack(Stack):
         )
         self.log_retention = _RETENTION[settings.log_retention_days]
 
-        self.tables = {spec.role: self._table(spec) for spec in TABLES}
+        self.tables: dict[str, dynamodb.Table] = {spec.role: self._table(spec) for spec in TABLES}
         self.payload_bucket = self._payload_bucket()
         self.dead_letter_queue, self.queue = self._queues()
         code = lambda_code(
@@ -491,7 +491,7 @@ class FlowcraftStack(Stack):
     def _logical_id(self, construct: IConstruct) -> str:
         child = construct.node.default_child
         assert isinstance(child, CfnElement)
-        return self.resolve(self.get_logical_id(child))  # type: ignore[no-any-return]
+        return str(self.resolve(self.get_logical_id(child)))
 
     def grant_resources(self, name: str) -> list[str]:
         """The ARNs a ``GRANTS`` resource name stands for."""
