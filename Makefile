@@ -46,6 +46,14 @@ lock: $(STAMP)
 		--python-version 3.13 --python-platform aarch64-manylinux2014 \
 		--custom-compile-command "make lock" --output-file requirements.lock
 
+# env.json for `sam local invoke --env-vars env.json`: the functions' variables with real values
+# (deployed stack outputs when AWS credentials reach it, else what the template fixes). Reads
+# cdk.out/$(STACK).template.json, synthesizing it first when it is not there.
+STACK ?= flowcraft
+sam-env: $(STAMP)
+	test -f cdk.out/$(STACK).template.json || npx --yes aws-cdk@2 synth --quiet
+	$(BIN)/python -m stacks.sam_env --stack $(STACK) --output env.json
+
 synth: $(STAMP)
 	npx --yes aws-cdk@2 synth
 

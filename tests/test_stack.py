@@ -968,6 +968,62 @@ def test_cfn_lint_clean(every: dict[str, Synth]) -> None:
         assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == [], name
 
 
+#: Where checkov lives: its own venv (it pins a boto3 older than the functions'), which
+#: .ci/run creates; ``CHECKOV`` overrides, a ``checkov`` on PATH also does.
+CHECKOV_CANDIDATES = (os.environ.get("CHECKOV", ""), str(ROOT / ".build/checkov/bin/checkov"))
+
+
+def find_checkov() -> str | None:
+    import shutil
+
+    for candidate in CHECKOV_CANDIDATES:
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return shutil.which("checkov")
+
+
+def documented_checkov_findings() -> set[str]:
+    """The check ids docs/deploy.md lists, with a reason, as accepted."""
+    import re
+
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    section = text.split("## Checkov findings", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(CKV2?_AWS_\d+)` \|", section, flags=re.MULTILINE))
+
+
+def test_checkov_findings_are_all_documented(every: dict[str, Synth], tmp_path: Path) -> None:
+    """checkov over every variant's template; each failed check must be listed and explained
+    in docs/deploy.md, and the list must not keep checks that no longer fail."""
+    import subprocess
+
+    checkov = find_checkov()
+    if checkov is None:
+        pytest.skip("checkov is not installed (.ci/run installs it into .build/checkov)")
+    for name, synth in every.items():
+        (tmp_path / f"{name}.template.json").write_text(synth.path.read_text())
+    result = subprocess.run(
+        [
+            checkov,
+            *("-d", str(tmp_path), "--framework", "cloudformation", "--output", "json"),
+            *("--quiet", "--compact", "--skip-download"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode in (0, 1), result.stderr[-2000:]
+    reports = json.loads(result.stdout)
+    failed: dict[str, set[str]] = {}
+    for report in reports if isinstance(reports, list) else [reports]:
+        for check in report["results"]["failed_checks"]:
+            failed.setdefault(check["check_id"], set()).add(check["resource"])
+    documented = documented_checkov_findings()
+    undocumented = {k: sorted(v) for k, v in failed.items() if k not in documented}
+    assert undocumented == {}, "explain these in docs/deploy.md, or fix them"
+    assert documented - set(failed) == set(), "no longer found: remove from docs/deploy.md"
+
+
 # ------------------------------------------------------------------------------- settings
 
 
