@@ -733,18 +733,34 @@ class FlowcraftStack(Stack):
 
         The webhook route stays open to unsigned callers under a principal restriction (its
         token is the credential); behind a VPC endpoint it is reachable through that endpoint
-        only, like every route.
+        only, like every route. With IAM auth, callers still need ``execute-api:Invoke`` in
+        their own identity policies: the policy's allow names accounts, not everyone.
         """
         settings = self.settings
         if not (settings.api_allowed_principals or settings.api_source_vpce):
             return None
         everything = "execute-api:/*"
+        # With IAM auth the allow names accounts, never "*": an account principal delegates to
+        # the callers' own identity policies, so execute-api:Invoke stays required. API keys and
+        # Cognito tokens carry no IAM principal; there the authorizer is the check.
+        principals: list[iam.IPrincipal] = [iam.AnyPrincipal()]
+        if settings.api_auth == "iam":
+            trusted = {Aws.ACCOUNT_ID} | {
+                p if not p.startswith("arn:") else p.split(":")[4]
+                for p in settings.api_allowed_principals
+            }
+            principals = [iam.AccountPrincipal(account) for account in sorted(trusted)]
         statements = [
             iam.PolicyStatement(
                 actions=["execute-api:Invoke"],
                 principals=[iam.AnyPrincipal()],
+                resources=[WEBHOOK_RESOURCE],
+            ),
+            iam.PolicyStatement(
+                actions=["execute-api:Invoke"],
+                principals=principals,
                 resources=[everything],
-            )
+            ),
         ]
         if settings.api_allowed_principals:
             arns = [p for p in settings.api_allowed_principals if p.startswith("arn:")]

@@ -668,8 +668,14 @@ def test_resource_policy_allows_only_listed_principals_but_webhooks(
     variants: dict[str, Synth],
 ) -> None:
     statements = rest_api(variants["tracing"])["Policy"]["Statement"]
-    allow, deny = statements
+    webhooks, allow, deny = statements
+    assert webhooks["Principal"] == {"AWS": "*"}
+    assert webhooks["Resource"] == "execute-api:/*/POST/runs/*/webhooks/*"
+    # Accounts, never "*": IAM callers still need execute-api:Invoke in their own policies.
     assert allow["Effect"] == "Allow" and allow["Resource"] == "execute-api:/*"
+    principals = json.dumps(allow["Principal"])
+    assert '"AWS::AccountId"' in principals and ":iam::123456789012:root" in principals
+    assert '"*"' not in principals
     assert deny == {
         "Effect": "Deny",
         "Principal": {"AWS": "*"},
@@ -685,7 +691,8 @@ def test_resource_policy_allows_only_listed_principals_but_webhooks(
 def test_source_vpc_endpoint_makes_the_api_private(variants: dict[str, Synth]) -> None:
     api = rest_api(variants["cognito"])
     assert api["EndpointConfiguration"] == {"Types": ["PRIVATE"]}
-    deny = api["Policy"]["Statement"][1]
+    allow, deny = api["Policy"]["Statement"]  # both allows merge: "*" for every route
+    assert allow["Principal"] == {"AWS": "*"}  # Cognito: no IAM principal, the authorizer checks
     assert deny["Effect"] == "Deny"
     assert deny["Condition"] == {"StringNotEquals": {"aws:SourceVpce": VPCE}}
 
