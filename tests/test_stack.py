@@ -20,6 +20,7 @@ os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
 
 import json
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from flowcraft_core.aws.schema import (
     TABLES,
     TTL_ATTRIBUTE,
 )
-from stacks import FlowcraftStack, bundling
+from stacks import FlowcraftStack, bundling, sam_env
 from stacks.flowcraft_stack import GRANT_RESOURCES, GRANTS
 from stacks.settings import Settings, SettingsError
 
@@ -540,6 +541,8 @@ def test_grants_follow_what_each_function_calls(default: Synth) -> None:
         assert "sqs:ReceiveMessage" not in actions
 
 
+# Start checkov and cfn-lint early: their tests below collect the results.
+@pytest.mark.usefixtures("checkov_run", "cfn_lint_run")
 def test_no_wildcard_actions_anywhere(every: dict[str, Synth]) -> None:
     for synth in every.values():
         for policy in synth.resources("AWS::IAM::Policy").values():
@@ -965,14 +968,32 @@ def test_cdk_nag_aws_solutions_clean(every: dict[str, Synth]) -> None:
         assert findings == [], name
 
 
-def test_cfn_lint_clean(every: dict[str, Synth]) -> None:
-    from cfnlint.api import ManualArgs, lint
+@pytest.fixture(scope="module")
+def cfn_lint_run(every: dict[str, Synth]) -> Iterator[subprocess.Popen[str]]:
+    """cfn-lint over every variant's template in a process of its own, started early (like
+    checkov) so that it runs beside the other tests."""
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "cfn-lint"),  # the venv's console script
+            *("--format", "parseable", "--regions", "us-east-1", "eu-west-1"),
+            # W3005: CDK adds a DependsOn on the role that a GetAtt already implies; harmless.
+            *("--ignore-checks", "W3005", "--"),
+            *(str(synth.path) for synth in every.values()),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
-    # W3005: CDK adds a DependsOn on the role that a GetAtt already implies; harmless.
-    config = ManualArgs(regions=["us-east-1", "eu-west-1"], ignore_checks=["W3005"])
-    for name, synth in every.items():
-        matches = lint(synth.path.read_text(), config=config)
-        assert [f"{m.rule.id} {m.message} (line {m.linenumber})" for m in matches] == [], name
+
+def test_cfn_lint_clean(cfn_lint_run: subprocess.Popen[str]) -> None:
+    stdout, stderr = cfn_lint_run.communicate(timeout=300)
+    assert stdout.splitlines() == []
+    assert cfn_lint_run.returncode == 0, stderr[-2000:]
 
 
 #: Where checkov lives: its own venv (it pins a boto3 older than the functions'), which
@@ -998,29 +1019,43 @@ def documented_checkov_findings() -> set[str]:
     return set(re.findall(r"^\| `(CKV2?_AWS_\d+)` \|", section, flags=re.MULTILINE))
 
 
-def test_checkov_findings_are_all_documented(every: dict[str, Synth], tmp_path: Path) -> None:
-    """checkov over every variant's template; each failed check must be listed and explained
-    in docs/deploy.md, and the list must not keep checks that no longer fail."""
-    import subprocess
-
+@pytest.fixture(scope="module")
+def checkov_run(
+    every: dict[str, Synth], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[str] | None]:
+    """checkov over every variant's template, started as soon as the templates exist: it runs
+    in its own process while the other tests of this module go on."""
     checkov = find_checkov()
     if checkov is None:
-        pytest.skip("checkov is not installed (.ci/run installs it into .build/checkov)")
+        yield None
+        return
+    folder = tmp_path_factory.mktemp("checkov")
     for name, synth in every.items():
-        (tmp_path / f"{name}.template.json").write_text(synth.path.read_text())
-    result = subprocess.run(
+        (folder / f"{name}.template.json").write_text(synth.path.read_text())
+    process = subprocess.Popen(
         [
             checkov,
-            *("-d", str(tmp_path), "--framework", "cloudformation", "--output", "json"),
+            *("-d", str(folder), "--framework", "cloudformation", "--output", "json"),
             *("--quiet", "--compact", "--skip-download"),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
-    assert result.returncode in (0, 1), result.stderr[-2000:]
-    reports = json.loads(result.stdout)
+    yield process
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
+
+
+def test_checkov_findings_are_all_documented(checkov_run: subprocess.Popen[str] | None) -> None:
+    """Each check checkov fails on any variant must be listed and explained in
+    docs/deploy.md, and the list must not keep checks that no longer fail."""
+    if checkov_run is None:
+        pytest.skip("checkov is not installed (.ci/run installs it into .build/checkov)")
+    stdout, stderr = checkov_run.communicate(timeout=300)
+    assert checkov_run.returncode in (0, 1), stderr[-2000:]
+    reports = json.loads(stdout)
     failed: dict[str, set[str]] = {}
     for report in reports if isinstance(reports, list) else [reports]:
         for check in report["results"]["failed_checks"]:
@@ -1029,6 +1064,50 @@ def test_checkov_findings_are_all_documented(every: dict[str, Synth], tmp_path: 
     undocumented = {k: sorted(v) for k, v in failed.items() if k not in documented}
     assert undocumented == {}, "explain these in docs/deploy.md, or fix them"
     assert documented - set(failed) == set(), "no longer found: remove from docs/deploy.md"
+
+
+# -------------------------------------------------------------------------- make sam-env
+def test_env_json_from_deployed_outputs(default: Synth) -> None:
+    outputs = {
+        "QueueUrl": "https://sqs.eu-west-1.amazonaws.com/123456789012/flowcraft-jobs",
+        "PayloadBucketName": "flowcraft-payloadbucket-abc123",
+        "ContextTableName": "flowcraft-contexts",
+        "StatusTableName": "flowcraft-statuses",
+        "CoordinationTableName": "flowcraft-coordination",
+    }
+    document, missing = sam_env.env_json(default.raw, outputs)
+    assert missing == []
+    shared = document["Parameters"]
+    assert shared["FLOWCRAFT_QUEUE_URL"] == outputs["QueueUrl"]
+    assert shared["FLOWCRAFT_PAYLOAD_BUCKET"] == outputs["PayloadBucketName"]
+    assert shared["FLOWCRAFT_STATUS_TABLE"] == "flowcraft-statuses"
+    assert shared["FLOWCRAFT_RETENTION_DAYS"] == "30"
+    assert all(isinstance(value, str) for value in shared.values())
+    functions = {default.logical_id(f) for f in default.stack.functions.values()}
+    assert set(document) == {"Parameters"} | functions
+
+
+def test_env_json_without_a_deployed_stack(default: Synth, tmp_path: Path) -> None:
+    document, missing = sam_env.env_json(default.raw, region="eu-west-1", account="123456789012")
+    shared = document["Parameters"]
+    assert shared["FLOWCRAFT_CONTEXT_TABLE"] == "flowcraft-contexts"  # fixed in the template
+    assert shared["FLOWCRAFT_QUEUE_URL"] == (
+        "https://sqs.eu-west-1.amazonaws.com/123456789012/flowcraft-jobs"
+    )
+    assert missing == ["FLOWCRAFT_PAYLOAD_BUCKET"]  # CloudFormation names the bucket
+    assert "PayloadBucketName" in shared["FLOWCRAFT_PAYLOAD_BUCKET"]
+
+    template = tmp_path / "flowcraft.template.json"
+    template.write_text(json.dumps(default.raw))
+    out = tmp_path / "env.json"
+    assert sam_env.main(["--template", str(template), "--output", str(out), "--no-aws"]) == 0
+    assert set(json.loads(out.read_text())["Parameters"]) == set(shared)
+
+
+def test_construct_ids_from_cli_metadata() -> None:
+    resource: dict[str, Any] = {"Metadata": {"aws:cdk:path": "flowcraft/WorkerFunction/Resource"}}
+    assert sam_env._construct_id(resource) == "WorkerFunction"
+    assert sam_env._construct_id({}) is None
 
 
 # ------------------------------------------------------------------------------- settings
