@@ -174,6 +174,11 @@ class Settings:
                 f"must be at least {_key('worker_max_concurrency')} "
                 f"({self.worker_max_concurrency}), or Lambda throttles the queue's poller"
             )
+        if self.removal_policy == "destroy" and self.deletion_protection:
+            raise SettingsError(
+                f"{_key('removal_policy')}=destroy needs {_key('deletion_protection')}=false: "
+                "`cdk destroy` cannot delete a table with deletion protection"
+            )
         if self.api_allowed_principals and self.api_auth != "iam":
             raise SettingsError(
                 f"{_key('api_allowed_principals')} needs {_key('api_auth')}=iam: API keys and "

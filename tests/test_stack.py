@@ -1159,6 +1159,7 @@ def test_settings_parse_command_line_strings() -> None:
         ),
         ({"flowcraft:retentionDays": 0}, "between 1 and 3650"),
         ({"flowcraft:deletionProtection": "off"}, "true or false"),
+        ({"flowcraft:removalPolicy": "destroy"}, "needs flowcraft:deletionProtection=false"),
     ],
 )
 def test_settings_reject_bad_values(values: dict[str, Any], message: str) -> None:
