@@ -704,6 +704,7 @@ class FlowcraftStack(Stack):
                 request_parameters={**run_id, "method.request.path.nodeId": True},
             )
         )
+        self.web_acl = self._web_acl(api) if settings.waf else None
         self._api_acknowledgments(api, methods, webhook)
         # RestApi adds an "Endpoint" output with a generated id; the stack's ApiUrl replaces it.
         api.node.try_remove_child("Endpoint")
@@ -863,10 +864,7 @@ class FlowcraftStack(Stack):
     def _api_acknowledgments(
         self, api: apigw.RestApi, methods: list[apigw.Method], webhook: apigw.Method
     ) -> None:
-        if self.settings.waf:
-            self.web_acl: wafv2.CfnWebACL | None = self._web_acl(api)
-        else:
-            self.web_acl = None
+        if not self.settings.waf:
             _acknowledge(
                 api.deployment_stage,
                 "AwsSolutions-APIG3",
