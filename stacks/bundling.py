@@ -6,6 +6,13 @@ fetch wheels for another platform directly (``--platform manylinux2014_aarch64 -
 3.13 --only-binary=:all:``), which is all a pure-wheel dependency set such as ours needs; that gets
 the right ``pydantic_core`` binary for the Lambda runtime from any host.
 
+The dependencies come from ``requirements.lock``: every package of the resolved set (direct and
+transitive) pinned to one version with the sha256 of each of its files, generated from
+``requirements.txt`` by ``make lock`` (``uv pip compile --generate-hashes`` for Python 3.13 on
+manylinux). pip installs it with ``--require-hashes``, so a file that differs from the one the
+lock was made from, or a dependency missing from the lock, stops the build. The cache key and the
+asset hash read the lock, so they change exactly when the resolved set changes.
+
 The asset is: the dependencies (cached under ``.build/`` because pip takes ~30 s), then the
 packages ``flowcraft_core/``, ``handlers/`` and ``workflows/`` without tests, caches or dot-files,
 then bytecode compiled by Python 3.13 in ``unchecked-hash`` mode. Lambda's code folder is
@@ -15,7 +22,7 @@ are never read, so without a ``python3.13`` we skip compilation and say so.
 
 CDK sees this through ``jsii``: ``LocalBundler`` implements ``aws_cdk.ILocalBundling`` and its
 ``try_bundle`` writes into the folder CDK hands it. The asset hash is computed here from the exact
-inputs (sources, requirements, platform, flags), so CDK never fingerprints the project root,
+inputs (sources, the lock, platform, flags), so CDK never fingerprints the project root,
 whose ``.venv`` alone is half a gigabyte.
 """
 
@@ -45,7 +52,9 @@ PACKAGES: tuple[str, ...] = ("flowcraft_core", "handlers", "workflows")
 #: Lambda's Python runtime. Wheels and bytecode are built for exactly this version.
 PYTHON_VERSION = "3.13"
 #: Bump when the bundle layout changes so that stale caches and assets are not reused.
-BUNDLE_FORMAT = "1"
+BUNDLE_FORMAT = "2"
+#: The hashed lock of ``requirements.txt`` that the asset installs (``make lock`` writes it).
+LOCK_FILE = "requirements.lock"
 
 #: Names never copied from the source packages (matched against each file or folder name).
 EXCLUDED_NAMES: tuple[str, ...] = (
@@ -89,11 +98,13 @@ def iter_source_files(root: Path, packages: Sequence[str] = PACKAGES) -> Iterato
 def pip_install_command(
     requirements: Path, target: Path, *, platform: str, python: str = sys.executable
 ) -> list[str]:
-    """The pip invocation that installs Lambda-compatible wheels into ``target``.
+    """The pip invocation that installs Lambda-compatible wheels into ``target`` from a lock.
 
-    ``--only-binary=:all:`` is what makes ``--platform`` safe: pip refuses to build sdists for the
-    host. ``--no-compile`` because pip would write bytecode for the host's Python (3.11), which
-    Lambda's 3.13 never reads; we compile with 3.13 afterwards.
+    ``--require-hashes`` makes pip refuse any file whose sha256 is not in the lock and any
+    dependency the lock does not pin. ``--only-binary=:all:`` is what makes ``--platform`` safe:
+    pip refuses to build sdists for the host. ``--no-compile`` because pip would write bytecode
+    for the host's Python (3.11), which Lambda's 3.13 never reads; we compile with 3.13
+    afterwards.
     """
     return [
         python,
@@ -102,6 +113,7 @@ def pip_install_command(
         "install",
         "--requirement",
         str(requirements),
+        "--require-hashes",
         "--target",
         str(target),
         "--platform",
@@ -179,14 +191,15 @@ class BundleSpec:
     platform: str
     bundle_dependencies: bool
     packages: tuple[str, ...] = PACKAGES
-    requirements_file: str = "requirements.txt"
+    requirements_file: str = LOCK_FILE
 
     @property
     def requirements(self) -> Path:
         return self.project_root / self.requirements_file
 
     def dependency_key(self, compiler: str | None) -> str:
-        """Cache key of the installed dependencies: requirements, platform, bytecode version."""
+        """Cache key of the installed dependencies: the lock (resolved versions and file
+        hashes), the platform, the bytecode version."""
         digest = hashlib.sha256()
         for part in (BUNDLE_FORMAT, self.platform, PYTHON_VERSION, str(bool(compiler))):
             digest.update(part.encode() + b"\0")

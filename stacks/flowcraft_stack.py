@@ -1,4 +1,5 @@
-"""The Flowcraft stack: job queue, tables, three functions, REST API, alarms.
+"""The Flowcraft stack: job queue, tables, payload bucket, three functions, REST API, alarms,
+dashboard.
 
 Infrastructure only. Table and queue shapes come from ``flowcraft_core.aws.schema`` (the module
 local provisioning uses too), so what deploys and what runs on a laptop cannot drift. Every name
@@ -6,8 +7,8 @@ carries the settings' prefix, so two copies (``flowcraft`` and ``flowcraft-stagi
 by side in one account.
 
 IAM is written out action by action rather than with ``grant_read_write_data``: the CDK grant
-methods add batch, scan and describe actions the handlers never call. The exact lists are
-module constants below; the handlers must stay within them.
+methods add batch, scan and describe actions the handlers never call. Every grant is one row of
+``GRANTS`` below (function -> resource -> actions); the handlers must stay within it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 from aws_cdk import (
     Acknowledgment,
+    Aws,
+    CfnElement,
     CfnOutput,
     Duration,
     RemovalPolicy,
@@ -36,13 +39,18 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct, IConstruct
 
 from flowcraft_core.aws.schema import (
+    DEFAULT_PREFIX,
+    DEFAULT_RUN_HORIZON_DAYS,
     JOB_QUEUE,
-    STATUS_ACTIVE_INDEX,
+    PAYLOAD_BUCKET,
     TABLES,
     IndexSpec,
     KeySpec,
@@ -52,35 +60,76 @@ from flowcraft_core.aws.schema import (
 from .bundling import BundleSpec, lambda_code
 from .settings import Settings
 
-#: Item-level DynamoDB actions every function may use on every table. ``TransactWriteItems`` and
-#: ``TransactGetItems`` are authorized through these same actions, so transactions are covered;
-#: ``BatchWriteItem``, ``BatchGetItem`` and ``Scan`` are deliberately absent.
-TABLE_ACTIONS: tuple[str, ...] = (
-    "dynamodb:GetItem",
+#: Item actions on the context table (run heads and ``<runId>#n#<nodeKey>`` node items). A
+#: ``TransactWriteItems`` is authorized item by item through PutItem, UpdateItem and
+#: ConditionCheckItem, so transactions need no action of their own. No Scan, no DeleteItem.
+#: A run's items: read in consistent batches, written by conditional puts and updates (the
+#: transactions that commit a node with its context writes are made of updates).
+CONTEXT_ACTIONS: tuple[str, ...] = (
+    "dynamodb:BatchGetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:ConditionCheckItem",
 )
-#: Only the reconciler queries, and only the status table and its ``activeRuns`` index.
-RECONCILER_QUERY_ACTIONS: tuple[str, ...] = ("dynamodb:Query",)
-#: ``SendMessage`` also authorizes ``SendMessageBatch``.
-SEND_ACTIONS: tuple[str, ...] = ("sqs:SendMessage",)
-#: The worker may extend or shorten a job's visibility (backoff, long nodes); the SQS event
-#: source adds ReceiveMessage, DeleteMessage, ChangeMessageVisibility, GetQueueAttributes and
-#: GetQueueUrl for the poller itself.
-WORKER_QUEUE_ACTIONS: tuple[str, ...] = ("sqs:SendMessage", "sqs:ChangeMessageVisibility")
+#: Resources a grant can name. Tables by their role in ``TABLES``; ``status/indexes`` is every
+#: index of the status table (names from its spec); ``payloads`` the objects under the payload
+#: bucket's key prefix; ``queue`` the job queue.
+GRANT_RESOURCES: tuple[str, ...] = (
+    "context",
+    "status",
+    "status/indexes",
+    "coordination",
+    "payloads",
+    "queue",
+)
+#: Every permission the functions get, derived from the calls each one makes: function ->
+#: resource -> actions. Adjust a grant here and nowhere else. ``SendMessage`` also authorizes
+#: ``SendMessageBatch``. The worker's SQS event source adds what Lambda's poller needs on the
+#: queue (ReceiveMessage, DeleteMessage, ChangeMessageVisibility, GetQueueAttributes,
+#: GetQueueUrl); the worker itself changes visibility to hand messages back.
+GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "worker": {
+        "context": CONTEXT_ACTIONS,
+        # PutItem: a subflow node starts its child run.
+        "status": ("dynamodb:PutItem", "dynamodb:UpdateItem"),
+        "payloads": ("s3:GetObject", "s3:PutObject"),
+        "queue": ("sqs:SendMessage", "sqs:ChangeMessageVisibility"),
+    },
+    "api": {
+        "context": CONTEXT_ACTIONS,
+        # Query: listing runs newest first (GET /runs) reads the status table and its indexes.
+        "status": ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"),
+        "status/indexes": ("dynamodb:Query",),
+        "payloads": ("s3:GetObject", "s3:PutObject"),
+        "queue": ("sqs:SendMessage",),
+    },
+    "reconciler": {
+        "context": CONTEXT_ACTIONS,
+        "status": ("dynamodb:UpdateItem",),
+        "status/indexes": ("dynamodb:Query",),  # stalled runs from the active-runs index
+        "coordination": ("dynamodb:PutItem", "dynamodb:DeleteItem"),  # the pass's lock
+        "payloads": ("s3:GetObject",),
+        "queue": ("sqs:SendMessage",),
+    },
+}
 
 HANDLERS: dict[str, str] = {
     "worker": "handlers.worker.handler",
     "reconciler": "handlers.reconciler.handler",
     "api": "handlers.api.handler",
 }
+#: Reserved concurrency of the reconciler: one pass at a time, a late tick waits for the last.
+RECONCILER_RESERVED_CONCURRENCY = 1
+#: The worker-duration alarm fires when an invocation uses this share of the timeout.
+WORKER_DURATION_ALARM_RATIO = 0.8
+#: Per-IP requests per 5 minutes the WAF rate rule allows (flowcraft:waf).
+WAF_RATE_LIMIT_PER_5_MINUTES = 3000
 API_TIMEOUT_SECONDS = 15  # below API Gateway's 29 s integration limit
 API_MEMORY_MB = 256
 RECONCILER_TIMEOUT_SECONDS = 60
 RECONCILER_MEMORY_MB = 256
 STAGE_NAME = "prod"
+#: The webhook route in resource-policy form (any stage, runs, nodes).
+WEBHOOK_RESOURCE = "execute-api:/*/POST/runs/*/webhooks/*"
 #: Answer to a body that fails the StartRun model (``$message`` becomes API Gateway's quoted
 #: message). Keep it in step with the model in ``_rest_api``.
 BAD_REQUEST_BODY: dict[str, str] = {
@@ -173,7 +222,8 @@ class FlowcraftStack(Stack):
         )
         self.log_retention = _RETENTION[settings.log_retention_days]
 
-        self.tables = {spec.role: self._table(spec) for spec in TABLES}
+        self.tables: dict[str, dynamodb.Table] = {spec.role: self._table(spec) for spec in TABLES}
+        self.payload_bucket = self._payload_bucket()
         self.dead_letter_queue, self.queue = self._queues()
         code = lambda_code(
             BundleSpec(
@@ -183,20 +233,50 @@ class FlowcraftStack(Stack):
             )
         )
         self.worker = self._function(
-            "worker", code, settings.worker_timeout_seconds, settings.worker_memory_mb
+            "worker",
+            code,
+            settings.worker_timeout_seconds,
+            settings.worker_memory_mb,
+            reserved=settings.resolved_worker_reserved_concurrency,
         )
         self.reconciler = self._function(
-            "reconciler", code, RECONCILER_TIMEOUT_SECONDS, RECONCILER_MEMORY_MB, retries=0
+            "reconciler",
+            code,
+            RECONCILER_TIMEOUT_SECONDS,
+            RECONCILER_MEMORY_MB,
+            retries=0,
+            reserved=RECONCILER_RESERVED_CONCURRENCY,
         )
-        self.api_function = self._function("api", code, API_TIMEOUT_SECONDS, API_MEMORY_MB)
+        self.api_function = self._function(
+            "api",
+            code,
+            API_TIMEOUT_SECONDS,
+            API_MEMORY_MB,
+            reserved=settings.api_reserved_concurrency,
+        )
+        self.functions = {
+            "worker": self.worker,
+            "reconciler": self.reconciler,
+            "api": self.api_function,
+        }
         self._grant()
         self._wire_worker()
         self._schedule_reconciler()
         self.api = self._rest_api()
+        self.alarm_topic = self._alarm_topic()
         self.alarms = self._alarms()
-        if settings.dashboard:
-            self._dashboard()
+        self.dashboard: cloudwatch.Dashboard | None = (
+            self._dashboard() if settings.dashboard else None
+        )
         self._outputs()
+
+    @property
+    def metrics_namespace(self) -> str:
+        """The EMF namespace of the functions' own metrics: ``Flowcraft`` for the default
+        prefix, ``Flowcraft/<prefix>`` for any other copy, so two copies' figures never mix
+        (the handlers' ``service`` dimension is the same in every copy)."""
+        prefix = self.settings.prefix
+        return "Flowcraft" if prefix == DEFAULT_PREFIX else f"Flowcraft/{prefix}"
 
     # ----------------------------------------------------------------------------- storage
 
@@ -212,6 +292,7 @@ class FlowcraftStack(Stack):
                 point_in_time_recovery_enabled=True
             ),
             time_to_live_attribute=spec.ttl_attribute,
+            deletion_protection=self.settings.deletion_protection,
             removal_policy=self.removal_policy,
         )
         for index in spec.indexes:
@@ -230,6 +311,52 @@ class FlowcraftStack(Stack):
                 else dynamodb.ProjectionType.KEYS_ONLY
             ),
         )
+
+    def _payload_bucket(self) -> s3.Bucket:
+        """Values too large for an item, under ``runs/<runId>/...``.
+
+        CloudFormation names it (bucket names are global). SSE-S3, public access blocked,
+        TLS-only bucket policy, no versioning (objects are written once under unique keys),
+        and a lifecycle rule that expires objects ``retention + horizon`` days after they were
+        written, the same horizon as the items' TTL. With ``removalPolicy=destroy`` CDK empties
+        the bucket before deleting it, as the tables are deleted with their items.
+        """
+        destroy = self.removal_policy == RemovalPolicy.DESTROY
+        bucket = s3.Bucket(
+            self,
+            "PayloadBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            minimum_tls_version=1.2,
+            versioned=False,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-run-payloads",
+                    prefix=PAYLOAD_BUCKET.key_prefix,
+                    expiration=Duration.days(self.payload_expiry_days),
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+            removal_policy=self.removal_policy,
+            auto_delete_objects=destroy,
+        )
+        _acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "Only this stack's functions read and write the bucket, under keys named after run "
+            "ids; server access logs would need a second bucket per stack and record nothing "
+            "the functions' logs and CloudTrail data events (when the account wants them) do "
+            "not. Public access is blocked and TLS enforced.",
+        )
+        return bucket
+
+    @property
+    def payload_expiry_days(self) -> int:
+        """Days after which a payload object expires: the run retention plus the run horizon
+        (``flowcraft_core.aws.schema``), so a payload outlives its run by the retention."""
+        return self.settings.retention_days + DEFAULT_RUN_HORIZON_DAYS
 
     def _queues(self) -> tuple[sqs.Queue, sqs.Queue]:
         """Job queue + DLQ. Visibility covers 6 worker timeouts (AWS's advice for Lambda
@@ -282,10 +409,12 @@ class FlowcraftStack(Stack):
             "FLOWCRAFT_CONTEXT_TABLE": self.tables["context"].table_name,
             "FLOWCRAFT_STATUS_TABLE": self.tables["status"].table_name,
             "FLOWCRAFT_COORDINATION_TABLE": self.tables["coordination"].table_name,
+            "FLOWCRAFT_PAYLOAD_BUCKET": self.payload_bucket.bucket_name,
+            "FLOWCRAFT_RETENTION_DAYS": str(self.settings.retention_days),
             "FLOWCRAFT_APP": "workflows",
             "FLOWCRAFT_STALLED_SECONDS": str(self.settings.stalled_seconds),
             "POWERTOOLS_SERVICE_NAME": "flowcraft",
-            "POWERTOOLS_METRICS_NAMESPACE": "Flowcraft",
+            "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": "INFO",
             "POWERTOOLS_TRACE_DISABLED": "false" if self.settings.tracing else "true",
         }
@@ -298,8 +427,9 @@ class FlowcraftStack(Stack):
         memory_mb: int,
         *,
         retries: int | None = None,
+        reserved: int,
     ) -> lambda_.Function:
-        """A function with its own role and log group.
+        """A function with its own role, log group and reserved concurrency.
 
         The role is built here, not by ``lambda.Function``, so it gets write access to this
         one log group instead of the AWS-managed ``AWSLambdaBasicExecutionRole`` (which allows
@@ -340,6 +470,9 @@ class FlowcraftStack(Stack):
             environment=self._environment(),
             tracing=lambda_.Tracing.ACTIVE if self.settings.tracing else None,
             retry_attempts=retries,
+            reserved_concurrent_executions=(
+                reserved if self.settings.reserved_concurrency else None
+            ),
         )
         _acknowledge(
             function,
@@ -356,33 +489,44 @@ class FlowcraftStack(Stack):
             )
         return function
 
-    def _table_statement(self, actions: tuple[str, ...]) -> iam.PolicyStatement:
-        return iam.PolicyStatement(
-            actions=list(actions),
-            resources=[table.table_arn for table in self.tables.values()],
-        )
+    def _logical_id(self, construct: IConstruct) -> str:
+        child = construct.node.default_child
+        assert isinstance(child, CfnElement)
+        return str(self.resolve(self.get_logical_id(child)))
+
+    def grant_resources(self, name: str) -> list[str]:
+        """The ARNs a ``GRANTS`` resource name stands for."""
+        if name == "payloads":
+            return [self.payload_bucket.arn_for_objects(f"{PAYLOAD_BUCKET.key_prefix}*")]
+        if name == "queue":
+            return [self.queue.queue_arn]
+        if name.endswith("/indexes"):
+            role = name.split("/", 1)[0]
+            spec = next(spec for spec in TABLES if spec.role == role)
+            arn = self.tables[role].table_arn
+            return [f"{arn}/index/{index.name}" for index in spec.indexes]
+        return [self.tables[name].table_arn]
 
     def _grant(self) -> None:
-        """Least privilege: the item actions on the three tables, SendMessage on the job queue,
-        and Query (status table and its active-runs index only) for the reconciler."""
-        status = self.tables["status"]
-        for function in (self.worker, self.reconciler, self.api_function):
-            function.add_to_role_policy(self._table_statement(TABLE_ACTIONS))
-        self.worker.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=list(WORKER_QUEUE_ACTIONS), resources=[self.queue.queue_arn]
-            )
-        )
-        for function in (self.reconciler, self.api_function):
-            function.add_to_role_policy(
-                iam.PolicyStatement(actions=list(SEND_ACTIONS), resources=[self.queue.queue_arn])
-            )
-        self.reconciler.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=list(RECONCILER_QUERY_ACTIONS),
-                resources=[status.table_arn, f"{status.table_arn}/index/{STATUS_ACTIVE_INDEX}"],
-            )
-        )
+        """One statement per row of ``GRANTS``; nothing else reaches the functions' roles
+        except their log groups and, for the worker, the event source's consume actions."""
+        for role_name, rows in GRANTS.items():
+            function = self.functions[role_name]
+            for resource, actions in rows.items():
+                resources = self.grant_resources(resource)
+                if resources:  # a table without indexes has no index resources
+                    function.add_to_role_policy(
+                        iam.PolicyStatement(actions=list(actions), resources=resources)
+                    )
+            if "payloads" in rows:
+                _acknowledge(
+                    function.role or function,
+                    "AwsSolutions-IAM5[Resource::<"
+                    + self._logical_id(self.payload_bucket)
+                    + f".Arn>/{PAYLOAD_BUCKET.key_prefix}*]",
+                    "Payload object keys are made at run time (runs/<runId>/...); the grant "
+                    "is limited to the payload bucket's key prefix and object-level actions.",
+                )
 
     def _wire_worker(self) -> None:
         window = self.settings.max_batching_window_seconds
@@ -439,12 +583,18 @@ class FlowcraftStack(Stack):
         access_logs = logs.LogGroup(
             self, "ApiAccessLogs", retention=self.log_retention, removal_policy=self.removal_policy
         )
+        self.runs_started = self._runs_started_metric(access_logs)
         api = apigw.RestApi(
             self,
             "Api",
             rest_api_name=f"{settings.prefix}-api",
-            description="Start, inspect, resume and cancel Flowcraft runs",
-            endpoint_types=[apigw.EndpointType.REGIONAL],
+            description="Start, list, inspect, resume, cancel and redrive Flowcraft runs",
+            endpoint_types=[
+                apigw.EndpointType.PRIVATE
+                if settings.api_source_vpce
+                else apigw.EndpointType.REGIONAL
+            ],
+            policy=self._api_resource_policy(),
             cloud_watch_role=settings.api_cloudwatch_role,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
@@ -496,6 +646,10 @@ class FlowcraftStack(Stack):
         integration = apigw.LambdaIntegration(self.api_function, allow_test_invoke=False)
         options = self._method_options(api)
         run_id = {"method.request.path.runId": True}
+        page = {
+            "method.request.querystring.limit": False,
+            "method.request.querystring.nextToken": False,
+        }
 
         def method(
             resource: apigw.IResource,
@@ -517,14 +671,42 @@ class FlowcraftStack(Stack):
 
         runs = api.root.add_resource("runs")
         run = runs.add_resource("{runId}")
+        # "$default" applies the model to every content type: a body sent as text/plain or
+        # form data is validated like JSON (and refused), never passed to the function unchecked.
         methods = [
-            method(runs, "POST", models={"application/json": start_model}),
+            method(runs, "POST", models={"application/json": start_model, "$default": start_model}),
+            method(
+                runs,
+                "GET",
+                parameters={
+                    "method.request.querystring.status": False,
+                    "method.request.querystring.blueprintId": False,
+                    **page,
+                },
+            ),
             method(run, "GET", parameters=run_id),
+            method(run.add_resource("nodes"), "GET", parameters={**run_id, **page}),
             method(run.add_resource("resume"), "POST", parameters=run_id),
             method(run.add_resource("cancel"), "POST", parameters=run_id),
+            method(run.add_resource("redrive"), "POST", parameters=run_id),
             method(api.root.add_resource("openapi.json"), "GET"),
         ]
-        self._api_acknowledgments(api, methods)
+        # Webhooks: the caller is an outside system with no AWS identity; the function checks
+        # the node's own token (header or query string) and answers 403 when it is wrong.
+        webhook = (
+            run.add_resource("webhooks")
+            .add_resource("{nodeId}")
+            .add_method(
+                "POST",
+                integration,
+                authorization_type=apigw.AuthorizationType.NONE,
+                api_key_required=False,
+                request_validator=validator,
+                request_parameters={**run_id, "method.request.path.nodeId": True},
+            )
+        )
+        self.web_acl = self._web_acl(api) if settings.waf else None
+        self._api_acknowledgments(api, methods, webhook)
         # RestApi adds an "Endpoint" output with a generated id; the stack's ApiUrl replaces it.
         api.node.try_remove_child("Endpoint")
         if settings.api_auth == "api_key":
@@ -546,13 +728,159 @@ class FlowcraftStack(Stack):
             )
         return api
 
-    def _api_acknowledgments(self, api: apigw.RestApi, methods: list[apigw.Method]) -> None:
-        _acknowledge(
-            api.deployment_stage,
-            "AwsSolutions-APIG3",
-            "No WAF web ACL by default: every method needs IAM/Cognito/API-key auth and the "
-            "stage is throttled. Associate a web ACL with the stage where the API is public.",
+    def _api_resource_policy(self) -> iam.PolicyDocument | None:
+        """Who may reach the API at all, checked before any authorizer: only the listed
+        principals (``apiAllowedPrincipals``) and/or only through one VPC endpoint
+        (``apiSourceVpce``, which also makes the API private). None when neither is set.
+
+        The webhook route stays open to unsigned callers under a principal restriction (its
+        token is the credential); behind a VPC endpoint it is reachable through that endpoint
+        only, like every route. With IAM auth, callers still need ``execute-api:Invoke`` in
+        their own identity policies: the policy's allow names accounts, not everyone.
+        """
+        settings = self.settings
+        if not (settings.api_allowed_principals or settings.api_source_vpce):
+            return None
+        everything = "execute-api:/*"
+        # With IAM auth the allow names accounts, never "*": an account principal delegates to
+        # the callers' own identity policies, so execute-api:Invoke stays required. API keys and
+        # Cognito tokens carry no IAM principal; there the authorizer is the check.
+        principals: list[iam.IPrincipal] = [iam.AnyPrincipal()]
+        if settings.api_auth == "iam":
+            trusted = {Aws.ACCOUNT_ID} | {
+                p if not p.startswith("arn:") else p.split(":")[4]
+                for p in settings.api_allowed_principals
+            }
+            principals = [iam.AccountPrincipal(account) for account in sorted(trusted)]
+        statements = [
+            iam.PolicyStatement(
+                actions=["execute-api:Invoke"],
+                principals=[iam.AnyPrincipal()],
+                resources=[WEBHOOK_RESOURCE],
+            ),
+            iam.PolicyStatement(
+                actions=["execute-api:Invoke"],
+                principals=principals,
+                resources=[everything],
+            ),
+        ]
+        if settings.api_allowed_principals:
+            arns = [p for p in settings.api_allowed_principals if p.startswith("arn:")]
+            accounts = [p for p in settings.api_allowed_principals if not p.startswith("arn:")]
+            conditions: dict[str, Any] = {}
+            if arns:
+                conditions["StringNotLike"] = {"aws:PrincipalArn": arns}
+            if accounts:
+                conditions["StringNotEquals"] = {"aws:PrincipalAccount": accounts}
+            statements.append(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    actions=["execute-api:Invoke"],
+                    principals=[iam.AnyPrincipal()],
+                    not_resources=[WEBHOOK_RESOURCE],
+                    conditions=conditions,
+                )
+            )
+        if settings.api_source_vpce:
+            statements.append(
+                iam.PolicyStatement(
+                    effect=iam.Effect.DENY,
+                    actions=["execute-api:Invoke"],
+                    principals=[iam.AnyPrincipal()],
+                    resources=[everything],
+                    conditions={"StringNotEquals": {"aws:SourceVpce": settings.api_source_vpce}},
+                )
+            )
+        return iam.PolicyDocument(statements=statements)
+
+    def _web_acl(self, api: apigw.RestApi) -> wafv2.CfnWebACL:
+        """AWS managed rules (common, known bad inputs, IP reputation) and a per-IP rate limit,
+        in front of the stage. The common rule set's 8 KB body limit only counts: run contexts
+        and resume outputs may be larger (the API validates sizes itself)."""
+        prefix = self.settings.prefix
+
+        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+            return wafv2.CfnWebACL.VisibilityConfigProperty(
+                cloud_watch_metrics_enabled=True,
+                metric_name=f"{prefix}-{name}",
+                sampled_requests_enabled=True,
+            )
+
+        def managed(
+            priority: int, name: str, overrides: list[str] | None = None
+        ) -> wafv2.CfnWebACL.RuleProperty:
+            return wafv2.CfnWebACL.RuleProperty(
+                name=name,
+                priority=priority,
+                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                statement=wafv2.CfnWebACL.StatementProperty(
+                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                        vendor_name="AWS",
+                        name=name,
+                        rule_action_overrides=[
+                            wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                name=rule,
+                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                            )
+                            for rule in overrides or []
+                        ]
+                        or None,
+                    )
+                ),
+                visibility_config=visibility(name),
+            )
+
+        acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            name=f"{prefix}-api",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=visibility("api"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="rate-per-ip",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            aggregate_key_type="IP", limit=WAF_RATE_LIMIT_PER_5_MINUTES
+                        )
+                    ),
+                    visibility_config=visibility("rate-per-ip"),
+                ),
+                managed(1, "AWSManagedRulesAmazonIpReputationList"),
+                managed(2, "AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
+                managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+            ],
         )
+        wafv2.CfnWebACLAssociation(
+            self,
+            "WebAclAssociation",
+            resource_arn=api.deployment_stage.stage_arn,
+            web_acl_arn=acl.attr_arn,
+        )
+        return acl
+
+    def _api_acknowledgments(
+        self, api: apigw.RestApi, methods: list[apigw.Method], webhook: apigw.Method
+    ) -> None:
+        if not self.settings.waf:
+            _acknowledge(
+                api.deployment_stage,
+                "AwsSolutions-APIG3",
+                "No WAF web ACL by default: every method but the token-checked webhook needs "
+                "IAM/Cognito/API-key auth and the stage is throttled. flowcraft:waf=true adds "
+                "one where the API is public.",
+            )
+        for rule_id in ("AwsSolutions-APIG4", "AwsSolutions-COG4"):
+            _acknowledge(
+                webhook,
+                rule_id,
+                "POST /runs/{runId}/webhooks/{nodeId} is called by outside systems without AWS "
+                "credentials: the function checks the node's own secret token (header or query "
+                "string) and answers 403 when it is wrong; the stage is throttled.",
+            )
         if self.settings.api_auth != "cognito":
             for method in methods:
                 _acknowledge(
@@ -581,85 +909,213 @@ class FlowcraftStack(Stack):
 
     # ------------------------------------------------------------------------ observability
 
+    def _alarm_topic(self) -> sns.ITopic:
+        """Where every alarm goes: the given ``alarmTopicArn``, or a topic of this stack.
+
+        Alarm notifications carry alarm names and metric values, no run data; CloudWatch can
+        only publish to an encrypted topic through a customer-managed KMS key whose policy
+        trusts it, so the topic is not encrypted (see the acknowledgement).
+        """
+        settings = self.settings
+        if settings.alarm_topic_arn:
+            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
+        else:
+            created = sns.Topic(
+                self,
+                "AlarmTopic",
+                topic_name=f"{settings.prefix}-alarms",
+                display_name=f"Flowcraft alarms ({settings.prefix})",
+                enforce_ssl=True,
+            )
+            _acknowledge(
+                created,
+                "AwsSolutions-SNS2",
+                "Alarm notifications hold alarm names and metric values only. CloudWatch "
+                "alarms cannot publish to a topic encrypted with the AWS-managed SNS key, and a "
+                "customer-managed key per stack costs more than the data is worth protecting.",
+            )
+            topic = created
+        if settings.alarm_email:
+            topic.add_subscription(subscriptions.EmailSubscription(settings.alarm_email))
+        return topic
+
+    def _alarm(
+        self,
+        construct_id: str,
+        name: str,
+        description: str,
+        metric: cloudwatch.IMetric,
+        threshold: float,
+        *,
+        evaluation_periods: int = 1,
+    ) -> cloudwatch.Alarm:
+        alarm = cloudwatch.Alarm(
+            self,
+            construct_id,
+            alarm_name=f"{self.settings.prefix}-{name}",
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=evaluation_periods,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        action = cloudwatch_actions.SnsAction(self.alarm_topic)
+        alarm.add_alarm_action(action)
+        alarm.add_ok_action(action)
+        return alarm
+
     def _alarms(self) -> list[cloudwatch.Alarm]:
-        prefix = self.settings.prefix
+        """Every alarm notifies the alarm topic, when it fires and when it clears."""
+        settings = self.settings
+        minute = Duration.minutes(1)
         five_minutes = Duration.minutes(5)
+        timeout_ms = settings.worker_timeout_seconds * 1000
+        near_timeout_ms = int(timeout_ms * WORKER_DURATION_ALARM_RATIO)
         alarms = [
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "DeadLetterQueueNotEmpty",
-                alarm_name=f"{prefix}-dlq-not-empty",
-                alarm_description="Jobs exhausted their retries and wait in the dead-letter queue",
-                metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic="Maximum"
+                "dlq-not-empty",
+                "Jobs exhausted their retries and wait in the dead-letter queue",
+                self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=minute, statistic="Maximum"
                 ),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                0,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "WorkerErrors",
-                alarm_name=f"{prefix}-worker-errors",
-                alarm_description="Worker invocations failed as a whole (crash or timeout); "
-                "single failed jobs are reported per message and do not count",
-                metric=self.worker.metric_errors(period=five_minutes, statistic="Sum"),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "worker-errors",
+                "Worker invocations failed as a whole (crash or timeout); single failed jobs "
+                "are reported per message and do not count",
+                self.worker.metric_errors(period=five_minutes, statistic="Sum"),
+                0,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "OldestJobAge",
-                alarm_name=f"{prefix}-oldest-job-age",
-                alarm_description="Jobs wait in the queue longer than "
-                f"{self.settings.oldest_message_alarm_seconds} s: workers are behind or failing",
-                metric=self.queue.metric_approximate_age_of_oldest_message(
+                "oldest-job-age",
+                f"Jobs wait in the queue longer than {settings.oldest_message_alarm_seconds} s: "
+                "workers are behind or failing",
+                self.queue.metric_approximate_age_of_oldest_message(
                     period=five_minutes, statistic="Maximum"
                 ),
-                threshold=self.settings.oldest_message_alarm_seconds,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                settings.oldest_message_alarm_seconds,
             ),
-            cloudwatch.Alarm(
-                self,
+            self._alarm(
                 "ReconcilerErrors",
-                alarm_name=f"{prefix}-reconciler-errors",
-                alarm_description="The reconciler failed: stalled runs are not being resumed",
-                metric=self.reconciler.metric_errors(period=five_minutes, statistic="Sum"),
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                "reconciler-errors",
+                "The reconciler failed: stalled runs are not being resumed",
+                self.reconciler.metric_errors(period=five_minutes, statistic="Sum"),
+                0,
+            ),
+            self._alarm(
+                "ApiServerErrors",
+                "api-5xx",
+                "The API answered 5XX: the function failed or timed out, or API Gateway did",
+                self.api.metric_server_error(period=five_minutes, statistic="Sum"),
+                0,
+            ),
+            self._alarm(
+                "ApiLatency",
+                "api-latency",
+                f"API p90 latency above {settings.api_latency_alarm_ms} ms for 15 minutes",
+                self.api.metric_latency(period=five_minutes, statistic="p90"),
+                settings.api_latency_alarm_ms,
+                evaluation_periods=3,
+            ),
+            self._alarm(
+                "WorkerNearTimeout",
+                "worker-near-timeout",
+                f"A worker invocation ran longer than {near_timeout_ms} ms "
+                f"({WORKER_DURATION_ALARM_RATIO:.0%} of its {settings.worker_timeout_seconds} s "
+                "timeout): raise the timeout or make nodes shorter before invocations time out",
+                self.worker.metric_duration(period=five_minutes, statistic="Maximum"),
+                near_timeout_ms,
             ),
         ]
-        if self.settings.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", self.settings.alarm_topic_arn)
-            for alarm in alarms:
-                alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+        for role_name, function in self.functions.items():
+            alarms.append(
+                self._alarm(
+                    f"{role_name.capitalize()}Throttles",
+                    f"{role_name}-throttles",
+                    f"The {role_name} function was throttled: its reserved concurrency or the "
+                    "account's concurrency is exhausted",
+                    function.metric_throttles(period=five_minutes, statistic="Sum"),
+                    0,
+                )
+            )
         return alarms
 
-    def _dashboard(self) -> None:
-        def graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
-            return cloudwatch.GraphWidget(title=title, left=list(metrics), width=8)
+    def _emf_metric(self, name: str, label: str, statistic: str = "Sum") -> cloudwatch.Metric:
+        """A metric the handlers emit in EMF (Powertools adds the ``service`` dimension)."""
+        return cloudwatch.Metric(
+            namespace=self.metrics_namespace,
+            metric_name=name,
+            dimensions_map={"service": "flowcraft"},
+            statistic=statistic,
+            period=Duration.minutes(1),
+            label=label,
+        )
+
+    def _runs_started_metric(self, access_logs: logs.ILogGroup) -> cloudwatch.Metric:
+        """Accepted ``POST /runs`` requests, counted from the API's access log (the API function
+        emits no metric of its own). An idempotent repeat of a start counts again."""
+        metric_filter = logs.MetricFilter(
+            self,
+            "RunsStartedFilter",
+            log_group=access_logs,
+            metric_namespace=self.metrics_namespace,
+            metric_name="RunsStarted",
+            filter_pattern=logs.FilterPattern.all(
+                logs.FilterPattern.string_value("$.httpMethod", "=", "POST"),
+                logs.FilterPattern.string_value("$.resourcePath", "=", "/runs"),
+                logs.FilterPattern.string_value("$.status", "=", "202"),
+            ),
+            metric_value="1",
+        )
+        return metric_filter.metric(
+            statistic="Sum", period=Duration.minutes(1), label="Runs started"
+        )
+
+    def _dashboard(self) -> cloudwatch.Dashboard:
+        def graph(
+            title: str, *metrics: cloudwatch.IMetric, width: int = 8
+        ) -> cloudwatch.GraphWidget:
+            return cloudwatch.GraphWidget(title=title, left=list(metrics), width=width)
 
         minute = Duration.minutes(1)
         dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{self.settings.prefix}-dashboard"
         )
         dashboard.add_widgets(
-            cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), width=24, height=3),
+            cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), width=24, height=4),
         )
         dashboard.add_widgets(
             graph(
-                "Job queue",
-                self.queue.metric_approximate_number_of_messages_visible(period=minute),
-                self.queue.metric_approximate_number_of_messages_not_visible(period=minute),
-                self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=minute, label="Dead letters"
+                "Runs per minute",
+                self.runs_started,
+                self._emf_metric("RunsCompleted", "Runs completed"),
+                self._emf_metric("RunsFailed", "Runs failed"),
+            ),
+            graph(
+                "Nodes per minute",
+                self._emf_metric("NodesExecuted", "Nodes executed"),
+                self._emf_metric("NodeFailures", "Node failures"),
+                self._emf_metric("Retries", "Retries"),
+            ),
+            graph(
+                "Node duration (ms)",
+                self._emf_metric("NodeDuration", "p50", statistic="p50"),
+                self._emf_metric("NodeDuration", "p99", statistic="p99"),
+            ),
+        )
+        dashboard.add_widgets(
+            graph(
+                "Job queue depth",
+                self.queue.metric_approximate_number_of_messages_visible(
+                    period=minute, label="Visible"
+                ),
+                self.queue.metric_approximate_number_of_messages_not_visible(
+                    period=minute, label="In flight"
                 ),
             ),
             graph(
@@ -667,22 +1123,53 @@ class FlowcraftStack(Stack):
                 self.queue.metric_approximate_age_of_oldest_message(period=minute),
             ),
             graph(
-                "Worker",
-                self.worker.metric_invocations(period=minute),
-                self.worker.metric_errors(period=minute),
-                self.worker.metric_throttles(period=minute),
+                "Dead-letter queue depth",
+                self.dead_letter_queue.metric_approximate_number_of_messages_visible(
+                    period=minute, label="Dead letters"
+                ),
+            ),
+        )
+        functions = self.functions.items()
+        dashboard.add_widgets(
+            graph(
+                "Lambda errors",
+                *(f.metric_errors(period=minute, label=name) for name, f in functions),
+            ),
+            graph(
+                "Lambda duration p99 (ms)",
+                *(
+                    f.metric_duration(period=minute, statistic="p99", label=name)
+                    for name, f in functions
+                ),
+            ),
+            graph(
+                "Lambda throttles",
+                *(f.metric_throttles(period=minute, label=name) for name, f in functions),
             ),
         )
         dashboard.add_widgets(
-            graph("Worker duration", self.worker.metric_duration(period=minute)),
             graph(
-                "API",
-                self.api.metric_count(period=minute),
-                self.api.metric_client_error(period=minute),
-                self.api.metric_server_error(period=minute),
+                "API requests",
+                self.api.metric_count(period=minute, label="Requests"),
+                self.api.metric_client_error(period=minute, label="4XX"),
+                self.api.metric_server_error(period=minute, label="5XX"),
             ),
-            graph("API latency", self.api.metric_latency(period=minute)),
+            graph(
+                "API latency (ms)",
+                self.api.metric_latency(period=minute, statistic="p50", label="p50"),
+                self.api.metric_latency(period=minute, statistic="p99", label="p99"),
+                self.api.metric_integration_latency(
+                    period=minute, statistic="p99", label="integration p99"
+                ),
+            ),
+            graph(
+                "Reconciler",
+                self._emf_metric("StalledRuns", "Stalled runs"),
+                self._emf_metric("ReconciledRuns", "Reconciled runs"),
+                self._emf_metric("ReconcileFailures", "Failures"),
+            ),
         )
+        return dashboard
 
     def _outputs(self) -> None:
         outputs = {
@@ -698,6 +1185,14 @@ class FlowcraftStack(Stack):
             "WorkerFunctionName": (self.worker.function_name, "SQS-triggered worker"),
             "ReconcilerFunctionName": (self.reconciler.function_name, "Scheduled reconciler"),
             "ApiFunctionName": (self.api_function.function_name, "API Gateway handler"),
+            "PayloadBucketName": (self.payload_bucket.bucket_name, "FLOWCRAFT_PAYLOAD_BUCKET"),
+            "AlarmTopicArn": (self.alarm_topic.topic_arn, "SNS topic every alarm notifies"),
         }
+        if self.dashboard is not None:
+            outputs["DashboardUrl"] = (
+                f"https://{Aws.REGION}.console.aws.amazon.com/cloudwatch/home?region="
+                f"{Aws.REGION}#dashboards:name={self.dashboard.dashboard_name}",
+                "CloudWatch dashboard",
+            )
         for output_id, (value, description) in outputs.items():
             CfnOutput(self, output_id, value=value, description=description)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar
 
-from flowcraft_core.aws.schema import DEFAULT_PREFIX
+from flowcraft_core.aws.schema import DEFAULT_PREFIX, DEFAULT_RETENTION_DAYS
 
 CONTEXT_PREFIX = "flowcraft:"
 
@@ -55,6 +55,13 @@ _PREFIX_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 _STACK_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 _COGNITO_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/\S+$")
 _SNS_ARN_PATTERN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:\S+$")
+_EMAIL_PATTERN = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+#: An IAM principal the API's resource policy may allow: an account id, or a role/user ARN
+#: (``*`` wildcards allowed in the name part, as ``aws:PrincipalArn`` conditions take them).
+_PRINCIPAL_PATTERN = re.compile(
+    r"^(\d{12}|arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/*-]+)$"
+)
+_VPCE_PATTERN = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 
 
 class SettingsError(ValueError):
@@ -76,6 +83,12 @@ class Settings:
     batch_size: int = 10
     max_batching_window_seconds: int = 1
     worker_max_concurrency: int = 20
+    #: Reserved concurrency of the worker; 0 means "the event source's maximum concurrency".
+    worker_reserved_concurrency: int = 0
+    #: Reserved concurrency of the API function: at most this many requests run at once.
+    api_reserved_concurrency: int = 10
+    #: false leaves every function unreserved (accounts whose concurrency quota is too low).
+    reserved_concurrency: bool = True
     reconciler_schedule_minutes: int = 1
     stalled_seconds: int = 300
     api_auth: ApiAuth = "iam"
@@ -83,14 +96,31 @@ class Settings:
     api_throttle_rate: int = 50
     api_throttle_burst: int = 100
     api_cloudwatch_role: bool = True
-    dashboard: bool = False
+    dashboard: bool = True
     log_retention_days: int = 30
     fifo: bool = False
     tracing: bool = False
     oldest_message_alarm_seconds: int = 300
+    api_latency_alarm_ms: int = 3000
     alarm_topic_arn: str = ""
+    alarm_email: str = ""
     removal_policy: RemovalPolicyName = "retain"
+    deletion_protection: bool = True
+    #: Days a finished run stays readable (``FLOWCRAFT_RETENTION_DAYS``); S3 payloads expire
+    #: ``retention + DEFAULT_RUN_HORIZON_DAYS`` days after they were written.
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    #: Comma-separated account ids or IAM ARNs: only they may call the API (IAM auth only).
+    api_allowed_principals: tuple[str, ...] = ()
+    #: An interface VPC endpoint id: the API becomes private, reachable only through it.
+    api_source_vpce: str = ""
+    #: Put a WAF web ACL (AWS managed rules + a per-IP rate limit) in front of the stage.
+    waf: bool = False
     bundle_dependencies: bool = True
+
+    @property
+    def resolved_worker_reserved_concurrency(self) -> int:
+        """What the worker reserves: never less than the event source may start at once."""
+        return self.worker_reserved_concurrency or self.worker_max_concurrency
 
     @property
     def pip_platform(self) -> str:
@@ -137,6 +167,22 @@ class Settings:
                 f"{_key('stalled_seconds')} ({self.stalled_seconds}) must exceed "
                 f"{_key('worker_timeout_seconds')} ({self.worker_timeout_seconds}), or the "
                 "reconciler would resume runs whose node is still executing"
+            )
+        if 0 < self.worker_reserved_concurrency < self.worker_max_concurrency:
+            raise SettingsError(
+                f"{_key('worker_reserved_concurrency')} ({self.worker_reserved_concurrency}) "
+                f"must be at least {_key('worker_max_concurrency')} "
+                f"({self.worker_max_concurrency}), or Lambda throttles the queue's poller"
+            )
+        if self.removal_policy == "destroy" and self.deletion_protection:
+            raise SettingsError(
+                f"{_key('removal_policy')}=destroy needs {_key('deletion_protection')}=false: "
+                "`cdk destroy` cannot delete a table with deletion protection"
+            )
+        if self.api_allowed_principals and self.api_auth != "iam":
+            raise SettingsError(
+                f"{_key('api_allowed_principals')} needs {_key('api_auth')}=iam: API keys and "
+                "Cognito tokens carry no IAM principal to match"
             )
         if self.api_auth == "cognito" and not self.cognito_user_pool_arn:
             raise SettingsError(
@@ -208,6 +254,18 @@ def _pattern_parser(pattern: re.Pattern[str], what: str) -> Callable[[str, Any],
     return parse
 
 
+def _parse_principals(key: str, value: Any) -> tuple[str, ...]:
+    """A list (cdk.json) or a comma-separated string (``-c key=a,b``) of principals."""
+    items = value if isinstance(value, list | tuple) else str(value).split(",")
+    principals = tuple(str(item).strip() for item in items if str(item).strip())
+    for principal in principals:
+        if not _PRINCIPAL_PATTERN.fullmatch(principal):
+            raise SettingsError(
+                f"{key} takes 12-digit account ids or IAM role/user ARNs, got {principal!r}"
+            )
+    return principals
+
+
 def _parse_retention(key: str, value: Any) -> int:
     days = _int_parser(0, 3653)(key, value)
     if days not in LOG_RETENTION_DAYS:
@@ -237,6 +295,9 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "batch_size": _int_parser(1, 10000),
     "max_batching_window_seconds": _int_parser(0, 300),
     "worker_max_concurrency": _int_parser(2, 1000),
+    "worker_reserved_concurrency": _int_parser(0, 1000),
+    "api_reserved_concurrency": _int_parser(1, 1000),
+    "reserved_concurrency": _parse_bool,
     "reconciler_schedule_minutes": _int_parser(1, 1440),
     "stalled_seconds": _int_parser(30, 7 * 24 * 3600),
     "api_auth": _choice_parser("iam", "api_key", "cognito"),
@@ -249,8 +310,15 @@ _PARSERS: dict[str, Callable[[str, Any], Any]] = {
     "fifo": _parse_bool,
     "tracing": _parse_bool,
     "oldest_message_alarm_seconds": _int_parser(60, 14 * 24 * 3600),
+    "api_latency_alarm_ms": _int_parser(100, 29000),
     "alarm_topic_arn": _pattern_parser(_SNS_ARN_PATTERN, "an SNS topic ARN"),
+    "alarm_email": _pattern_parser(_EMAIL_PATTERN, "an e-mail address"),
     "removal_policy": _choice_parser("retain", "destroy"),
+    "deletion_protection": _parse_bool,
+    "retention_days": _int_parser(1, 3650),
+    "api_allowed_principals": _parse_principals,
+    "api_source_vpce": _pattern_parser(_VPCE_PATTERN, "a VPC endpoint id (vpce-...)"),
+    "waf": _parse_bool,
     "bundle_dependencies": _parse_bool,
 }
 
