@@ -691,7 +691,8 @@ def pick_waiting_key(waiting: list[str], node_id: str | None) -> str:
         k for k in waiting if split_key(k)[0] == node_id
     ]
     if not matches:
-        raise LookupError(f"node {node_id!r} (not waiting)")
+        waiting_now = ", ".join(sorted(waiting)) or "none"
+        raise LookupError(f"node {node_id!r} (not waiting; waiting: {waiting_now})")
     return max(matches, key=lambda k: split_key(k)[1])
 
 

@@ -58,7 +58,12 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from flowcraft_core.aws.run_listing import InvalidPageToken
-    from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
+    from flowcraft_core.distributed.errors import (
+        InvalidResume,
+        RunConflict,
+        RunNotFound,
+        UnknownBlueprint,
+    )
 
 #: Largest request body accepted (bytes, after base64 decoding). Jobs and run records live in
 #: SQS (256 KiB) and DynamoDB (400 KB) items, so a bigger starting context could never run.
@@ -78,6 +83,7 @@ ROUTES = (
     "POST /runs/{runId}/resume",
     "POST /runs/{runId}/cancel",
     "GET /runs/{runId}/nodes",
+    "POST /runs/{runId}/redrive",
     "GET /openapi.json",
 )
 
@@ -412,6 +418,25 @@ def cancel_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     return _reply(202, RunAccepted(run_id=runId, status="cancelled"))
 
 
+@app.post(
+    "/runs/<runId>/redrive",
+    summary="Redrive a failed run",
+    responses={
+        202: _documented("The failed nodes run again; committed results are kept", RunAccepted),
+        400: _BAD_REQUEST,
+        404: _NOT_FOUND,
+        409: _documented("The run has not failed"),
+        413: _TOO_LARGE,
+    },
+    tags=["runs"],
+)
+def redrive_run(runId: RunIdPath) -> Response[dict[str, Any]]:
+    runId = _decoded(runId)
+    again = config.adapter().client.redrive(runId)
+    logger.info("run redriven", extra={"run_id": runId, "nodes": again})
+    return _reply(202, RunAccepted(run_id=runId, status="running"))
+
+
 def _decoded(run_id: str) -> str:
     """API Gateway (REST) routes on the raw, percent-encoded path: decode the run id."""
     return unquote(run_id)
@@ -517,6 +542,10 @@ def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
     return _error(409, str(exc), status=exc.status)
 
 
+def _invalid_resume(exc: InvalidResume) -> Response[dict[str, Any]]:
+    return _error(400, f"invalid request: {exc}", validActions=exc.valid)
+
+
 def _invalid_page_token(exc: InvalidPageToken) -> Response[dict[str, Any]]:
     return _error(400, f"invalid request: {exc}")
 
@@ -545,8 +574,14 @@ def _register_client_errors() -> None:
     Called on the first request; registering handlers is idempotent.
     """
     from flowcraft_core.aws.run_listing import InvalidPageToken
-    from flowcraft_core.distributed.errors import RunConflict, RunNotFound, UnknownBlueprint
+    from flowcraft_core.distributed.errors import (
+        InvalidResume,
+        RunConflict,
+        RunNotFound,
+        UnknownBlueprint,
+    )
 
+    app.exception_handler(InvalidResume)(_invalid_resume)
     app.exception_handler(InvalidPageToken)(_invalid_page_token)
     app.exception_handler(UnknownBlueprint)(_unknown_blueprint)
     app.exception_handler(RunNotFound)(_run_not_found)

@@ -52,6 +52,7 @@ RESOURCES = (
     "/runs/{runId}/resume",
     "/runs/{runId}/cancel",
     "/runs/{runId}/nodes",
+    "/runs/{runId}/redrive",
     "/openapi.json",
 )
 PROXY_RESOURCE = "/{proxy+}"

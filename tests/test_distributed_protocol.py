@@ -348,3 +348,85 @@ def test_subflow_node_retries_start_a_new_child_run_like_in_memory() -> None:
     assert h.client.get(f"{run_id}--sub").status == "failed"
     assert h.client.get(f"{run_id}--sub@2").status == "completed"
     assert record.nodes["sub"].attempts == 2
+
+
+def test_a_failed_run_is_redriven_from_its_failed_node_keeping_committed_results() -> None:
+    calls: dict[tuple[str, str], int] = {}
+    fixed = {"done": False}
+
+    def counted(ctx: Any) -> dict[str, Any]:
+        calls[ctx.run_id, ctx.node_id] = calls.get((ctx.run_id, ctx.node_id), 0) + 1
+        if ctx.node_id == "b" and not fixed["done"]:
+            raise RuntimeError("bug in b")
+        return {"output": f"{ctx.node_id} ran"}
+
+    bp = {
+        "id": "abc",
+        "nodes": [{"id": n, "uses": "counted"} for n in ("a", "b", "c")],
+        "edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}],
+    }
+    h = Harness(blueprints={"abc": bp}, registry={"counted": counted})
+    run_id, _ = h.client.start("abc")
+    h.drain()
+    assert h.client.head(run_id).status == "failed"
+    running, _ = h.client.start("abc")
+    with pytest.raises(RunConflict, match="only a failed run"):
+        h.client.redrive(running)
+    fixed["done"] = True  # the node's code is fixed and deployed
+    assert h.client.redrive(run_id) == ["b"]
+    assert h.statuses.get(run_id)["status"] == "running"  # type: ignore[index]
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed" and record.error is None
+    assert record.to_api()["outputs"] == {"a": "a ran", "b": "b ran", "c": "c ran"}
+    assert calls[run_id, "a"] == 1  # committed results are kept, not run again
+    with pytest.raises(RunConflict, match="is completed"):
+        h.client.redrive(run_id)
+
+
+def test_a_map_whose_item_failed_is_redriven_with_fresh_attempts_for_that_item() -> None:
+    broken = {"on": True}
+
+    def picky(ctx: Any) -> dict[str, Any]:
+        if ctx.input == 2 and broken["on"]:
+            raise ValueError("two is not welcome")
+        return {"output": ctx.input * 10}
+
+    bp = {
+        "id": "picky",
+        "nodes": [
+            {
+                "id": "m",
+                "uses": "map",
+                "params": {"items": "context.xs", "uses": "picky", "maxRetries": 1},
+            }
+        ],
+    }
+    h = Harness(blueprints={"picky": bp}, registry={"picky": picky})
+    run_id, _ = h.client.start("picky", {"xs": [1, 2, 3]})
+    h.drain()
+    assert h.client.head(run_id).status == "failed"
+    broken["on"] = False
+    h.client.redrive(run_id)
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed", record.error
+    assert record.nodes["m"].output == [10, 20, 30]
+
+
+def test_a_resume_with_an_action_no_edge_takes_is_refused_naming_the_valid_ones() -> None:
+    from flowcraft_core.distributed.errors import InvalidResume
+
+    h = Harness()
+    run_id, _ = h.client.start("approval")
+    h.drain()
+    with pytest.raises(InvalidResume, match="valid actions: 'no', 'yes'"):
+        h.client.resume(run_id, action="yse")
+    with pytest.raises(InvalidResume):
+        h.client.resume(run_id)  # no action, and no default edge
+    with pytest.raises(RunConflict, match="waiting: approve"):
+        h.client.resume(run_id, node_id="ship", action="yes")
+    assert h.client.head(run_id).status == "awaiting"  # nothing was written
+    h.client.resume(run_id, action="yes", output={"ok": 1})
+    h.drain()
+    assert h.client.get(run_id).status == "completed"

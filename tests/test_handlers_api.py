@@ -158,20 +158,42 @@ def test_resume_rules(stack: Stack) -> None:
     assert stack.get("ask-1")["status"] == "awaiting"
     status, body = stack.call_api("POST", "/runs/ask-1/resume", {"nodeId": "submit"})
     assert status == 409
-    assert "'submit' (not waiting)" in body["message"]
+    assert "'submit' (not waiting; waiting: manager_approval)" in body["message"]
     status, body = stack.call_api("POST", "/runs/ask-1/resume", {"nodeId": "x", "extra": 1})
     assert status == 400
     assert body["errors"] == [
         {"field": "extra", "message": "unknown field", "type": "extra_forbidden"}
     ]
-    # No body at all: the only waiting node is resumed.
-    status, body = stack.call_api("POST", "/runs/ask-1/resume")
+    # A misspelt action (or none, with no default edge) would skip every branch: refused.
+    for request in ({"action": "aprove"}, None):
+        status, body = stack.call_api("POST", "/runs/ask-1/resume", request)
+        assert status == 400, body
+        assert body["validActions"] == ["approve", "reject"]
+        assert "valid actions: 'approve', 'reject'" in body["message"]
+    assert stack.get("ask-1")["status"] == "awaiting"  # nothing was written
+    status, body = stack.call_api("POST", "/runs/ask-1/resume", {"action": "approve"})
     assert (status, body) == (
         202,
         {"runId": "ask-1", "status": "running", "nodeId": "manager_approval"},
     )
     status, body = stack.call_api("POST", "/runs/ask-1/resume", {"action": "approve"})
     assert status == 409  # already resumed
+
+
+def test_redrive_only_a_failed_run_and_it_runs_its_failed_node_again(stack: Stack) -> None:
+    run_id = stack.start("flaky")
+    stack.drain()
+    assert stack.get(run_id)["status"] == "failed"
+    status, body = stack.call_api("POST", f"/runs/{run_id}/redrive")
+    assert (status, body) == (202, {"runId": run_id, "status": "running"})
+    assert stack.get(run_id)["status"] == "running"
+    stack.drain()  # boom still fails: the run fails again, with its error
+    view = stack.get(run_id)
+    assert view["status"] == "failed" and "boom" in view["error"]
+    other = stack.start("order")
+    status, body = stack.call_api("POST", f"/runs/{other}/redrive")
+    assert status == 409 and "only a failed run" in body["message"]
+    assert stack.call_api("POST", "/runs/nope/redrive")[0] == 404
 
 
 def test_cancel_twice_is_409(stack: Stack) -> None:
@@ -235,6 +257,7 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
         "POST /runs/{runId}/resume",
         "POST /runs/{runId}/cancel",
         "GET /runs/{runId}/nodes",
+        "POST /runs/{runId}/redrive",
     }
     start = document["paths"]["/runs"]["post"]
     assert set(start["responses"]) == {"202", "400", "409", "413"}

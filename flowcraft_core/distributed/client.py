@@ -15,13 +15,13 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
 from ..scheduler import AWAITING, CompiledGraph, pick_waiting_key
-from .errors import RunConflict, RunNotFound, StateTooLarge, UnknownBlueprint
+from .errors import InvalidResume, RunConflict, RunNotFound, StateTooLarge, UnknownBlueprint
 from .items import Cond, ConditionFailed, ItemStore, Update, Write
 from .job import Job
 from .layout import head_key, node_key
 from .payloads import ValueCodec
 from .plan import Plan
-from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunHead, RunRecord
+from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunHead, RunRecord, child_run_id
 from .state import Retention, RunItems
 from .storable import check_storable
 from .stores import JobQueue, StatusStore
@@ -162,6 +162,7 @@ class WorkflowClient:
         if head.status != AWAITING:
             raise RunConflict(run_id, head.status, "resume (it is not awaiting)")
         key = pick_waiting(head, node_id)
+        check_routes(self.plan(head.blueprint_id), run_id, key, action)
         now = self.clock.now()
         # The status row first: if we die after the head changes, the run is back in the
         # reconciler's index, which then sends the resumed node.
@@ -203,6 +204,81 @@ class WorkflowClient:
         )
         return key
 
+    def redrive(self, run_id: str) -> list[str]:
+        """Continue a failed run from the nodes that failed, keeping every committed result
+        (fresh attempts for the failed nodes and their unfinished map items). Returns the
+        instances sent again."""
+        from .view import load_run
+
+        head = self.head(run_id)
+        if head.status != "failed":
+            raise RunConflict(run_id, head.status, "redrive (only a failed run can be redriven)")
+        plan = self.plan(head.blueprint_id)
+        record = load_run(self.runs, plan, run_id, outputs=False, fanouts=True)
+        if record is None:
+            raise RunNotFound(run_id)
+        now = self.clock.now()
+        # The status row first: if we die after the head changes, the reconciler sees the run.
+        self.statuses.changed(run_id, RUNNING, now)
+        failed = [k for k, n in record.nodes.items() if n.status == "failed"]
+        fresh = {"attempt": 1, "notBefore": now}
+        for key in failed:
+            node = record.nodes[key]
+            # A subflow node starts a new child run (the failed one stays for reading).
+            child = child_run_id(run_id, key, node.attempts + 1) if node.child else None
+            self._reopen(run_id, key, fresh, now, child)
+            for index, item in (record.fanouts.get(key) or {}).get("parked", {}).items():
+                if item.status in ("failed", "retrying"):
+                    self._reopen(run_id, f"{key}[{index}]", fresh, now)
+        try:
+            self.runs.items.update(
+                head_key(run_id),
+                Update(set={("status",): RUNNING, ("updatedAt",): now}, remove=[("error",)]),
+                ((Cond(("status",), "eq", "failed"),),),
+            )
+        except ConditionFailed:
+            current = self.head(run_id)
+            self.statuses.changed(run_id, current.status, now, error=current.error)
+            raise RunConflict(run_id, current.status, "redrive (it changed meanwhile)") from None
+        # The failed nodes, and whatever else was ready when the run failed.
+        sched = record.scheduler(plan.graph)
+        waiting = set(record.awaiting_keys())
+        ready = [
+            k
+            for k in dict.fromkeys([*failed, *sched.outstanding()])
+            if k not in waiting
+            and (k in failed or k not in record.nodes or not record.nodes[k].settled)
+        ]
+        cause = f"redrive {int(now)}"
+        self.queue.send(
+            [
+                Job(run_id=run_id, blueprint_id=head.blueprint_id, node_id=k, cause=cause)
+                for k in ready
+            ]
+        )
+        return ready
+
+    def _reopen(
+        self,
+        run_id: str,
+        key: str,
+        retry: dict[str, float],
+        now: float,
+        child: str | None = None,
+    ) -> None:
+        """A failed (or retrying) instance gets a fresh first attempt."""
+        update = Update(
+            set={("s",): "retrying", ("n",): 0, ("rt",): dict(retry)}, remove=[("e",), ("t",)]
+        )
+        if child is not None:
+            update.set[("c",)] = child
+        with contextlib.suppress(ConditionFailed):
+            self.runs.items.update(
+                node_key(run_id, key),
+                update,
+                ((Cond(("s",), "in", ("failed", "retrying")),),),
+            )
+
     def cancel(self, run_id: str) -> None:
         head = self.head(run_id)
         if head.status == CANCELLED:
@@ -229,6 +305,18 @@ class WorkflowClient:
                     # The child may finish meanwhile.
                     with contextlib.suppress(RunConflict, RunNotFound):
                         self.cancel(child.run_id)
+
+
+def check_routes(plan: Plan, run_id: str, key: str, action: str | None) -> None:
+    """Refuse a resume whose action no outgoing edge of the waiting node takes (when there is
+    no default edge either): it would skip every branch and approve nothing."""
+    node_id = key.partition("#")[0]
+    edges = plan.graph.out_edges[node_id]
+    if not edges or any(e.action is None for e in edges):
+        return
+    valid = sorted({str(e.action) for e in edges})
+    if action not in valid:
+        raise InvalidResume(run_id, node_id, action, valid)
 
 
 def pick_waiting(head: RunHead, node_id: str | None) -> str:

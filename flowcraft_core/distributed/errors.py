@@ -55,3 +55,16 @@ class DeferJob(Exception):
 
 class PoisonJob(ValueError):
     """A job that can never succeed and names no run to fail: it belongs in the DLQ."""
+
+
+class InvalidResume(ValueError):
+    """A resume the waiting node cannot route (an action none of its edges takes); nothing
+    was written. The message names the actions that would route."""
+
+    def __init__(self, run_id: str, node_id: str, action: str | None, valid: list[str]) -> None:
+        wanted = "no action" if action is None else f"action {action!r}"
+        choices = ", ".join(repr(a) for a in valid) or "none"
+        super().__init__(
+            f"run {run_id!r}: node {node_id!r} has no edge for {wanted}; valid actions: {choices}"
+        )
+        self.valid = valid

@@ -304,7 +304,7 @@ def load_run(
 
 
 def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
-    open_keys = [k for k, r in record.nodes.items() if not r.settled]
+    open_keys = [k for k, r in record.nodes.items() if not r.settled or r.status == "failed"]
     sched = record.scheduler(plan.graph)
     open_keys += [k for k in sched.outstanding() if k not in record.nodes]
     specs = runs.raw([fanout_key(record.run_id, k) for k in open_keys])
