@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
     from flowcraft_core.aws.run_listing import InvalidPageToken
     from flowcraft_core.distributed.errors import (
+        InvalidBlueprint,
         InvalidResume,
         RunConflict,
         RunNotFound,
@@ -542,6 +543,10 @@ def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
     return _error(409, str(exc), status=exc.status)
 
 
+def _invalid_blueprint(exc: InvalidBlueprint) -> Response[dict[str, Any]]:
+    return _error(400, str(exc), issues=exc.issues)
+
+
 def _invalid_resume(exc: InvalidResume) -> Response[dict[str, Any]]:
     return _error(400, f"invalid request: {exc}", validActions=exc.valid)
 
@@ -575,12 +580,14 @@ def _register_client_errors() -> None:
     """
     from flowcraft_core.aws.run_listing import InvalidPageToken
     from flowcraft_core.distributed.errors import (
+        InvalidBlueprint,
         InvalidResume,
         RunConflict,
         RunNotFound,
         UnknownBlueprint,
     )
 
+    app.exception_handler(InvalidBlueprint)(_invalid_blueprint)
     app.exception_handler(InvalidResume)(_invalid_resume)
     app.exception_handler(InvalidPageToken)(_invalid_page_token)
     app.exception_handler(UnknownBlueprint)(_unknown_blueprint)

@@ -430,3 +430,39 @@ def test_a_resume_with_an_action_no_edge_takes_is_refused_naming_the_valid_ones(
     h.client.resume(run_id, action="yes", output={"ok": 1})
     h.drain()
     assert h.client.get(run_id).status == "completed"
+
+
+def test_a_blueprint_that_cannot_run_is_refused_at_start_and_nothing_is_written() -> None:
+    from flowcraft_core.distributed.errors import InvalidBlueprint
+
+    bp = {
+        "id": "typo",
+        "nodes": [{"id": "a", "uses": "echo"}, {"id": "b", "uses": "ecoh"}],
+        "edges": [{"source": "a", "target": "b"}],
+    }
+    h = Harness(blueprints={"typo": bp})
+    h.client.registry = h.worker.registry
+    with pytest.raises(InvalidBlueprint, match="ecoh") as refused:
+        h.client.start("typo")
+    assert refused.value.issues and refused.value.issues[0]["nodeId"] == "b"
+    assert h.items.items == {} and h.queue.sent == [] and h.statuses.items == {}
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_the_edge_and_keeps_the_output() -> None:
+    bp = {
+        "id": "bad_condition",
+        "nodes": [
+            {"id": "a", "uses": "value", "params": {"value": 3}},
+            {"id": "b", "uses": "echo"},
+        ],
+        "edges": [{"source": "a", "target": "b", "condition": "result.output + 'x' > 1"}],
+    }
+    h = Harness(blueprints={"bad_condition": bp})
+    run_id, _ = h.client.start("bad_condition")
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "failed"
+    assert "edge a -> b" in (record.error or "") and "result.output + 'x' > 1" in (
+        record.error or ""
+    )
+    assert record.nodes["a"].status == "completed" and record.nodes["a"].output == 3

@@ -98,6 +98,7 @@ class SqsAdapter:
             bucket_size=bucket_size,
         )
         self.client = WorkflowClient(
+            registry=self.worker.registry,
             runs=self.runs,
             statuses=self.statuses,
             queue=self.queue,

@@ -15,7 +15,14 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
 from ..scheduler import AWAITING, CompiledGraph, pick_waiting_key
-from .errors import InvalidResume, RunConflict, RunNotFound, StateTooLarge, UnknownBlueprint
+from .errors import (
+    InvalidBlueprint,
+    InvalidResume,
+    RunConflict,
+    RunNotFound,
+    StateTooLarge,
+    UnknownBlueprint,
+)
 from .items import Cond, ConditionFailed, ItemStore, Update, Write
 from .job import Job
 from .layout import head_key, node_key
@@ -41,6 +48,7 @@ class WorkflowClient:
         clock: Clock | None = None,
         codec: ValueCodec | None = None,
         retention: Retention | None = None,
+        registry: Mapping[str, Any] | None = None,
     ) -> None:
         if runs is None:
             if items is None:
@@ -53,7 +61,9 @@ class WorkflowClient:
         self.blueprints = {k: load_blueprint(v) for k, v in blueprints.items()}
         self.clock: Clock = clock or SystemClock()
         self._plans: dict[str, Plan] = {}
-        self._views: Any = None
+        #: What the workers run; with it, a start first checks every ``uses`` exists.
+        self.registry = registry
+        self._checked: set[str] = set()
 
     def plan(self, blueprint_id: str) -> Plan:
         if blueprint_id not in self.blueprints:
@@ -74,8 +84,13 @@ class WorkflowClient:
         run_id: str | None = None,
         parent: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
-        """Start a run (idempotent for a given ``run_id``): returns (run id, status)."""
+        """Start a run (idempotent for a given ``run_id``): returns (run id, status).
+
+        The blueprint is linted first (once per blueprint): a start of a blueprint that cannot
+        run is refused with its findings before anything is written.
+        """
         graph = self.graph(blueprint_id)
+        self.check(blueprint_id)
         check_storable(dict(context or {}), "context")
         if run_id is not None and _RESERVED.search(run_id):
             # A run's items are keyed "<run id>#<kind>#...": an id with "#" and a letter could
@@ -112,6 +127,19 @@ class WorkflowClient:
             return run_id, "completed"
         self.queue.send(jobs)
         return run_id, RUNNING
+
+    def check(self, blueprint_id: str) -> None:
+        """Lint a blueprint once; raise InvalidBlueprint naming every error found."""
+        if blueprint_id in self._checked:
+            return
+        from ..analysis import lint_blueprint
+        from ..builtins import default_registry
+
+        registry = None if self.registry is None else {**default_registry(), **self.registry}
+        result = lint_blueprint(self.blueprints[blueprint_id], registry)
+        if not result.is_valid:
+            raise InvalidBlueprint(blueprint_id, [issue.to_dict() for issue in result.errors])
+        self._checked.add(blueprint_id)
 
     def head(self, run_id: str) -> RunHead:
         head = self.runs.head(run_id)

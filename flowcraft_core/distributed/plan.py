@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..expressions import ExpressionError
 from ..scheduler import (
     CompiledEdge,
     CompiledGraph,
@@ -20,6 +21,7 @@ from ..scheduler import (
     instance_key,
     split_key,
 )
+from .errors import EdgeFailed
 
 NORMAL, BACK, EXIT = 0, 1, 2
 
@@ -98,9 +100,13 @@ class Plan:
         taken is left undecided (it is decided when the loop ends)."""
         node_id, iteration = split_key(key)
         decided: dict[int, bool] = {}
-        for edge, taken in choose_edges(
-            self.graph.out_edges[node_id], action, output, context, node_input
-        ):
+        edges = self.graph.out_edges[node_id]
+        try:
+            choices = choose_edges(edges, action, output, context, node_input)
+        except ExpressionError as exc:
+            failure = self._edge_failure(node_id, edges, action, output, context, node_input, exc)
+            raise failure from exc
+        for edge, taken in choices:
             if edge.kind == EXIT and not taken:
                 continue
             if edge.kind == BACK and taken:
@@ -109,6 +115,26 @@ class Plan:
                     raise LoopLimitError(edge.target, loop.max_iterations)
             decided[edge.index] = taken
         return decided
+
+    @staticmethod
+    def _edge_failure(
+        node_id: str,
+        edges: list[CompiledEdge],
+        action: str | None,
+        output: Any,
+        context: Mapping[str, Any],
+        node_input: Any,
+        error: ExpressionError,
+    ) -> Exception:
+        """Name the edge whose condition failed (conditions are evaluated one by one)."""
+        for edge in edges:
+            if edge.condition is None:
+                continue
+            try:
+                choose_edges([edge], edge.action or action, output, context, node_input)
+            except ExpressionError as exc:
+                return EdgeFailed(node_id, edge.target, edge.condition.source, exc)
+        return error
 
     def skipped_decisions(self, node_id: str) -> dict[int, bool]:
         """A skipped instance decides its edges as not taken (exits wait for the loop's end)."""

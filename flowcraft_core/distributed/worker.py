@@ -51,7 +51,7 @@ from ..scheduler import (
 )
 from .advance import Advanced, Advancer
 from .context_view import OverlayContext, StoredContext
-from .errors import CommitRejected, PoisonJob, StateTooLarge
+from .errors import CommitRejected, EdgeFailed, PoisonJob, StateTooLarge
 from .items import ItemStore
 from .job import Job
 from .layout import BUCKET, decision_key, join_key, loop_exits_key
@@ -217,7 +217,12 @@ class Worker:
         self.children = Children(self)
         self.views = RunViews(self)
         self.client = WorkflowClient(
-            runs=runs, statuses=statuses, queue=queue, blueprints=self.blueprints, clock=self.clock
+            runs=runs,
+            statuses=statuses,
+            queue=queue,
+            blueprints=self.blueprints,
+            clock=self.clock,
+            registry=self.registry,
         )
 
     # ------------------------------------------------------------------ blueprints
@@ -529,8 +534,12 @@ class Worker:
         plan, key, head = state.plan, state.key, state.head
         node_id = split_key(key)[0]
         view = OverlayContext(buffered._base, buffered.written, buffered.deleted)
+        edge_failure: EdgeFailed | None = None
         try:
             decisions = plan.decide(key, result.output, result.action, view, node_input)
+        except EdgeFailed as failed:
+            # The node did its work: its output is committed; the run fails naming the edge.
+            decisions, edge_failure = {}, failed
         except (ExpressionError, LoopLimitError) as exc:
             message = str(exc) if str(exc).startswith("node ") else f"node {node_id!r}: {exc}"
             self.fail_run(head, message, key=key, attempts=attempts)
@@ -562,6 +571,9 @@ class Worker:
                 "nothing of this node was stored"
             )
             self.fail_run(head, message, key=key, attempts=attempts)
+            return None
+        if edge_failure is not None:
+            self.fail_run(head, str(edge_failure))
             return None
         state.known.clear()  # a chain needs only the latest link
         state.known[key] = committed
