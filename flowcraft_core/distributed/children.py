@@ -75,9 +75,8 @@ class Children:
         job, key, run_id = state.job, state.key, state.run_id
         own = state.own
         assert own is not None
-        if job.not_before is not None and worker.clock.now() < job.not_before:
-            worker.parking.not_yet(job)  # its next child starts after the delay
-            return None
+        if not await worker.parking.until_due(job):
+            return None  # its next child starts after the delay
         node = state.plan.graph.nodes[split_key(key)[0]]
         child_id = own.child or child_run_id(run_id, key)
         child = worker.runs.head(child_id)

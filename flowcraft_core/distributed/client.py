@@ -34,6 +34,22 @@ from .storable import check_storable
 from .stores import JobQueue, StatusStore
 
 _RESERVED = re.compile(r"#(?![0-9])")
+#: Lint findings that refuse a start: a run of such a blueprint would fail partway (a missing
+#: implementation, an expression that cannot compile, a graph the scheduler cannot run). A
+#: cycle without a declared bound still runs: its conditions end it, and past 10,000 passes
+#: (``plan.DEFAULT_MAX_PASSES``) the run fails naming the loop.
+BLOCKING_LINT = frozenset(
+    {
+        "INVALID_BLUEPRINT",
+        "INVALID_NODE",
+        "INVALID_EDGE",
+        "INVALID_EXPRESSION",
+        "DUPLICATE_NODE_ID",
+        "MISSING_IMPLEMENTATION",
+        "MISSING_FALLBACK",
+        "NO_START_NODE",
+    }
+)
 
 
 class WorkflowClient:
@@ -137,8 +153,9 @@ class WorkflowClient:
 
         registry = None if self.registry is None else {**default_registry(), **self.registry}
         result = lint_blueprint(self.blueprints[blueprint_id], registry)
-        if not result.is_valid:
-            raise InvalidBlueprint(blueprint_id, [issue.to_dict() for issue in result.errors])
+        blocking = [i for i in result.errors if i.code in BLOCKING_LINT]
+        if blocking:
+            raise InvalidBlueprint(blueprint_id, [issue.to_dict() for issue in blocking])
         self._checked.add(blueprint_id)
 
     def head(self, run_id: str) -> RunHead:

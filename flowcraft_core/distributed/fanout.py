@@ -153,8 +153,7 @@ class Fanout:
             return
         if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
             return
-        if job.not_before is not None and worker.clock.now() < job.not_before:
-            worker.parking.not_yet(job)
+        if not await worker.parking.until_due(job):
             return
         chunk = worker.runs.items.get_many(
             [chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)]

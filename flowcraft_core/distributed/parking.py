@@ -26,6 +26,8 @@ logger = logging.getLogger("flowcraft.worker")
 
 #: SQS's longest message delay.
 MAX_DELAY_SECONDS = 900
+#: A job due within this many seconds waits in the worker rather than on the queue.
+INLINE_WAIT_SECONDS = 1.0
 
 
 def delay_of(seconds: float) -> int:
@@ -36,6 +38,21 @@ def delay_of(seconds: float) -> int:
 class Parking:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+
+    async def until_due(self, job: Job) -> bool:
+        """Whether the job may run now: a job due within a second waits in-process (SQS delays
+        are whole seconds, so a 100 ms retry delay stays 100 ms); one due later is parked again
+        and False is returned."""
+        if job.not_before is None:
+            return True
+        remaining = job.not_before - self.worker.clock.now()
+        if remaining <= 0:
+            return True
+        if remaining <= INLINE_WAIT_SECONDS:
+            await self.worker.clock.sleep(remaining)
+            return True
+        self.not_yet(job)
+        return False
 
     def not_yet(self, job: Job) -> None:
         """A job that came back before it is due: park it again (or defer it on FIFO)."""
@@ -93,7 +110,10 @@ class Parking:
             describe_error(exc),
             delay,
         )
-        worker.send([following], delay_seconds=delay_of(delay))
+        # A sub-second delay is waited out by the worker that receives the attempt.
+        worker.send(
+            [following], delay_seconds=0 if delay <= INLINE_WAIT_SECONDS else delay_of(delay)
+        )
         return True
 
     def wait(self, state: JobState, key: str, attempts: int) -> None:

@@ -24,6 +24,8 @@ from ..scheduler import (
 from .errors import EdgeFailed
 
 NORMAL, BACK, EXIT = 0, 1, 2
+#: Passes a loop without a declared bound may make before its run fails (no run spins forever).
+DEFAULT_MAX_PASSES = 10_000
 
 
 @dataclass
@@ -111,8 +113,9 @@ class Plan:
                 continue
             if edge.kind == BACK and taken:
                 loop = self.graph.loops[edge.loop]  # type: ignore[index]
-                if loop.max_iterations is not None and iteration + 1 >= loop.max_iterations:
-                    raise LoopLimitError(edge.target, loop.max_iterations)
+                limit = loop.max_iterations or DEFAULT_MAX_PASSES
+                if iteration + 1 >= limit:
+                    raise LoopLimitError(edge.target, limit)
             decided[edge.index] = taken
         return decided
 

@@ -330,8 +330,7 @@ class Worker:
             return await self._resume(state)
         if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
             return None  # an older attempt's duplicate: the next attempt is on the queue
-        if job.not_before is not None and self.clock.now() < job.not_before:
-            self.parking.not_yet(job)
+        if not await self.parking.until_due(job):
             return None
         context = StoredContext(self.runs, job.run_id, head.context)
         try:
