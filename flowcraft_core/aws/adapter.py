@@ -54,6 +54,8 @@ def run_items(
 logger = logging.getLogger("flowcraft.sqs")
 
 Blueprints = Mapping[str, WorkflowBlueprint | Mapping[str, Any]]
+#: The long-running poller listens in turns this long, so ``stop()`` returns promptly.
+POLL_TURN_SECONDS = 2
 
 
 class SqsAdapter:
@@ -149,8 +151,9 @@ class SqsAdapter:
         )
         self._thread.start()
 
-    def stop(self, timeout: float | None = 30) -> None:
-        """Finish the batch in hand, then stop (messages not processed stay on the queue)."""
+    def stop(self, timeout: float | None = 10) -> None:
+        """Finish the batch in hand, then stop; returns within a few seconds (the poller
+        listens in short turns, and hands back any message it receives after the stop)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -164,10 +167,20 @@ class SqsAdapter:
                 response = client.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=batch_size,
-                    WaitTimeSeconds=min(wait_seconds, 20),
+                    WaitTimeSeconds=min(wait_seconds, POLL_TURN_SECONDS),
                 )
+                messages = response.get("Messages", [])
+                if self._stop.is_set():
+                    # Stopping: another worker takes these now, not after the visibility timeout.
+                    for message in messages:
+                        client.change_message_visibility(
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=message["ReceiptHandle"],
+                            VisibilityTimeout=0,
+                        )
+                    break
                 done = []
-                for message in response.get("Messages", []):
+                for message in messages:
                     try:
                         loop.run_until_complete(self.handle_message(message["Body"]))
                         done.append(message)
