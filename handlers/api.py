@@ -176,8 +176,8 @@ class RunView(_Reply):
     status: str = Field(description="running, awaiting, completed, failed or cancelled")
     context: dict[str, Any]
     error: str | None = None
-    created_at: float = Field(description="Epoch seconds.")
-    updated_at: float = Field(description="Epoch seconds.")
+    created_at: str = Field(description="ISO 8601, UTC.")
+    updated_at: str = Field(description="ISO 8601, UTC.")
     nodes: dict[str, Any] | None = Field(
         default=None, description="Node id -> status (runs of up to 200 nodes)."
     )
@@ -205,9 +205,9 @@ class NodeResultView(_Reply):
     output: Any = None
     action: str | None = None
     error: str | None = None
-    finished_at: float | None = None
-    next_attempt_at: float | None = None
-    wake_at: float | None = None
+    finished_at: str | None = Field(default=None, description="ISO 8601, UTC.")
+    next_attempt_at: str | None = Field(default=None, description="When a retry is due.")
+    wake_at: str | None = Field(default=None, description="When a sleep ends.")
 
 
 class NodePage(_Reply):

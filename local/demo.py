@@ -49,6 +49,7 @@ import boto3
 from flowcraft_core import generate_mermaid
 from flowcraft_core.aws.clients import reset_clients
 from flowcraft_core.aws.schema import DEFAULT_PREFIX
+from flowcraft_core.client.models import as_datetime
 from workflows import blueprints, sample_contexts
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -512,9 +513,10 @@ def describe(report: RunReport) -> list[str]:
     latest = {_base(t["node"]): t["node"] for t in timeline if t["status"] == "completed"}
     for entry in timeline:
         finished = entry.get("finishedAt")
+        start, end = as_datetime(created), as_datetime(finished)
         offset = (
-            f"+{(finished - created) * 1000:6.0f} ms"
-            if isinstance(finished, int | float) and isinstance(created, int | float)
+            f"+{(end - start).total_seconds() * 1000:6.0f} ms"
+            if start is not None and end is not None
             else "         -"
         )
         status = entry["status"]

@@ -27,9 +27,9 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
+from ..distributed.records import iso_utc
 from .schema import (
     CREATED_AT_ATTRIBUTE,
     STATUS_BY_BLUEPRINT_INDEX,
@@ -76,12 +76,6 @@ class RunSummary:
 class RunPage:
     items: list[RunSummary] = field(default_factory=list)
     next_token: str | None = None
-
-
-def iso_utc(epoch: float) -> str:
-    """``2026-12-04T22:41:33.120Z``: ISO 8601 in UTC, milliseconds."""
-    moment = datetime.fromtimestamp(epoch, tz=UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

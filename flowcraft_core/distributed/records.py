@@ -8,6 +8,7 @@ run, ``GET /runs/{runId}``, the check that only waiting nodes remain); no node's
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node, statuses_by_node
@@ -27,6 +28,12 @@ FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
 #: Node records that are not settled: a commit may replace them.
 PARKED = frozenset({AWAITING, WAITING, RETRYING, SLEEPING})
 SETTLED = frozenset({COMPLETED, SKIPPED, FAILED})
+
+
+def iso_utc(epoch: float) -> str:
+    """``2026-12-04T22:41:33.120Z``: ISO 8601 in UTC, milliseconds (how answers show times)."""
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def child_run_id(parent_run_id: str, key: str, attempt: int = 1) -> str:

@@ -31,7 +31,7 @@ from .layout import (
 from .parking import delay_of
 from .payloads import ValueCodec
 from .plan import Plan
-from .records import COMPLETED, RUNNING, NodeRecord, RunRecord
+from .records import COMPLETED, RUNNING, NodeRecord, RunRecord, iso_utc
 from .state import RunItems, head_from_item, node_from_item
 
 if TYPE_CHECKING:
@@ -331,6 +331,8 @@ def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
 SUMMARY_NODES = 200
 #: Bytes of decoded values one answer carries (Lambda answers at most 6 MB).
 ANSWER_BUDGET = 2 * 1024 * 1024
+#: Timeline fields shown as ISO 8601 times.
+_TIMES = frozenset({"finishedAt", "nextAttemptAt", "wakeAt"})
 #: A single value larger than this is shown as a reference, not inline.
 VALUE_BUDGET = 256 * 1024
 
@@ -361,8 +363,8 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
         "blueprintId": head.blueprint_id,
         "status": head.status,
         "context": {},
-        "createdAt": head.created_at,
-        "updatedAt": head.updated_at,
+        "createdAt": iso_utc(head.created_at),
+        "updatedAt": iso_utc(head.updated_at),
     }
     for key, stored in head.context.items():
         if isinstance(stored, Mapping) and "at" in stored:
@@ -376,7 +378,10 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
         if record is not None:
             full = record.to_api()
             body["nodes"] = full["nodes"]
-            body["timeline"] = full["timeline"]
+            body["timeline"] = [
+                {k: iso_utc(v) if k in _TIMES and v is not None else v for k, v in entry.items()}
+                for entry in full["timeline"]
+            ]
             latest: dict[str, tuple[int, Any]] = {}
             for key, node in record.nodes.items():
                 node_id, iteration = split_key(key)
@@ -449,11 +454,11 @@ def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dic
     if node.error:
         entry["error"] = node.error
     if node.finished_at is not None:
-        entry["finishedAt"] = node.finished_at
+        entry["finishedAt"] = iso_utc(node.finished_at)
     if node.retry is not None:
-        entry["nextAttemptAt"] = node.retry["notBefore"]
+        entry["nextAttemptAt"] = iso_utc(node.retry["notBefore"])
     if node.wake is not None and not node.settled:
-        entry["wakeAt"] = node.wake
+        entry["wakeAt"] = iso_utc(node.wake)
     if node.status == COMPLETED:
         entry["output"] = shown(runs, node.stored, budget)
     return entry
