@@ -193,7 +193,7 @@ def test_a_value_over_the_limit_fails_the_run_naming_the_node_and_the_size() -> 
     assert "blob" not in record.context and record.nodes["writer"].status == "failed"
 
 
-def test_map_fans_out_one_job_per_item_within_the_limit_and_gathers_in_order() -> None:
+def test_map_fans_out_within_its_concurrency_and_gathers_in_order() -> None:
     h = Harness()
     run_id, _ = h.client.start("map", {"numbers": [1, 2, 3, 4, 5, 6, 7]})
     [map_job] = h.queue.drain()
@@ -204,7 +204,19 @@ def test_map_fans_out_one_job_per_item_within_the_limit_and_gathers_in_order() -
     record = h.client.get(run_id)
     assert record.status == "completed"
     assert record.to_api()["outputs"]["m"] == [1, 4, 9, 16, 25, 36, 49]
-    assert sorted(j.item for j in h.delivered if j.item is not None) == list(range(7))
+    # Three lanes (the concurrency): each runs its items one after another, inline.
+    assert sorted(j.item for j in h.delivered if j.item is not None) == [0, 1, 2]
+    assert h.worker.stats.nodes_executed == 7  # every item ran once
+
+
+def test_a_lane_of_map_items_goes_back_on_the_queue_past_the_chain_limit() -> None:
+    h = Harness()
+    h.worker.max_chain = 2
+    run_id, _ = h.client.start("map", {"numbers": [1, 2, 3, 4, 5, 6, 7]})
+    h.drain()
+    assert h.client.get(run_id).to_api()["outputs"]["m"] == [1, 4, 9, 16, 25, 36, 49]
+    # Lanes 0, 1, 2 run items (0, 3), (1, 4), (2, 5); item 6 comes back through the queue.
+    assert sorted(j.item for j in h.delivered if j.item is not None) == [0, 1, 2, 6]
 
 
 def test_map_item_retries_through_the_queue_then_fails_the_run_naming_the_item() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..builtins.map import MapItemError, MapSpec, item_context
@@ -104,7 +105,7 @@ class Fanout:
             return self.gather(state.plan, state.head.run_id, key, count)
         limit = int(existing["spec"].get("concurrency") or 10)
         for index in pending[:limit]:
-            self.send_item(state.plan, run_id, key, index)
+            self.send_item(state.plan, run_id, key, index, str(existing["digest"]))
         return None
 
     def pending(self, run_id: str, key: str, count: int) -> list[int]:
@@ -117,22 +118,46 @@ class Fanout:
             if name not in records or records[name].status != COMPLETED
         ]
 
-    def send_item(self, plan: Plan, run_id: str, key: str, index: int) -> None:
-        self.worker.send([Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key, item=index)])
+    def send_item(self, plan: Plan, run_id: str, key: str, index: int, digest: str) -> None:
+        job = Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key, item=index, items=digest)
+        self.worker.send([job])
 
     # ------------------------------------------------------------------ one item
-    async def run_item(self, plan: Plan, job: Job) -> None:
+    async def run_item(
+        self, plan: Plan, job: Job, remaining_ms: Callable[[], int] | None = None
+    ) -> None:
+        """Run a lane of items: each finished item is followed, in this invocation, by the one
+        ``concurrency`` places after it (saving its queue hop), up to the worker's chain limit
+        or time reserve; then the lane's next item goes back on the queue."""
+        worker = self.worker
+        done = 0
+        next_job: Job | None = job
+        while next_job is not None:
+            next_job = await self._run_one(plan, next_job)
+            done += 1
+            if next_job is None:
+                return
+            time_left = remaining_ms() if remaining_ms is not None else 10**9
+            if done >= worker.max_chain or time_left < worker.chain_reserve_ms:
+                worker.send([next_job])
+                return
+
+    async def _run_one(self, plan: Plan, job: Job) -> Job | None:
+        """One item: run it, commit its result, count it; returns the lane's next item."""
         worker = self.worker
         key, index, run_id = job.node_id, job.item, job.run_id
         assert index is not None
         node_id = split_key(key)[0]
         name = item_park_key(key, index)
-        read = worker.runs.read(run_id, [key, name], [fanout_key(run_id, key)])
+        extra = [fanout_key(run_id, key)]
+        if job.items is not None:
+            extra.append(chunk_key(run_id, key, job.items, index // CHUNK))
+        read = worker.runs.read(run_id, [key, name], extra)
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
         if head.final or head.status != RUNNING:
-            return
+            return None
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
         map_record = read.nodes.get(key)
         if map_record is not None and map_record.settled:
@@ -141,27 +166,25 @@ class Fanout:
             follow = worker.walk(plan, head, [(key, index_decisions(map_record))])
             if follow is not None:
                 worker.send([follow])
-            return
+            return None
         fan = read.raw.get(fanout_key(run_id, key))
         if fan is None or index >= int(fan["count"]):
             worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
-            return
+            return None
         count = int(fan["count"])
         own = state.own
         if own is not None and own.status == COMPLETED:
-            self._arrived(plan, state, key, index, count, fan)
-            return
+            return self._arrived(plan, state, key, index, count, fan)
         if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
-            return
+            return None
         if not await worker.parking.until_due(job):
-            return
-        chunk = worker.runs.items.get_many(
-            [chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)]
-        )
-        values = worker.codec.decode(next(iter(chunk.values()))["v"]) if chunk else None
+            return None
+        where = chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)
+        chunk = read.raw.get(where) or worker.runs.items.get_many([where]).get(where)
+        values = worker.codec.decode(chunk["v"]) if chunk else None
         if not isinstance(values, list):
             worker.fail_run(head, f"node {node_id!r}: the map's items are missing")
-            return
+            return None
         item = values[index % CHUNK]
         spec = MapSpec.from_dict({**fan["spec"], "items": []})
         context = StoredContext(worker.runs, run_id, head.context)
@@ -191,26 +214,25 @@ class Fanout:
                 ).output
         except Suspend as suspend:
             worker.parking.sleep(state, name, suspend.until)
-            return
+            return None
         except (FanOut, StartChild):
             message = (
                 f"node {node_id!r}: item {index}: a map item cannot itself fan out or start a "
                 "child run when distributed; use a sub-blueprint per item (blueprintId)"
             )
             worker.fail_run(head, message, key=key, attempts=job.attempt)
-            return
+            return None
         except Exception as exc:
             worker.stats.node_failures += 1
             current = worker.runs.nodes(run_id, [name, key])
             if name in current and current[name].status == COMPLETED:
                 # Another delivery of this item committed it meanwhile: that result stands.
-                self._arrived(plan, state, key, index, count, fan)
-                return
+                return self._arrived(plan, state, key, index, count, fan)
             if worker.parking.retry(state, name, item_node.config, exc, item_node.id):
-                return
+                return None
             message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
             await self._fallback_or_fail(plan, head, key, exc, message, job.attempt)
-            return
+            return None
         finally:
             worker.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         worker.stats.nodes_executed += 1
@@ -229,17 +251,17 @@ class Fanout:
             )
         except CommitRejected as rejected:
             if rejected.reason != "committed":
-                return
+                return None
         except (StateTooLarge, ValueTooLarge, PayloadsUnavailable, TypeError) as exc:
             message = f"node {node_id!r}: item {index}: {exc}; nothing of this item was stored"
             worker.fail_run(head, message, key=key, attempts=job.attempt)
-            return
-        self._arrived(plan, state, key, index, count, fan)
+            return None
+        return self._arrived(plan, state, key, index, count, fan)
 
     def _arrived(
         self, plan: Plan, state: JobState, key: str, index: int, count: int, fan: dict[str, Any]
-    ) -> None:
-        """Count a finished item; gather when all are in, else send the next item."""
+    ) -> Job | None:
+        """Count a finished item; gather when all are in, else return the lane's next item."""
         worker = self.worker
         arrival = worker.runs.arrive(
             state.run_id,
@@ -255,10 +277,17 @@ class Fanout:
             follow = self.gather(plan, state.run_id, key, count)
             if follow is not None:
                 worker.send([follow])
-            return
+            return None
         following = index + int(fan["spec"].get("concurrency") or 10)
-        if following < count:
-            self.send_item(plan, state.run_id, key, following)
+        if following >= count:
+            return None
+        return Job(
+            run_id=state.run_id,
+            blueprint_id=plan.graph.id,
+            node_id=key,
+            item=following,
+            items=str(fan["digest"]),
+        )
 
     def gather(self, plan: Plan, run_id: str, key: str, count: int) -> Job | None:
         """Every item is in: commit the map node with the results in order."""

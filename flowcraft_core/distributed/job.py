@@ -23,6 +23,9 @@ class Job(BaseModel):
     not_before: float | None = None
     #: For a map node fanned out over the queue: which item this job runs.
     item: int | None = Field(default=None, ge=0)
+    #: For a map item: the digest naming its stored items (so the item's chunk is read with
+    #: the rest of the job's first read).
+    items: str | None = Field(default=None, max_length=64)
     #: Why a job for an already-started node is sent again (a resume, a finished child run, a
     #: reconciler pass): keeps its deduplication id apart from the node's first job.
     cause: str | None = Field(default=None, max_length=300)

@@ -261,7 +261,7 @@ class Worker:
             self.fail_run(head, f"unknown blueprint {job.blueprint_id!r}")
             return
         if job.item is not None:
-            await self.fanout.run_item(plan, job)
+            await self.fanout.run_item(plan, job, remaining_ms)
             return
         chained = 0
         known: dict[str, NodeRecord] = {}
