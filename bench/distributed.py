@@ -240,6 +240,7 @@ def run_in_memory(
         Worker,
         WorkflowClient,
     )
+    from flowcraft_core.distributed.items import whole_item_size
     from flowcraft_core.distributed.state import RunItems
     from tests.scenarios import REGISTRY
 
@@ -272,9 +273,7 @@ def run_in_memory(
         "cpu": cpu / executed,
         "s3_puts": payloads.puts,
         "s3_gets": payloads.gets,
-        "largest_item": max(
-            len(k) + sum(len(a) for a in v) + len(repr(v)) for k, v in items.items.items()
-        ),
+        "largest_item": max(len(k) + whole_item_size(v) for k, v in items.items.items()),
     }
 
 

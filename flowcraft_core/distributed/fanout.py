@@ -1,12 +1,14 @@
-"""Maps fanned out over the queue: one job per item, results gathered in order.
+"""Maps fanned out over the queue: items run in ``concurrency`` lanes, results gathered in order.
 
-The map's items are stored once, in chunks (an item's job reads only its chunk, so an item
-costs the same in a map of ten or of ten thousand); the fan-out's spec item is written last and
-marks the items complete. Each item commits its result as an instance of its own
-(``<map>[<index>]``, so retries and sleeps park it like any node) and then arrives at the map's
-item join; the arrival that completes it gathers the results in order and commits the map node.
-At most ``concurrency`` items are in flight: each finished item sends the one ``concurrency``
-places after it.
+The map's items are stored once, in chunks of 100 that also carry the map's spec (an item's job
+reads only its chunk, so an item costs the same in a map of ten or of ten thousand); the
+fan-out record is written last and marks the items complete. Lane ``l`` runs items ``l``,
+``l + concurrency``, ... one after another: each finished item is followed by the next in the
+same invocation (up to the worker's chain limit, then through the queue), so at most
+``concurrency`` items are in flight and an item costs no queue hop. Each item commits its
+result as an instance of its own (``<map>[<index>]``, so retries and sleeps park it like any
+node); a lane's last item reports the lane done, and the report that completes every lane
+gathers the results in order and commits the map node.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class Fanout:
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
             node_id = split_key(key)[0]
             ttl = worker.runs.retention.running(now)
+            described = {k: v for k, v in spec.to_dict().items() if k != "items"}
+            shared = {"count": len(spec.items), "digest": digest, "spec": described, "ttl": ttl}
             for chunk in range(-(-len(spec.items) // CHUNK)):
                 values = spec.items[chunk * CHUNK : (chunk + 1) * CHUNK]
                 envelope = worker.codec.encode(
@@ -80,17 +84,11 @@ class Fanout:
                 with contextlib.suppress(ConditionFailed):
                     store.put(
                         item_key,
-                        {"runId": item_key, "v": envelope, "ttl": ttl},
+                        # Each chunk carries the spec: an item's job reads one item for both.
+                        {"runId": item_key, "v": envelope, **shared},
                         ((Cond(("runId",), "absent"),),),
                     )
-            described = {k: v for k, v in spec.to_dict().items() if k != "items"}
-            record: dict[str, Any] = {
-                "runId": fanout_key(run_id, key),
-                "count": len(spec.items),
-                "digest": digest,
-                "spec": described,
-                "ttl": ttl,
-            }
+            record: dict[str, Any] = {"runId": fanout_key(run_id, key), **shared}
             try:
                 store.put(fanout_key(run_id, key), record, ((Cond(("runId",), "absent"),),))
                 existing = record
@@ -149,25 +147,21 @@ class Fanout:
         assert index is not None
         node_id = split_key(key)[0]
         name = item_park_key(key, index)
-        extra = [fanout_key(run_id, key)]
-        if job.items is not None:
-            extra.append(chunk_key(run_id, key, job.items, index // CHUNK))
-        read = worker.runs.read(run_id, [key, name], extra)
+        # The item's chunk (which carries the map's spec) comes with the first read; a job sent
+        # without the chunk's digest (a recovery) reads the fan-out record instead.
+        where = (
+            chunk_key(run_id, key, job.items, index // CHUNK)
+            if job.items is not None
+            else fanout_key(run_id, key)
+        )
+        read = worker.runs.read(run_id, [name], [where])
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
         if head.final or head.status != RUNNING:
             return None
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
-        map_record = read.nodes.get(key)
-        if map_record is not None and map_record.settled:
-            from .worker import index_decisions
-
-            follow = worker.walk(plan, head, [(key, index_decisions(map_record))])
-            if follow is not None:
-                worker.send([follow])
-            return None
-        fan = read.raw.get(fanout_key(run_id, key))
+        fan = read.raw.get(where)
         if fan is None or index >= int(fan["count"]):
             worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
             return None
@@ -179,8 +173,8 @@ class Fanout:
             return None
         if not await worker.parking.until_due(job):
             return None
-        where = chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)
-        chunk = read.raw.get(where) or worker.runs.items.get_many([where]).get(where)
+        chunk_name = chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)
+        chunk = read.raw.get(chunk_name) or worker.runs.items.get_many([chunk_name]).get(chunk_name)
         values = worker.codec.decode(chunk["v"]) if chunk else None
         if not isinstance(values, list):
             worker.fail_run(head, f"node {node_id!r}: the map's items are missing")
@@ -261,13 +255,27 @@ class Fanout:
     def _arrived(
         self, plan: Plan, state: JobState, key: str, index: int, count: int, fan: dict[str, Any]
     ) -> Job | None:
-        """Count a finished item; gather when all are in, else return the lane's next item."""
+        """A finished item: the lane goes on with its next item; a lane's last item reports the
+        lane done, and the report that completes every lane gathers (which checks each item's
+        result: an item still running when a recovery re-sent others walks its lane to the end
+        and reports again)."""
         worker = self.worker
+        concurrency = int(fan["spec"].get("concurrency") or 10)
+        lane = index % concurrency
+        following = index + concurrency
+        if following < count:
+            return Job(
+                run_id=state.run_id,
+                blueprint_id=plan.graph.id,
+                node_id=key,
+                item=following,
+                items=str(fan["digest"]),
+            )
         arrival = worker.runs.arrive(
             state.run_id,
             map_join_target(key),
-            index,
-            count,
+            lane,
+            min(concurrency, count),
             True,
             claim=False,
             now=worker.clock.now(),
@@ -277,17 +285,7 @@ class Fanout:
             follow = self.gather(plan, state.run_id, key, count)
             if follow is not None:
                 worker.send([follow])
-            return None
-        following = index + int(fan["spec"].get("concurrency") or 10)
-        if following >= count:
-            return None
-        return Job(
-            run_id=state.run_id,
-            blueprint_id=plan.graph.id,
-            node_id=key,
-            item=following,
-            items=str(fan["digest"]),
-        )
+        return None
 
     def gather(self, plan: Plan, run_id: str, key: str, count: int) -> Job | None:
         """Every item is in: commit the map node with the results in order."""

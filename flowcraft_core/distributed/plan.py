@@ -37,6 +37,9 @@ class Plan:
     end_position: dict[tuple[str, Any], int] = field(default_factory=dict)
     #: Loop index -> member id -> position (for the iteration-settled sets).
     member_position: dict[int, dict[str, int]] = field(default_factory=dict)
+    #: (target, later pass) -> edge index -> (position, expected inputs): a join's thousandth
+    #: arrival finds its place as fast as its first.
+    _positions: dict[tuple[str, bool], dict[int, tuple[int, int]]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, graph: CompiledGraph) -> Plan:
@@ -73,11 +76,16 @@ class Plan:
 
     def position(self, edge: CompiledEdge, iteration: int) -> tuple[int, int]:
         """(position of ``edge`` among its target's expected inputs, how many there are)."""
-        expected = self.expected(edge.target, iteration)
-        for position, candidate in enumerate(expected):
-            if candidate is edge:
-                return position, len(expected)
-        raise LookupError(f"edge {edge.index} does not reach {edge.target}#{iteration}")
+        later = iteration > 0
+        positions = self._positions.get((edge.target, later))
+        if positions is None:
+            expected = self.expected(edge.target, iteration)
+            positions = {e.index: (p, len(expected)) for p, e in enumerate(expected)}
+            self._positions[edge.target, later] = positions
+        found = positions.get(edge.index)
+        if found is None:
+            raise LookupError(f"edge {edge.index} does not reach {edge.target}#{iteration}")
+        return found
 
     def source_instance(self, edge: CompiledEdge, iteration: int) -> str | None:
         """The instance whose decision this incoming edge of ``<target>#iteration`` carries
