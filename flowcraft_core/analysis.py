@@ -28,6 +28,7 @@ from .blueprint import (
     load_blueprint,
 )
 from .builtins.names import BUILTIN_NODE_NAMES, LOOP
+from .context import cycle_entry_points
 from .graph_algorithms import cyclic_components
 
 __all__ = [
@@ -145,14 +146,6 @@ def _topology(
     )
 
 
-def _cycle_entry_points(metadata: Mapping[str, Any]) -> list[str]:
-    """flowcraft's optional ``metadata.cycleEntryPoints`` (ignored when malformed)."""
-    value = metadata.get("cycleEntryPoints", metadata.get("cycle_entry_points"))
-    if isinstance(value, list | tuple):
-        return [item for item in value if isinstance(item, str)]
-    return []
-
-
 def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     """Start nodes, terminal nodes and cycles of a blueprint (a model, a dict or JSON text).
 
@@ -163,7 +156,7 @@ def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     topology = _topology(
         [node.id for node in model.nodes],
         ((edge.source, edge.target) for edge in model.edges),
-        _cycle_entry_points(model.metadata),
+        cycle_entry_points(model.metadata),
     )
     return BlueprintAnalysis(
         start_node_ids=topology.start_node_ids,
@@ -553,7 +546,7 @@ def _graph_issues(
 ) -> list[LintIssue]:
     """Start nodes, reachability, orphans, joins and cycle bounds."""
     issues: list[LintIssue] = []
-    topology = _topology(list(graph_ids), graph_edges, _cycle_entry_points(parsed.metadata))
+    topology = _topology(list(graph_ids), graph_edges, cycle_entry_points(parsed.metadata))
 
     if not topology.has_natural_start:
         issues.append(
