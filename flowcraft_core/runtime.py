@@ -21,6 +21,8 @@ from typing import Any
 from .blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
 from .builtins import default_registry
 from .builtins.map import MapSpec, map_in_process
+from .builtins.subflow import finish_subflow
+from .builtins.webhook import token_matches
 from .context import InMemoryContext
 from .engine import (
     Clock,
@@ -86,6 +88,9 @@ class WorkflowResult:
     node_statuses: dict[str, str] = field(default_factory=dict)
     timeline: list[NodeTiming] = field(default_factory=list)
     awaiting: list[str] = field(default_factory=list)
+    #: node id -> output of each node the run is parked at (a webhook's ``{url, token,
+    #: event}``, a parked subflow's child run).
+    awaiting_outputs: dict[str, Any] = field(default_factory=dict)
     #: What ``resume`` needs: per-instance statuses, outputs, actions and edge decisions.
     state: dict[str, Any] = field(default_factory=dict, repr=False)
 
@@ -102,8 +107,87 @@ class WorkflowResult:
         }
 
 
+#: Nodes run between two yields to the event loop (when none of them awaited).
+_YIELD_EVERY = 512
+#: Default bound on node executions per run (``FlowRuntime(max_node_executions=...)``).
+DEFAULT_MAX_NODE_EXECUTIONS = 1_000_000
+
 #: Python 3.12+ can start a task eagerly with the right ``current_task``; 3.11 cannot.
 _EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+class _Exact:
+    """A number in a snapshot that equals only the same number of the same type (``1`` is
+    not ``1.0`` nor ``True`` here), so a snapshot comparison sees such a change."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self.value) and other == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+def _snapshot(value: Any) -> Any:
+    """A deep copy of JSON-like data with numbers made type-exact (``_Exact``)."""
+    kind = type(value)
+    if kind is str or value is None:
+        return value
+    if kind is int or kind is float or kind is bool:
+        return _Exact(value)
+    if isinstance(value, Mapping):
+        return {(k if type(k) is str else _Exact(k)): _snapshot(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return kind(_snapshot(v) for v in value)
+    raise TypeError(f"not JSON-like data: {kind.__name__}")
+
+
+class GraphCache:
+    """Compiled graphs of blueprint dicts, reused only for a dict equal in every value and
+    type to the one compiled (checked against a deep snapshot on each lookup, which costs a
+    C-level comparison, a fraction of a microsecond per node)."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._entries: dict[tuple[Any, int, int], list[tuple[Any, CompiledGraph]]] = {}
+
+    @staticmethod
+    def _key(data: Mapping[str, Any]) -> tuple[Any, int, int] | None:
+        nodes, edges = data.get("nodes"), data.get("edges")
+        if not isinstance(nodes, list) or not isinstance(edges, list | None):
+            return None
+        blueprint_id = data.get("id")
+        if not isinstance(blueprint_id, str):
+            return None
+        return blueprint_id, len(nodes), len(edges or ())
+
+    def get(self, data: Mapping[str, Any]) -> CompiledGraph | None:
+        key = self._key(data)
+        candidates = self._entries.get(key) if key is not None else None
+        if not candidates:
+            return None
+        for snapshot, graph in candidates:
+            if data == snapshot:
+                return graph
+        return None
+
+    def put(self, data: Mapping[str, Any], graph: CompiledGraph) -> None:
+        key = self._key(data)
+        if key is None:
+            return
+        try:
+            snapshot = _snapshot(data)
+        except TypeError:
+            return  # not plain data: never cached
+        if key not in self._entries and len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)))
+        candidates = self._entries.setdefault(key, [])
+        candidates.insert(0, (snapshot, graph))
+        del candidates[4:]
 
 
 class _Run:
@@ -124,6 +208,14 @@ class _Run:
         self.run_id = run_id
         self.signal = signal
         self.sched = scheduler or Scheduler(graph)
+        # Reads of node outputs through the context (``_outputs.<id>``, the bare node id) are
+        # answered from the scheduler's results, never stored twice.
+        context.attach_outputs(self.sched)
+        self.view = context.view
+        #: Node executions started so far, against the runtime's ``max_node_executions``.
+        self.executed = 0
+        #: Child runs parked inside subflow nodes: instance key -> the child's result.
+        self.children: dict[str, WorkflowResult] = {}
         self.ready: deque[str] = deque()
         self.errors: list[NodeErrorInfo] = []
         # (key, status, started, finished, attempts): plain tuples the GC soon stops tracking.
@@ -199,7 +291,7 @@ class _Run:
         node: NodeDefinition = self.graph.nodes[node_id]
         started = time.perf_counter()
         try:
-            node_input = self.sched.consume_input(key, self.context.data)
+            node_input = self.sched.consume_input(key, self.view)
         except ExpressionError as exc:
             self._fail(key, f"input of node {node_id!r}: {exc}", 0, started)
             return None
@@ -289,6 +381,9 @@ class _Run:
         elif outcome.status == "awaiting":
             assert outcome.result is not None
             self.awaiting[key] = outcome.result
+            child = self.runtime._take_parked_child(outcome.result.output)
+            if child is not None:
+                self.children[key] = child
             self.timeline.append((key, AWAITING, started, time.perf_counter(), outcome.attempts))
             self.emit("node:awaiting", split_key(key)[0], key=key)
         elif outcome.status == "cancelled":
@@ -313,7 +408,7 @@ class _Run:
                 key,
                 result.output,
                 result.action,
-                self.context.data,
+                self.view,
                 node_input,
                 report_decisions=self.bus is not None,
             )
@@ -348,12 +443,40 @@ class _Run:
         ready = self.ready
         pending: set[asyncio.Task[Any]] = set()
         loop = asyncio.get_running_loop()
+        bound = self.runtime.max_node_executions
+        try:
+            await self._drive_loop(limit, ready, pending, loop, bound)
+        except asyncio.CancelledError:
+            # The caller gave up (``asyncio.wait_for``, task cancel): stop every node first.
+            self.signal.cancel("the run's task was cancelled")
+            await self._stop(pending)
+            raise
+
+    async def _drive_loop(
+        self,
+        limit: int | None,
+        ready: deque[str],
+        pending: set[asyncio.Task[Any]],
+        loop: asyncio.AbstractEventLoop,
+        bound: int,
+    ) -> None:
+        since_yield = 0
         while True:
             while ready and not self.failed and not self.signal.cancelled:
                 if limit is not None and len(pending) >= limit:
                     break
                 key = ready.popleft()
                 started = time.perf_counter()
+                self.executed += 1
+                if self.executed > bound:
+                    self._fail(key, self._over_bound_message(key, bound), 0, started)
+                    break
+                since_yield += 1
+                if since_yield >= _YIELD_EVERY:
+                    # Let the event loop breathe: timeouts and cancellation stay responsive
+                    # even on a long run of nodes that never await.
+                    since_yield = 0
+                    await asyncio.sleep(0)
                 if self._runs_inline(key):
                     awaitable = self.run_inline(key)
                     if awaitable is not None:
@@ -398,6 +521,20 @@ class _Run:
                     await self._stop(pending)  # an engine error: stop the rest, then report it
                     raise exc
 
+    def _over_bound_message(self, key: str, bound: int) -> str:
+        node_id = split_key(key)[0]
+        members = self.graph.cycle_through(node_id)
+        if len(members) > 1 or self.graph.loop_of.get(node_id) is not None:
+            cycle = " -> ".join(repr(m) for m in [*members, members[0]])
+            return (
+                f"run exceeded its bound of {bound} node executions (max_node_executions) "
+                f"at node {node_id!r}: it keeps cycling through {cycle}"
+            )
+        return (
+            f"run exceeded its bound of {bound} node executions (max_node_executions) "
+            f"at node {node_id!r}"
+        )
+
     async def _stop(self, pending: set[asyncio.Task[Any]]) -> None:
         """Stop nodes still running; each ends with status ``cancelled`` and an event."""
         for task in pending:
@@ -423,6 +560,7 @@ class _Run:
             self.errors.append(
                 NodeErrorInfo("", "run stalled: nodes remain that can never become ready")
             )
+        waiting_outputs = {split_key(k)[0]: r.output for k, r in self.awaiting.items()}
         extra = [(k, AWAITING) for k in self.awaiting]
         extra += [(k, "cancelled") for k in self.cancelled_nodes if k not in sched.settled]
         return WorkflowResult(
@@ -435,19 +573,27 @@ class _Run:
             node_statuses=statuses_by_node(sched.settled, extra),
             timeline=[NodeTiming(*entry) for entry in self.timeline],
             awaiting=[split_key(k)[0] for k in self.awaiting],
+            awaiting_outputs=waiting_outputs,
             state={
                 "settled": dict(sched.settled),
                 "outputs": dict(sched.outputs),
                 "actions": dict(sched.actions),
                 "decisions": dict(sched.decisions),
                 "awaiting": list(self.awaiting),
+                "parked": {k: r.output for k, r in self.awaiting.items()},
+                "children": dict(self.children),
             },
         )
 
 
 class FlowRuntime:
-    """Runs blueprints in memory. Built-ins (sleep, wait, subflow, map, loop) are registered
-    by default; entries in ``registry`` override them."""
+    """Runs blueprints in memory. Built-ins (sleep, wait, webhook, subflow, map, batch, loop)
+    are registered by default; entries in ``registry`` override them.
+
+    ``max_node_executions`` bounds the node executions of one run (a loop that never ends
+    fails the run, naming its cycle); ``webhook_base_url`` prefixes the URLs webhook nodes
+    hand out.
+    """
 
     def __init__(
         self,
@@ -459,9 +605,13 @@ class FlowRuntime:
         *,
         concurrency: int | None = None,
         clock: Clock | None = None,
+        max_node_executions: int = DEFAULT_MAX_NODE_EXECUTIONS,
+        webhook_base_url: str = "",
     ) -> None:
         if concurrency is not None and concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if max_node_executions < 1:
+            raise ValueError("max_node_executions must be at least 1")
         merged: dict[str, Any] = dict(default_registry())
         merged.update(registry or {})
         self.registry: Registry = merged
@@ -473,14 +623,26 @@ class FlowRuntime:
         self.event_bus = event_bus
         self.concurrency = concurrency
         self.clock: Clock = clock or SystemClock()
+        self.max_node_executions = max_node_executions
+        self.webhook_base_url = webhook_base_url
         self._graphs: dict[int, tuple[WorkflowBlueprint, CompiledGraph]] = {}
+        self._dict_graphs: GraphCache = GraphCache()
         self._signals: dict[str, CancellationSignal] = {}
         self._function_impls: dict[str, ResolvedNode] = {}
+        self._parked_children: dict[str, WorkflowResult] = {}
 
     def compile(self, blueprint: WorkflowBlueprint | Mapping[str, Any] | str) -> CompiledGraph:
-        """Load and compile a blueprint (compiled graphs are cached per blueprint object)."""
+        """Load and compile a blueprint. Compiled graphs are cached: per model object, and for
+        a dict, per content (a dict that changed in any way is compiled again)."""
         if isinstance(blueprint, str) and blueprint in self.blueprints:
             blueprint = self.blueprints[blueprint]
+        if isinstance(blueprint, Mapping):
+            cached_graph = self._dict_graphs.get(blueprint)
+            if cached_graph is not None:
+                return cached_graph
+            graph = CompiledGraph(load_blueprint(blueprint))
+            self._dict_graphs.put(blueprint, graph)
+            return graph
         model = load_blueprint(blueprint)
         cached = self._graphs.get(id(model))
         if cached is not None and cached[0] is model:
@@ -526,6 +688,10 @@ class FlowRuntime:
         graph = self.compile(blueprint)
         state = result.state
         waiting: list[str] = list(state.get("awaiting", []))
+        child_node: str | None = None
+        if node_id is not None and "/" in node_id and node_id not in waiting:
+            # ``sub/ask``: the node ``ask`` of the child run parked in subflow node ``sub``.
+            node_id, _, child_node = node_id.partition("/")
         try:
             key = pick_waiting_key(waiting, node_id)
         except LookupError as exc:
@@ -541,13 +707,99 @@ class FlowRuntime:
             signal or CancellationSignal(),
             scheduler=sched,
         )
+        parked: dict[str, Any] = state.get("parked", {})
+        children: dict[str, WorkflowResult] = dict(state.get("children", {}))
         for other in waiting:
             if other != key:
-                run.awaiting[other] = NodeResult(awaiting=True)
+                run.awaiting[other] = NodeResult(output=parked.get(other), awaiting=True)
+                if other in children:
+                    run.children[other] = children[other]
         started = time.perf_counter()
-        node_input = sched.build_input(key, run.context.data)
-        run.settle_completed(key, NodeResult(output=output, action=action), node_input, started, 1)
+        node_input = sched.build_input(key, run.view)
+        if key in children:
+            # A subflow parked inside its child: resume the child, then finish this node.
+            finished = await self._resume_child(
+                run, key, children[key], node_input, child_node, action, output
+            )
+            if finished is not None:
+                run.settle_completed(key, finished, node_input, started, 1)
+        else:
+            result_of_resume = NodeResult(output=output, action=action)
+            run.settle_completed(key, result_of_resume, node_input, started, 1)
         return await self._drive(run)
+
+    async def _resume_child(
+        self,
+        run: _Run,
+        key: str,
+        child: WorkflowResult,
+        node_input: Any,
+        child_node: str | None,
+        action: str | None,
+        output: Any,
+    ) -> NodeResult | None:
+        """Resume the child run parked in subflow node ``key``; the node's result once the
+        child ended, None when it parked again (the node stays parked) or failed the node."""
+        node_id, iteration = split_key(key)
+        node = run.graph.nodes[node_id]
+        blueprint_id = str(node.params.get("blueprintId"))
+        resumed = await self.resume(
+            self.blueprints[blueprint_id],
+            child,
+            node_id=child_node,
+            action=action,
+            output=output,
+            signal=run.signal,
+        )
+        if resumed.status == "awaiting":
+            parked = {
+                "subflow": blueprint_id,
+                "runId": resumed.run_id,
+                "awaiting": resumed.awaiting,
+            }
+            run.awaiting[key] = NodeResult(output=parked, awaiting=True)
+            run.children[key] = resumed
+            return None
+        ctx = NodeContext(
+            context=run.context,
+            input=node_input,
+            params=node.params,
+            dependencies=self.dependencies,
+            run_id=run.run_id,
+            node_id=node_id,
+            iteration=iteration,
+            blueprint_id=run.graph.id,
+            signal=run.signal,
+            services=self,
+        )
+        details = "; ".join(e.message for e in resumed.errors)
+        try:
+            return await finish_subflow(
+                ctx, blueprint_id, resumed.status, resumed.context, details, resumed.outputs
+            )
+        except Exception as exc:
+            run._fail(key, str(exc), 1, time.perf_counter())
+            return None
+
+    async def resume_webhook(
+        self,
+        blueprint: WorkflowBlueprint | Mapping[str, Any] | str,
+        result: WorkflowResult,
+        token: str,
+        body: Any = None,
+        *,
+        action: str | None = None,
+    ) -> WorkflowResult:
+        """Call a parked ``webhook`` node in memory (the local callback): the node whose
+        token matches completes with ``body`` as its output and the run goes on.
+
+        Raises ``PermissionError`` when no parked webhook of the run has that token.
+        """
+        parked: dict[str, Any] = result.state.get("parked", {}) if result.status == AWAITING else {}
+        for key, endpoint in parked.items():
+            if token_matches(endpoint, token):
+                return await self.resume(blueprint, result, node_id=key, action=action, output=body)
+        raise PermissionError(f"run {result.run_id!r}: no parked webhook has this token")
 
     def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
         """Cancel a run started by this runtime; False when it is not running."""
@@ -589,9 +841,21 @@ class FlowRuntime:
     ) -> WorkflowResult:
         if blueprint_id not in self.blueprints:
             raise LookupError(f"subflow blueprint {blueprint_id!r} is not registered")
-        return await self.run(
+        child = await self.run(
             self.blueprints[blueprint_id],
             context,
             signal=ctx.signal,
             run_id=f"{ctx.run_id}/{ctx.node_id}",
         )
+        if child.status == AWAITING:
+            # Kept until the parent node parks on it (``_take_parked_child``).
+            self._parked_children[child.run_id] = child
+        return child
+
+    def _take_parked_child(self, parked_output: Any) -> WorkflowResult | None:
+        if not self._parked_children or not isinstance(parked_output, dict):
+            return None
+        run_id = parked_output.get("runId")
+        if "subflow" not in parked_output or not isinstance(run_id, str):
+            return None
+        return self._parked_children.pop(run_id, None)

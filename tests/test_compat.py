@@ -1,0 +1,481 @@
+"""flowcraft's own cases, in memory: built-in names, node outputs in the context, subflows,
+cycles, edges, durations, webhooks (from packages/core/test/** and the guide pages)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow, load_blueprint
+from flowcraft_core.durations import DurationError, parse_duration_ms
+from flowcraft_core.testing import FakeClock
+
+from .scenarios import bp
+
+
+def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = None) -> Any:
+    return asyncio.run(runtime.run(blueprint, context))
+
+
+def const(value: Any, action: str | None = None) -> Any:
+    def node(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=value, action=action)
+
+    return node
+
+
+def echo(ctx: NodeContext) -> NodeResult:
+    return NodeResult(output=ctx.input)
+
+
+# --------------------------------------------------------------------------- 1. built-ins
+def test_loop_controller_counts_to_five_then_finalizes() -> None:
+    # builtins.test.ts: "should correctly exit a simple loop with an intuitive edge definition"
+    async def initialize(ctx: NodeContext) -> NodeResult:
+        await ctx.context.set("count", 0)
+        return NodeResult(output="Initialized")
+
+    async def increment(ctx: NodeContext) -> NodeResult:
+        count = (await ctx.context.get("count")) or 0
+        await ctx.context.set("count", count + 1)
+        return NodeResult(output=count + 1)
+
+    async def finalize(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=f"Finalized at {await ctx.context.get('count')}")
+
+    blueprint, registry = (
+        create_flow("simple-loop-exit-test")
+        .node("initialize", initialize)
+        .node("increment", increment)
+        .loop("counter", start_node_id="increment", end_node_id="increment", condition="count < 5")
+        .node("finalize", finalize)
+        .edge("initialize", "counter")
+        .edge("counter", "finalize")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    assert result.outputs["finalize"] == "Finalized at 5"
+    assert result.context["count"] == 5
+
+
+def test_loop_controller_body_of_two_nodes_runs_three_times() -> None:
+    runs: list[str] = []
+
+    async def initialize(ctx: NodeContext) -> NodeResult:
+        await ctx.context.set("counter", 0)
+        return NodeResult(output="initialized")
+
+    async def increment(ctx: NodeContext) -> NodeResult:
+        runs.append(ctx.node_id)
+        counter = (await ctx.context.get("counter")) or 0
+        await ctx.context.set("counter", counter + 1)
+        return NodeResult(output=f"iteration_{counter + 1}")
+
+    blueprint, registry = (
+        create_flow("loop-iterations-test")
+        .node("initialize", initialize)
+        .node("increment", increment)
+        .node("check", const("checked"))
+        .node("final", const("final"))
+        .edge("initialize", "test-loop")
+        .edge("increment", "check")
+        .loop("test-loop", start_node_id="increment", end_node_id="check", condition="counter < 3")
+        .edge("test-loop", "final")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    assert result.outputs["final"] == "final"
+    assert len(runs) == 3
+
+
+def test_loop_controller_conditional_edge_exits_early() -> None:
+    # loops.md: conditional edges of a loop controller are evaluated before action matching.
+    async def body(ctx: NodeContext) -> NodeResult:
+        n = (await ctx.context.get("n")) or 0
+        await ctx.context.set("n", n + 1)
+        return NodeResult(output=n + 1)
+
+    blueprint = bp(
+        [
+            "start",
+            "body",
+            {"id": "ctl", "uses": "loop-controller", "params": {"condition": "n < 100"}},
+            "early",
+            "late",
+        ],
+        [
+            ("start", "ctl"),
+            ("ctl", "body", {"action": "continue"}),
+            ("body", "ctl"),
+            ("ctl", "early", {"condition": "n >= 3"}),
+            ("ctl", "late", {"action": "break"}),
+        ],
+    )
+    registry = {"start": const(None), "body": body, "early": const("early"), "late": const("late")}
+    result = run(FlowRuntime(registry), blueprint, {"n": 0})
+    assert result.status == "completed", result.errors
+    assert result.context["n"] == 3
+    assert result.outputs["early"] == "early"
+    assert result.node_statuses["late"] == "skipped"
+
+
+def test_class_key_aliases_run_the_built_ins() -> None:
+    blueprint = bp(
+        [
+            "start",
+            {"id": "nap", "uses": "SleepNode", "params": {"duration": "5s"}},
+            {"id": "ask", "uses": "WaitNode"},
+        ],
+        [("start", "nap"), ("nap", "ask")],
+    )
+    clock = FakeClock()
+    runtime = FlowRuntime({"start": const(1)}, clock=clock)
+    result = run(runtime, blueprint)
+    assert result.status == "awaiting"
+    assert clock.sleeps == [5.0]
+    done = asyncio.run(runtime.resume(blueprint, result, node_id="ask", output="yes"))
+    assert done.status == "completed" and done.outputs["ask"] == "yes"
+
+
+def test_batch_scatter_and_gather_collect_results_in_order() -> None:
+    # builtins.test.ts: "should correctly execute batch-scatter and batch-gather"
+    seen: list[Any] = []
+
+    def worker(ctx: NodeContext) -> NodeResult:
+        seen.append(ctx.input)
+        return NodeResult(output=f"processed_{ctx.input['id']}_{ctx.input['data']}")
+
+    items = [{"id": i, "data": f"item{i}"} for i in (1, 2, 3)]
+    blueprint, registry = (
+        create_flow("batch-test")
+        .node("prepare", const(items))
+        .node("verify", echo)
+        .batch("test-batch", worker, input_key="prepare", output_key="results", chunk_size=2)
+        .edge("prepare", "test-batch")
+        .edge("test-batch", "verify")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    expected = ["processed_1_item1", "processed_2_item2", "processed_3_item3"]
+    assert result.outputs["verify"] == expected
+    assert result.context["results"] == expected
+    assert len(seen) == 3
+
+
+def test_batch_with_empty_input_and_with_a_failing_worker() -> None:
+    def boom(ctx: NodeContext) -> NodeResult:
+        if ctx.input == 2:
+            raise RuntimeError("Worker 2 failed")
+        return NodeResult(output=ctx.input)
+
+    for items, status in (([], "completed"), ([1, 2], "failed")):
+        blueprint, registry = (
+            create_flow("b")
+            .node("prepare", const(items))
+            .node("verify", echo)
+            .batch("tb", boom, input_key="prepare")
+            .edge("prepare", "tb")
+            .edge("tb", "verify")
+            .build()
+        )
+        result = run(FlowRuntime(registry), blueprint)
+        assert result.status == status
+        if status == "completed":
+            assert result.context["tb_gather"] == []
+
+
+# --------------------------------------------------------------------------- 2. outputs
+def test_node_outputs_are_readable_from_the_context() -> None:
+    async def reader(ctx: NodeContext) -> NodeResult:
+        return NodeResult(
+            output=[
+                await ctx.context.get("route"),
+                await ctx.context.get("_outputs.route"),
+                await ctx.context.has("route"),
+                await ctx.context.get("nothing", "default"),
+            ]
+        )
+
+    blueprint = bp(
+        [
+            "route",
+            "cheap",
+            "dear",
+            {"id": "copy", "uses": "echo", "inputs": "_outputs.route"},
+            "reader",
+        ],
+        [
+            ("route", "cheap", {"condition": "route.total < 500"}),
+            ("route", "dear", {"condition": "_outputs.route.total >= 500"}),
+            ("route", "copy"),
+            ("copy", "reader"),
+        ],
+    )
+    registry = {
+        "route": const({"total": 120}),
+        "cheap": const("cheap"),
+        "dear": const("dear"),
+        "echo": echo,
+        "reader": reader,
+    }
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    assert result.node_statuses["dear"] == "skipped"
+    assert result.outputs["copy"] == {"total": 120}
+    assert result.outputs["reader"] == [{"total": 120}, {"total": 120}, True, "default"]
+    # Outputs are not copied into the context.
+    assert "route" not in result.context and "_outputs.route" not in result.context
+
+
+def test_context_keys_win_over_node_outputs_of_the_same_name() -> None:
+    blueprint = bp(["a", "b"], [("a", "b", {"condition": "a == 'from context'"})])
+    result = run(
+        FlowRuntime({"a": const("from node"), "b": const(1)}), blueprint, {"a": "from context"}
+    )
+    assert result.node_statuses["b"] == "completed"
+
+
+# --------------------------------------------------------------------------- 3. subflows
+def _subflow_runtime(sub: Any, registry: dict[str, Any]) -> FlowRuntime:
+    return FlowRuntime(registry, blueprints={sub["id"]: sub})
+
+
+def test_subflow_output_defaults_to_its_terminal_output() -> None:
+    # subflow.test.ts: "should execute a subflow and return output"
+    sub = bp(["a"], id="sub")
+    main = bp(
+        ["start", {"id": "call-sub", "uses": "subflow", "params": {"blueprintId": "sub"}}, "end"],
+        [("start", "call-sub"), ("call-sub", "end")],
+        id="main",
+    )
+
+    def end(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=f"end-{ctx.input}")
+
+    registry = {"a": const("sub-result"), "start": const("start"), "end": end}
+    result = run(_subflow_runtime(sub, registry), main)
+    assert result.status == "completed", result.errors
+    assert result.outputs["call-sub"] == "sub-result"
+    assert result.outputs["end"] == "end-sub-result"
+
+
+def test_subflow_with_several_terminals_and_outputs_mapping_naming_a_child_node() -> None:
+    sub = bp(["a", "b"], id="multi")
+    main = bp(
+        [
+            {"id": "all", "uses": "SubflowNode", "params": {"blueprintId": "multi"}},
+            {
+                "id": "mapped",
+                "uses": "subflow",
+                "params": {"blueprintId": "multi", "outputs": {"subResult": "a"}},
+            },
+        ],
+        id="main",
+    )
+    registry = {"a": const("a-result"), "b": const("b-result")}
+    result = run(_subflow_runtime(sub, registry), main)
+    assert result.status == "completed", result.errors
+    assert result.outputs["all"] == {"a": "a-result", "b": "b-result"}
+    assert result.context["subResult"] == "a-result"
+
+
+def test_subflow_without_inputs_passes_its_input_to_the_child_start_nodes() -> None:
+    sub = bp(["double"], id="sub")
+    main = bp(
+        ["start", {"id": "call", "uses": "subflow", "params": {"blueprintId": "sub"}}],
+        [("start", "call")],
+        id="main",
+    )
+
+    def double(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=ctx.input * 2)
+
+    result = run(_subflow_runtime(sub, {"start": const(21), "double": double}), main)
+    assert result.outputs["call"] == 42
+
+
+def test_wait_inside_a_subflow_parks_the_parent_and_resumes_through_the_child() -> None:
+    sub = bp(
+        ["prep", {"id": "ask", "uses": "wait"}, "after"],
+        [("prep", "ask"), ("ask", "after")],
+        id="sub",
+    )
+    main = bp(
+        ["start", {"id": "call", "uses": "subflow", "params": {"blueprintId": "sub"}}, "end"],
+        [("start", "call"), ("call", "end")],
+        id="main",
+    )
+
+    def after(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=f"approved:{ctx.input}")
+
+    registry = {"start": const(1), "prep": const(2), "after": after, "end": echo}
+    runtime = _subflow_runtime(sub, registry)
+    parked = run(runtime, main)
+    assert parked.status == "awaiting"
+    assert parked.awaiting == ["call"]
+    assert parked.awaiting_outputs["call"]["awaiting"] == ["ask"]
+    done = asyncio.run(runtime.resume(main, parked, node_id="call", output="yes"))
+    assert done.status == "completed", done.errors
+    assert done.outputs["call"] == "approved:yes"
+    assert done.outputs["end"] == "approved:yes"
+
+
+# --------------------------------------------------------------------------- 4. cycles
+def test_cycle_without_a_loop_node_runs_each_node_once() -> None:
+    counts: dict[str, int] = {}
+
+    def count(ctx: NodeContext) -> NodeResult:
+        counts[ctx.node_id] = counts.get(ctx.node_id, 0) + 1
+        return NodeResult(output=ctx.node_id)
+
+    blueprint = bp(["A", "B"], [("A", "B"), ("B", "A")])
+    result = run(FlowRuntime({"A": count, "B": count}), blueprint)
+    assert result.status == "completed", result.errors
+    assert counts == {"A": 1, "B": 1}
+
+    counts.clear()
+    entry = bp(["A", "B"], [("A", "B"), ("B", "A")], metadata={"cycleEntryPoints": ["B"]})
+    result = run(FlowRuntime({"A": count, "B": count}), entry)
+    assert result.status == "completed"
+    assert [t.key for t in result.timeline] == ["B", "A"]
+
+    counts.clear()
+    fed = bp(["X", "A", "B", "C"], [("X", "A"), ("A", "B"), ("B", "A"), ("B", "C")])
+    registry = {n: count for n in "XABC"}
+    result = run(FlowRuntime(registry), fed)
+    assert result.status == "completed", result.errors
+    assert counts == {"X": 1, "A": 1, "B": 1, "C": 1}
+
+
+def test_a_loop_that_never_ends_fails_at_the_execution_bound_naming_the_cycle() -> None:
+    blueprint = bp(
+        [
+            "start",
+            {"id": "ctl", "uses": "loop-controller", "params": {"condition": "true"}},
+            "body",
+        ],
+        [("start", "ctl"), ("ctl", "body", {"action": "continue"}), ("body", "ctl")],
+    )
+    runtime = FlowRuntime({"start": const(0), "body": const(1)}, max_node_executions=500)
+    result = run(runtime, blueprint)
+    assert result.status == "failed"
+    assert "500 node executions" in result.errors[0].message
+    assert "'ctl' -> 'body' -> 'ctl'" in result.errors[0].message
+
+
+def test_long_synchronous_runs_yield_so_wait_for_can_time_out() -> None:
+    blueprint = bp(
+        [
+            "start",
+            {"id": "ctl", "uses": "loop-controller", "params": {"condition": "true"}},
+            "body",
+        ],
+        [("start", "ctl"), ("ctl", "body", {"action": "continue"}), ("body", "ctl")],
+    )
+    runtime = FlowRuntime({"start": const(0), "body": const(1)}, max_node_executions=10**9)
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(runtime.run(blueprint), 0.2)
+
+    asyncio.run(main())
+
+
+def test_an_empty_blueprint_completes() -> None:
+    result = run(FlowRuntime(), {"id": "empty", "nodes": [], "edges": []})
+    assert result.status == "completed" and result.outputs == {}
+
+
+# --------------------------------------------------------------------------- 5. edges
+def test_transform_applies_to_what_the_target_inputs_select() -> None:
+    blueprint = bp(
+        [
+            "start",
+            "mid",
+            {"id": "target", "uses": "echo", "inputs": "start"},
+        ],
+        [("start", "mid"), ("mid", "target", {"transform": "input * 10"})],
+    )
+    registry = {"start": const(4), "mid": const(100), "echo": echo}
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.outputs["target"] == 40
+
+
+def test_two_action_edges_to_one_target_are_one_predecessor() -> None:
+    blueprint = bp(
+        ["check", "next"],
+        [("check", "next", {"action": "yes"}), ("check", "next", {"action": "maybe"})],
+    )
+    for action in ("yes", "maybe"):
+        result = run(FlowRuntime({"check": const(7, action), "next": echo}), blueprint)
+        assert result.status == "completed", result.errors
+        assert result.outputs["next"] == 7
+    result = run(FlowRuntime({"check": const(7, "no"), "next": echo}), blueprint)
+    assert result.status == "completed" and result.node_statuses["next"] == "skipped"
+
+
+# --------------------------------------------------------------------------- 6. durations
+@pytest.mark.parametrize(
+    ("text", "ms"),
+    [("500ms", 500), ("5s", 5000), ("10m", 600_000), ("1h", 3_600_000), ("2d", 172_800_000)],
+)
+def test_duration_strings(text: str, ms: float) -> None:
+    assert parse_duration_ms(text) == ms
+
+
+def test_bad_durations_and_durations_in_config() -> None:
+    for bad in ("5 weeks", "-1s", True, None):
+        with pytest.raises(DurationError):
+            parse_duration_ms(bad)
+    model = load_blueprint(
+        bp([{"id": "a", "uses": "a", "config": {"retryDelay": "2s", "timeout": "1m"}}])
+    )
+    assert model.nodes[0].config.retry_delay == 2000
+    assert model.nodes[0].config.timeout == 60_000
+
+
+def test_sleep_with_a_bad_duration_fails_naming_the_node() -> None:
+    blueprint = bp([{"id": "nap", "uses": "sleep", "params": {"duration": "soon"}}])
+    result = run(FlowRuntime(clock=FakeClock()), blueprint)
+    assert result.status == "failed" and "'nap'" in result.errors[0].message
+
+
+# --------------------------------------------------------------------------- 7. webhook
+def test_webhook_parks_hands_out_url_and_token_and_resumes_on_call() -> None:
+    blueprint = bp(
+        ["start", {"id": "hook", "uses": "webhook"}, "after"],
+        [("start", "hook"), ("hook", "after")],
+    )
+    runtime = FlowRuntime({"start": const(1), "after": echo}, webhook_base_url="https://x.test/")
+    parked = run(runtime, blueprint)
+    assert parked.status == "awaiting" and parked.awaiting == ["hook"]
+    endpoint = parked.awaiting_outputs["hook"]
+    assert endpoint["url"] == f"https://x.test/runs/{parked.run_id}/webhooks/hook"
+    assert endpoint["event"] and len(endpoint["token"]) >= 20
+    with pytest.raises(PermissionError):
+        asyncio.run(runtime.resume_webhook(blueprint, parked, "wrong", {"ok": True}))
+    done = asyncio.run(runtime.resume_webhook(blueprint, parked, endpoint["token"], {"ok": True}))
+    assert done.status == "completed"
+    assert done.outputs["after"] == {"ok": True}
+
+
+# --------------------------------------------------------------------------- 9. caching
+def test_a_changed_dict_never_runs_a_stale_graph() -> None:
+    blueprint = bp([{"id": "a", "uses": "value", "params": {"value": 1}}])
+
+    def value(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=ctx.params["value"])
+
+    runtime = FlowRuntime({"value": value})
+    assert run(runtime, blueprint).outputs["a"] == 1
+    assert runtime.compile(blueprint) is runtime.compile(dict(blueprint))
+    for changed in (True, 1.0, 2):
+        blueprint["nodes"][0]["params"]["value"] = changed
+        out = run(runtime, blueprint).outputs["a"]
+        assert out == changed and type(out) is type(changed)
