@@ -27,9 +27,15 @@ from .blueprint import (
     WorkflowBlueprint,
     load_blueprint,
 )
-from .builtins.names import BUILTIN_NODE_NAMES, LOOP
+from .builtins.names import (
+    BATCH_SCATTER,
+    BUILTIN_NODE_NAMES,
+    LOOP_CONTROLLER,
+    LOOP_NAMES,
+    SUBFLOW,
+)
 from .context import cycle_entry_points
-from .graph_algorithms import cyclic_components
+from .graph_algorithms import cycle_paths, cyclic_components
 
 __all__ = [
     "BlueprintAnalysis",
@@ -57,6 +63,7 @@ class BlueprintAnalysis:
 
     start_node_ids: list[str]
     terminal_node_ids: list[str]
+    #: flowcraft's form: one closed path per cycle found, e.g. ``['A', 'B', 'A']``.
     cycles: list[list[str]]
     is_dag: bool
     node_count: int
@@ -153,6 +160,10 @@ def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     use ``lint_blueprint`` to get every problem as a list instead.
     """
     model = load_blueprint(blueprint)
+    node_ids = [node.id for node in model.nodes]
+    successors: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
+    for edge in model.edges:
+        successors[edge.source].append(edge.target)
     topology = _topology(
         [node.id for node in model.nodes],
         ((edge.source, edge.target) for edge in model.edges),
@@ -161,7 +172,7 @@ def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     return BlueprintAnalysis(
         start_node_ids=topology.start_node_ids,
         terminal_node_ids=topology.terminal_node_ids,
-        cycles=topology.cycles,
+        cycles=cycle_paths(node_ids, successors),
         is_dag=not topology.cycles,
         node_count=len(model.nodes),
         edge_count=len(model.edges),
@@ -418,13 +429,17 @@ def _compile_error(source: str, cache: dict[str, str | None]) -> str | None:
 
 
 def lint_blueprint(
-    blueprint: BlueprintInput, registry: Mapping[str, Any] | None = None
+    blueprint: BlueprintInput,
+    registry: Mapping[str, Any] | None = None,
+    blueprints: Mapping[str, Any] | None = None,
 ) -> LintResult:
     """Every problem with a blueprint, as issues with stable codes; never raises on bad input.
 
     Accepts a model, a dict or JSON text. Implementation checks (``MISSING_IMPLEMENTATION``,
-    ``MISSING_FALLBACK``) run only when a registry is given, since without one lint cannot know
-    what the runtime will have; built-in node names always count as implemented.
+    ``MISSING_FALLBACK``, ``INVALID_BATCH_WORKER_KEY``) run only when a registry is given, since
+    without one lint cannot know what the runtime will have; built-in node names always count
+    as implemented. With ``blueprints`` (id -> blueprint, as the runtime gets them), every
+    subflow's ``blueprintId`` must be one of them (``INVALID_SUBFLOW_BLUEPRINT_ID``).
     """
     parsed = _parse(blueprint)
     issues = parsed.issues
@@ -448,12 +463,21 @@ def lint_blueprint(
 
     if registry is not None:
         issues.extend(_implementation_issues(nodes.values(), registry))
+    if blueprints is not None:
+        issues.extend(_subflow_issues(nodes.values(), blueprints))
 
     graph_edges = _edge_issues(
         parsed.edges, graph_ids, issues, check_expressions=not parsed.expressions_checked
     )
     if graph_ids:
-        issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges))
+        # Nodes whose only incoming edges come from unknown nodes: flowcraft does not start
+        # them, so they are orphans.
+        fed_invalidly = {
+            edge.target
+            for _, edge in parsed.edges
+            if edge.source not in graph_ids and edge.target in graph_ids
+        }
+        issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges, fed_invalidly))
 
     if parsed.load_error is not None and not any(i.severity == "error" for i in issues):
         # Loading failed for a reason no pass above explains: keep the loader's own words.
@@ -480,6 +504,22 @@ def _implementation_issues(
                     node_id=node.id,
                 )
             )
+        worker = node.params.get("workerUsesKey")
+        if (
+            node.uses in (BATCH_SCATTER, "BatchScatterNode")
+            and isinstance(worker, str)
+            and worker not in registry
+            and worker not in BUILTIN_NODE_NAMES
+        ):
+            issues.append(
+                LintIssue(
+                    "INVALID_BATCH_WORKER_KEY",
+                    "error",
+                    f"batch node {node.id!r} has workerUsesKey {worker!r}, which is not in the "
+                    "registry",
+                    node_id=node.id,
+                )
+            )
         fallback = node.config.fallback
         if fallback is not None and fallback not in registry and fallback not in BUILTIN_NODE_NAMES:
             issues.append(
@@ -488,6 +528,27 @@ def _implementation_issues(
                     "error",
                     f"node {node.id!r} has fallback {fallback!r}, which is neither in the "
                     "registry nor a built-in",
+                    node_id=node.id,
+                )
+            )
+    return issues
+
+
+def _subflow_issues(
+    nodes: Iterable[NodeDefinition], blueprints: Mapping[str, Any]
+) -> list[LintIssue]:
+    issues = []
+    for node in nodes:
+        if node.uses not in (SUBFLOW, "SubflowNode"):
+            continue
+        blueprint_id = node.params.get("blueprintId")
+        if isinstance(blueprint_id, str) and blueprint_id not in blueprints:
+            issues.append(
+                LintIssue(
+                    "INVALID_SUBFLOW_BLUEPRINT_ID",
+                    "error",
+                    f"subflow node {node.id!r} names blueprintId {blueprint_id!r}, which is not "
+                    "among the blueprints given",
                     node_id=node.id,
                 )
             )
@@ -543,6 +604,7 @@ def _graph_issues(
     graph_ids: Mapping[str, NodeDefinition | None],
     nodes: Mapping[str, NodeDefinition],
     graph_edges: list[tuple[str, str]],
+    fed_invalidly: set[str] | frozenset[str] = frozenset(),
 ) -> list[LintIssue]:
     """Start nodes, reachability, orphans, joins and cycle bounds."""
     issues: list[LintIssue] = []
@@ -552,9 +614,10 @@ def _graph_issues(
         issues.append(
             LintIssue(
                 "NO_START_NODE",
-                "error",
+                "warning",
                 f"blueprint {parsed.blueprint_id!r} has no start node: every node has an "
-                "incoming edge",
+                "incoming edge, so each closed cycle is entered at a node listed in "
+                "metadata.cycleEntryPoints, else at its first node",
             )
         )
 
@@ -578,7 +641,17 @@ def _graph_issues(
                     node_id=node_id,
                 )
             )
-        if many and incoming == 0 and topology.outgoing[node_id] == 0:
+        if incoming == 0 and node_id in fed_invalidly:
+            issues.append(
+                LintIssue(
+                    "ORPHAN_NODE",
+                    "error",
+                    f"node {node_id!r} is reached only through invalid edges, so it is not "
+                    "reachable from any start node",
+                    node_id=node_id,
+                )
+            )
+        elif many and incoming == 0 and topology.outgoing[node_id] == 0:
             issues.append(
                 LintIssue(
                     "ORPHAN_NODE",
@@ -604,22 +677,39 @@ def _graph_issues(
                 )
             )
 
+    conditional = {
+        (edge.source, edge.target) for _, edge in parsed.edges if edge.condition is not None
+    }
     for cycle in topology.cycles:
-        # A member that failed validation might carry the bound: do not guess an error there.
-        bounded = any(
+        # A member that failed validation might carry the bound: do not guess there.
+        controlled = any(
             node_id not in nodes
-            or nodes[node_id].uses == LOOP
+            or nodes[node_id].uses in LOOP_NAMES
             or nodes[node_id].config.max_iterations is not None
             for node_id in cycle
         )
-        if not bounded:
-            members = " -> ".join(repr(node_id) for node_id in cycle)
+        if controlled:
+            continue
+        members = set(cycle)
+        path = " -> ".join(repr(node_id) for node_id in [*cycle, cycle[0]])
+        if any(s in members and t in members for s, t in conditional):
             issues.append(
                 LintIssue(
                     "UNBOUNDED_CYCLE",
-                    "error",
-                    f"cycle {members} has no bound: add a {LOOP!r} node or set "
+                    "warning",
+                    f"cycle {path} repeats while its conditions hold, with no bound but the "
+                    f"run's bound on node executions: add a {LOOP_CONTROLLER!r} node or set "
                     "config.maxIterations on one of its nodes",
+                    node_id=cycle[0],
+                )
+            )
+        else:
+            issues.append(
+                LintIssue(
+                    "CYCLE_RUNS_ONCE",
+                    "warning",
+                    f"cycle {path} has no loop node: as in flowcraft, each of its nodes runs "
+                    f"once; add a {LOOP_CONTROLLER!r} node to repeat it",
                     node_id=cycle[0],
                 )
             )
