@@ -56,11 +56,15 @@ class OutputsMapping(Mapping[str, Any]):
         found, value = self._source.output_of(key)
         return value if found else default
 
+    def _all(self) -> Mapping[str, Any]:
+        listing = getattr(self._source, "latest_outputs", None)
+        return listing() if callable(listing) else {}
+
     def __iter__(self) -> Iterator[str]:
-        return iter(getattr(self._source, "latest", {}))
+        return iter(self._all())
 
     def __len__(self) -> int:
-        return len(getattr(self._source, "latest", {}))
+        return len(self._all())
 
 
 class ContextView(Mapping[str, Any]):

@@ -254,7 +254,7 @@ class _Run:
 
     def _runs_inline(self, key: str) -> bool:
         """Plain functions without timeout or middleware run without a coroutine or task."""
-        node_id = split_key(key)[0]
+        node_id = split_key(key)[0] if "#" in key else key
         inline = self._inline.get(node_id)
         if inline is None:
             node = self.graph.nodes[node_id]
@@ -287,7 +287,7 @@ class _Run:
 
     # ------------------------------------------------------------------ one node
     def _prepare(self, key: str) -> tuple[NodeDefinition, NodeContext, float] | None:
-        node_id, iteration = split_key(key)
+        node_id, iteration = split_key(key) if "#" in key else (key, 0)
         node: NodeDefinition = self.graph.nodes[node_id]
         started = time.perf_counter()
         try:
@@ -327,15 +327,15 @@ class _Run:
         ctx.attempt = 1
         try:
             value = resolved.invoke(ctx)
-            if inspect.isawaitable(value):
+            if type(value) is not NodeResult and inspect.isawaitable(value):
                 return self.execute(key, prepared, first_value=value)
             result = to_node_result(value)
         except Exception as exc:
             return self.execute(key, prepared, first_error=exc)
-        outcome = NodeOutcome(
-            status="awaiting" if result.awaiting else "completed", result=result, attempts=1
-        )
-        self._finish(key, outcome, ctx.input, started)
+        if result.awaiting:
+            self._finish(key, NodeOutcome("awaiting", result), ctx.input, started)
+        else:
+            self.settle_completed(key, result, ctx.input, started, 1)
         return None
 
     async def execute(
@@ -460,22 +460,21 @@ class _Run:
         loop: asyncio.AbstractEventLoop,
         bound: int,
     ) -> None:
-        since_yield = 0
+        executed = self.executed
         while True:
             while ready and not self.failed and not self.signal.cancelled:
                 if limit is not None and len(pending) >= limit:
                     break
                 key = ready.popleft()
-                started = time.perf_counter()
-                self.executed += 1
-                if self.executed > bound:
-                    self._fail(key, self._over_bound_message(key, bound), 0, started)
+                executed += 1
+                if executed > bound:
+                    self.executed = executed
+                    message = self._over_bound_message(key, bound)
+                    self._fail(key, message, 0, time.perf_counter())
                     break
-                since_yield += 1
-                if since_yield >= _YIELD_EVERY:
+                if not executed % _YIELD_EVERY:
                     # Let the event loop breathe: timeouts and cancellation stay responsive
                     # even on a long run of nodes that never await.
-                    since_yield = 0
                     await asyncio.sleep(0)
                 if self._runs_inline(key):
                     awaitable = self.run_inline(key)
@@ -484,8 +483,9 @@ class _Run:
                             awaitable  # type: ignore[arg-type]
                         )
                         pending.add(task)
-                        self._running[task] = (key, started)
+                        self._running[task] = (key, time.perf_counter())
                     continue
+                started = time.perf_counter()
                 coro = self.execute(key)
                 if _EAGER_TASKS:
                     task = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg]
@@ -498,6 +498,7 @@ class _Run:
                     task = loop.create_task(coro)
                     pending.add(task)
                     self._running[task] = (key, started)
+            self.executed = executed
             if not pending:
                 return
             if self.failed or self.signal.cancelled:
@@ -578,7 +579,7 @@ class _Run:
                 "settled": dict(sched.settled),
                 "outputs": dict(sched.outputs),
                 "actions": dict(sched.actions),
-                "decisions": dict(sched.decisions),
+                "decisions": sched.all_decisions(),
                 "awaiting": list(self.awaiting),
                 "parked": {k: r.output for k, r in self.awaiting.items()},
                 "children": dict(self.children),

@@ -175,6 +175,16 @@ class CompiledGraph:
             edge.inputs0 = len(self.first_inputs[edge.target])
             edge.plain = edge.kind == _NORMAL and edge.loop is None
             edge.arrival0 = (edge, edge.source)
+        #: Nodes all of whose out-edges are plain, unlabelled and unconditioned: every one is
+        #: taken, whatever the result (the hot path of ``Scheduler.complete``).
+        self.always_taken: frozenset[str] = frozenset(
+            n
+            for n in self.order
+            if all(
+                e.plain and e.action is None and e.condition is None and e.group_size == 1
+                for e in self.out_edges[n]
+            )
+        )
         self.start_nodes = [n for n in self.order if not self.first_inputs[n]]
         if self.order and not self.start_nodes:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
@@ -408,6 +418,7 @@ class Scheduler:
         "_arrivals",
         "_exit_taken",
         "_fired",
+        "_implied",
         "_loop_done",
         "_loop_settled",
         "_never",
@@ -426,9 +437,10 @@ class Scheduler:
         self.graph = graph
         self.settled: dict[str, str] = {}
         self.outputs: dict[str, Any] = {}
-        #: node id -> output of its latest completed iteration (what ``output_of`` answers).
+        #: node id -> output of its latest completed iteration after the first (``output_of``).
         self.latest: dict[str, Any] = {}
         self.actions: dict[str, str | None] = {}
+        #: Edge decisions by key (``index`` or ``index@iteration``); see ``all_decisions``.
         self.decisions: dict[str, bool] = {}
         self._undecided: dict[str, int] = {}
         # Taken incoming edges per instance; replaced by _CONSUMED once the input is built,
@@ -443,6 +455,8 @@ class Scheduler:
         self.fired_by: dict[str, str] = {}
         #: Edge groups (one source, one target) part-decided: group -> (decided, taken edge).
         self._twins: dict[int, tuple[int, CompiledEdge | None]] = {}
+        #: Out-edge lists of nodes whose (all taken) decisions were not written out.
+        self._implied: list[list[CompiledEdge]] = []
 
     # ----------------------------------------------------------------- starting and restoring
     def start(self) -> Step:
@@ -562,10 +576,16 @@ class Scheduler:
         """Record a completed node and decide its outgoing edges."""
         self.settled[key] = COMPLETED
         self.outputs[key] = output
-        self.actions[key] = action
+        if action is not None:
+            self.actions[key] = action
         step = Step() if report_decisions else Step(decisions=None)
-        node_id, iteration = split_key(key)
-        self.latest[node_id] = output
+        node_id, iteration = split_key(key) if "#" in key else (key, 0)
+        if iteration:
+            self.latest[node_id] = output
+        graph = self.graph
+        if node_id in graph.always_taken:
+            self._take_all(graph.out_edges[node_id], step)
+            return step
         choices = choose_edges(
             self.graph.out_edges[node_id],
             action,
@@ -582,6 +602,53 @@ class Scheduler:
 
     def fail(self, key: str) -> None:
         self.settled[key] = FAILED
+
+    def all_decisions(self) -> dict[str, bool]:
+        """Every edge decision made (``decisions`` plus the ones ``complete`` left implied
+        when called with ``report_decisions=False``): what ``restore`` needs."""
+        everything = dict(self.decisions)
+        for edges in self._implied:
+            for edge in edges:
+                everything[edge.key0] = True
+        return everything
+
+    def _take_all(self, edges: list[CompiledEdge], step: Step) -> None:
+        """``_decide(edge, 0, True)`` for plain edges outside loops, in one loop (the common
+        case of a node that routes nowhere in particular: every edge is taken)."""
+        decisions = self.decisions
+        reported = step.decisions
+        undecided_of = self._undecided
+        arrivals_of = self._arrivals
+        fired = self._fired
+        settled = self.settled
+        ready = step.ready
+        if reported is None and edges:
+            # Nobody asked for the decisions now: they are all True, so ``all_decisions``
+            # writes them out when the run's state is saved (a dict store less per edge).
+            self._implied.append(edges)
+        for edge in edges:
+            dkey = edge.key0
+            if reported is not None:
+                decisions[dkey] = True
+                reported[dkey] = True
+            target = edge.target
+            undecided = undecided_of.get(target, edge.inputs0) - 1
+            arrivals = arrivals_of.get(target)
+            if arrivals is None:
+                arrivals_of[target] = [edge.arrival0]
+            elif arrivals is not _CONSUMED:
+                arrivals.append(edge.arrival0)
+            if target in fired or target in settled:
+                undecided_of[target] = undecided
+                continue
+            if join_verdict(True, edge.any_join, undecided, True) == READY:
+                # A fired target's count is never read again: not stored (chains stay lean).
+                fired.add(target)
+                if edge.any_join:
+                    self.fired_by[target] = dkey
+                ready.append(target)
+            else:
+                undecided_of[target] = undecided
 
     # ----------------------------------------------------------------- internals
     def _settle_skipped(self, key: str, step: Step) -> None:
@@ -775,7 +842,7 @@ class Scheduler:
         A node that declares ``inputs`` gets what they select; an edge ``transform`` that
         brought it then applies to that value, as in flowcraft.
         """
-        node_id, iteration = split_key(key)
+        node_id, iteration = split_key(key) if "#" in key else (key, 0)
         node = self.graph.nodes[node_id]
         arrivals = self._arrivals.get(key)
         if node.inputs is not None:
@@ -789,8 +856,11 @@ class Scheduler:
                 return context.get(INPUTS_PREFIX + node_id)  # a child run's start node
             return None
         outputs = self.outputs
-        expected = self.graph.inputs_of(node_id, iteration)
-        if len(expected) == 1 or node.config.join_strategy == "any":
+        if iteration == 0:
+            expected = arrivals[0][0].inputs0 if arrivals[0][0].kind != _BACK else 1
+        else:
+            expected = len(self.graph.inputs_of(node_id, iteration))
+        if expected == 1 or node.config.join_strategy == "any":
             edge, source = arrivals[0]
             if edge.transform is None:
                 return outputs.get(source)
@@ -811,17 +881,29 @@ class Scheduler:
 
     def latest_outputs(self) -> dict[str, Any]:
         """node id -> output of its latest completed iteration, in blueprint order."""
-        latest = self.latest
-        return {n: latest[n] for n in self.graph.order if n in latest}
+        latest, outputs = self.latest, self.outputs
+        found = {}
+        for n in self.graph.order:
+            if n in latest:
+                found[n] = latest[n]
+            elif n in outputs:
+                found[n] = outputs[n]
+        return found
 
     def latest_output(self, node_id: str) -> Any:
-        return self.latest.get(node_id)
+        return self.output_of(node_id)[1]
 
     def output_of(self, node_id: str) -> tuple[bool, Any]:
-        """``OutputSource``: (True, output) once ``node_id`` completed, else (False, None)."""
+        """``OutputSource``: (True, output) once ``node_id`` completed, else (False, None).
+
+        ``latest`` holds the outputs of later loop iterations; a first iteration's output is
+        under the node id itself in ``outputs``."""
         latest = self.latest
         if node_id in latest:
             return True, latest[node_id]
+        outputs = self.outputs
+        if node_id in outputs:
+            return True, outputs[node_id]
         return False, None
 
     def _mapped_input(self, node: NodeDefinition, context: Mapping[str, Any]) -> Any:
