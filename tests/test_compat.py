@@ -479,3 +479,59 @@ def test_a_changed_dict_never_runs_a_stale_graph() -> None:
         blueprint["nodes"][0]["params"]["value"] = changed
         out = run(runtime, blueprint).outputs["a"]
         assert out == changed and type(out) is type(changed)
+
+
+def test_nested_subflow_with_wait_node_resumes_by_the_parent_node() -> None:
+    # hitl.test.ts: "should handle nested subflow with wait node" (42 + 5 + 10)
+    def sub_start(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output={"value": ctx.input})
+
+    def sub_end(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output={"subFinal": ctx.input["value"]["value"] + 5})
+
+    def main_end(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output={"final": ctx.input["subFinal"] + 10})
+
+    sub, sub_registry = (
+        create_flow("sub-approval-workflow")
+        .node("sub-start", sub_start, inputs="input")
+        .edge("sub-start", "sub-wait")
+        .wait("sub-wait")
+        .edge("sub-wait", "sub-end")
+        .node("sub-end", sub_end, inputs="_outputs.sub-start")
+        .build()
+    )
+    main, main_registry = (
+        create_flow("main-workflow")
+        .node("main-start", sub_start, inputs="input")
+        .edge("main-start", "subflow")
+        .node(
+            "subflow",
+            "SubflowNode",
+            params={"blueprintId": "sub-approval-workflow", "inputs": {"input": "main-start"}},
+        )
+        .edge("subflow", "main-end")
+        .node("main-end", main_end)
+        .build()
+    )
+    runtime = FlowRuntime({**main_registry, **sub_registry}, blueprints={sub.id: sub})
+    first = run(runtime, main, {"input": 42})
+    assert first.status == "awaiting" and first.awaiting == ["subflow"]
+    second = asyncio.run(runtime.resume(main, first, node_id="subflow", output={"value": 42}))
+    assert second.status == "completed", second.errors
+    assert second.outputs["main-end"]["final"] == 57
+
+
+def test_resume_addresses_a_node_inside_a_parked_child() -> None:
+    sub = bp([{"id": "a", "uses": "wait"}, {"id": "b", "uses": "wait"}], id="two")
+    main = bp([{"id": "call", "uses": "subflow", "params": {"blueprintId": "two"}}], id="main")
+    runtime = _subflow_runtime(sub, {})
+    parked = run(runtime, main)
+    assert parked.awaiting_outputs["call"]["awaiting"] == ["a", "b"]
+    with pytest.raises(ValueError, match="say which nodeId"):
+        asyncio.run(runtime.resume(main, parked, node_id="call", output=1))
+    once = asyncio.run(runtime.resume(main, parked, node_id="call/b", output="B"))
+    assert once.status == "awaiting" and once.awaiting_outputs["call"]["awaiting"] == ["a"]
+    done = asyncio.run(runtime.resume(main, once, node_id="call", output="A"))
+    assert done.status == "completed"
+    assert done.outputs["call"] == {"a": "A", "b": "B"}
