@@ -104,6 +104,7 @@ class WorkflowResult:
             "errors": [e.to_dict() for e in self.errors],
             "nodes": self.node_statuses,
             "awaiting": self.awaiting,
+            "awaitingOutputs": self.awaiting_outputs,
         }
 
 

@@ -535,3 +535,36 @@ def test_resume_addresses_a_node_inside_a_parked_child() -> None:
     done = asyncio.run(runtime.resume(main, once, node_id="call", output="A"))
     assert done.status == "completed"
     assert done.outputs["call"] == {"a": "A", "b": "B"}
+
+
+def test_wait_inside_a_cycle_without_a_loop_node_resumes_and_completes() -> None:
+    blueprint = bp([{"id": "A", "uses": "wait"}, "B"], [("A", "B"), ("B", "A")])
+    runtime = FlowRuntime({"B": echo})
+    parked = run(runtime, blueprint)
+    assert parked.awaiting == ["A"]
+    done = asyncio.run(runtime.resume(blueprint, parked, node_id="A", output=5))
+    assert done.status == "completed" and done.outputs == {"A": 5, "B": 5}
+
+
+def test_twin_edges_into_an_any_join_and_dict_inputs_with_a_transform() -> None:
+    blueprint = bp(
+        ["s", "t", {"id": "j", "uses": "echo", "config": {"joinStrategy": "any"}}],
+        [("s", "j", {"action": "x"}), ("s", "j", {"action": "y"}), ("t", "j")],
+    )
+    result = run(FlowRuntime({"s": const(1, "x"), "t": const(2), "echo": echo}), blueprint)
+    assert result.status == "completed" and result.outputs["j"] == 1
+    mapped = bp(
+        ["s", {"id": "t", "uses": "echo", "inputs": {"a": "s", "c": "k"}}],
+        [("s", "t", {"transform": "input.a + input.c"})],
+    )
+    result = run(FlowRuntime({"s": const(1), "echo": echo}), mapped, {"k": 10})
+    assert result.outputs["t"] == 11
+
+
+def test_batch_gather_accepts_a_plain_list_from_its_scatter() -> None:
+    blueprint = bp(
+        ["s", {"id": "g", "uses": "batch-gather", "params": {"outputKey": "out"}}],
+        [("s", "g")],
+    )
+    result = run(FlowRuntime({"s": const([1, 2])}), blueprint)
+    assert result.outputs["g"] == [1, 2] and result.context["out"] == [1, 2]

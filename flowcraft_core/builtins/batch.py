@@ -40,6 +40,8 @@ async def batch_scatter_node(ctx: NodeContext) -> NodeResult:
 
 
 def _scatter_output(value: Any, gather_id: str) -> dict[str, Any] | None:
+    if isinstance(value, list):  # a driver that completed the scatter with the map's results
+        return {"gatherNodeId": gather_id, "hasMore": False, "results": value}
     if isinstance(value, dict) and "results" in value and "gatherNodeId" in value:
         return value
     if isinstance(value, dict):  # a join: {source id: output}
