@@ -78,7 +78,7 @@ def decide(ctx: NodeContext) -> NodeResult:
     return NodeResult(output=1, action="yes")
 
 
-def measure(runtime: FlowRuntime, blueprint: dict[str, Any], executed: int, repeats: int) -> float:
+def measure(runtime: FlowRuntime, blueprint: Any, executed: int, repeats: int) -> float:
     """Median µs per node of ``runtime.run(<the blueprint as a dict>)``, as users call it (the
     first, warm-up run compiles the dict; later runs find it in the runtime's cache)."""
 
@@ -90,7 +90,8 @@ def measure(runtime: FlowRuntime, blueprint: dict[str, Any], executed: int, repe
             result.status != "completed"
             or sum(s == "completed" for s in result.node_statuses.values()) != executed
         ):
-            raise SystemExit(f"{blueprint['id']}: broken run {result.status} {result.errors[:1]}")
+            name = blueprint["id"] if isinstance(blueprint, dict) else blueprint.id
+            raise SystemExit(f"{name}: broken run {result.status} {result.errors[:1]}")
         return elapsed
 
     async def all_runs() -> list[float]:
@@ -106,7 +107,7 @@ def main() -> None:
         f"Python {sys.version.split()[0]}; median µs per executed node (trivial nodes), "
         "through runtime.run(<blueprint dict>)"
     )
-    print(f"{'shape':<26}{'nodes':>8}{'sync fn':>10}{'async fn':>10}")
+    print(f"{'shape':<26}{'nodes':>8}{'sync fn':>10}{'async fn':>10}{'model':>10}")
     shapes = [
         ("chain 100", chain(100), 100, 50),
         ("chain 1,000", chain(1000), 1000, 20),
@@ -120,8 +121,11 @@ def main() -> None:
     for name, blueprint, executed, repeats in shapes:
         sync_us = measure(FlowRuntime({"step": step}), blueprint, executed, repeats)
         async_us = measure(FlowRuntime({"step": astep}), blueprint, executed, repeats)
+        # The same sync run given a loaded model instead of the dict (for comparison).
+        compiled = FlowRuntime({"step": step})
+        model_us = measure(compiled, compiled.compile(blueprint).blueprint, executed, repeats)
         figures[name] = sync_us
-        print(f"{name:<26}{executed:>8}{sync_us:>10.2f}{async_us:>10.2f}")
+        print(f"{name:<26}{executed:>8}{sync_us:>10.2f}{async_us:>10.2f}{model_us:>10.2f}")
     runtime = FlowRuntime({"step": step, "decide": decide})
     per_node = measure(runtime, branchy(), 4, 200)
     print(

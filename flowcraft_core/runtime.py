@@ -225,7 +225,7 @@ class _Run:
         self.failed = False
         self.bus = runtime.event_bus
         self._resolved: dict[str, ResolvedNode | None] = {}
-        self._inline: dict[str, bool] = {}
+        self._inline: dict[str, tuple[NodeDefinition, ResolvedNode] | None] = {}
         #: Nodes stopped before they finished (a cancel, or another branch failing).
         self.cancelled_nodes: list[str] = []
         self._running: dict[asyncio.Future[Any], tuple[str, float]] = {}
@@ -253,21 +253,28 @@ class _Run:
         self._resolved[node.id] = found
         return found
 
-    def _runs_inline(self, key: str) -> bool:
-        """Plain functions without timeout or middleware run without a coroutine or task."""
+    def _inline_plan(self, key: str) -> tuple[NodeDefinition, ResolvedNode] | None:
+        """The node and its implementation when it runs inline (plain functions without
+        timeout or middleware run without a coroutine or task), else None. One lookup per
+        node on the hot path."""
         node_id = split_key(key)[0] if "#" in key else key
-        inline = self._inline.get(node_id)
-        if inline is None:
-            node = self.graph.nodes[node_id]
-            resolved = self.resolved(node)
-            inline = self._inline[node_id] = (
-                resolved is not None
-                and resolved.instance is None
-                and not resolved.is_async
-                and node.config.timeout is None
-                and not self.runtime.middleware
-            )
-        return inline
+        try:
+            return self._inline[node_id]
+        except KeyError:
+            pass
+        node = self.graph.nodes[node_id]
+        resolved = self.resolved(node)
+        plan = None
+        if (
+            resolved is not None
+            and resolved.instance is None
+            and not resolved.is_async
+            and node.config.timeout is None
+            and not self.runtime.middleware
+        ):
+            plan = (node, resolved)
+        self._inline[node_id] = plan
+        return plan
 
     # ------------------------------------------------------------------ events
     def emit(self, type_: str, node_id: str | None = None, **data: Any) -> None:
@@ -287,9 +294,12 @@ class _Run:
             self.timeline.append((key, "skipped", now, now, 0))
 
     # ------------------------------------------------------------------ one node
-    def _prepare(self, key: str) -> tuple[NodeDefinition, NodeContext, float] | None:
+    def _prepare(
+        self, key: str, node: NodeDefinition | None = None
+    ) -> tuple[NodeDefinition, NodeContext, float] | None:
         node_id, iteration = split_key(key) if "#" in key else (key, 0)
-        node: NodeDefinition = self.graph.nodes[node_id]
+        if node is None:
+            node = self.graph.nodes[node_id]
         started = time.perf_counter()
         try:
             node_input = self.sched.consume_input(key, self.view)
@@ -312,19 +322,20 @@ class _Run:
             self.emit("node:start", node_id, key=key, input=node_input)
         return node, ctx, started
 
-    def run_inline(self, key: str) -> Awaitable[None] | None:
+    def run_inline(
+        self, key: str, plan: tuple[NodeDefinition, ResolvedNode]
+    ) -> Awaitable[None] | None:
         """Run a plain-function node without a coroutine; None when it is fully handled.
 
         Only the first attempt of a function node runs here. If it raises, or returns an
         awaitable, the rest (retries, fallback, awaiting) continues on the policy path in
         ``execute``, so the rules stay in ``execute_with_policy``.
         """
-        prepared = self._prepare(key)
+        node, resolved = plan
+        prepared = self._prepare(key, node)
         if prepared is None:
             return None
-        node, ctx, started = prepared
-        resolved = self._resolved[node.id]
-        assert resolved is not None
+        ctx, started = prepared[1], prepared[2]
         ctx.attempt = 1
         try:
             value = resolved.invoke(ctx)
@@ -477,8 +488,9 @@ class _Run:
                     # Let the event loop breathe: timeouts and cancellation stay responsive
                     # even on a long run of nodes that never await.
                     await asyncio.sleep(0)
-                if self._runs_inline(key):
-                    awaitable = self.run_inline(key)
+                plan = self._inline_plan(key)
+                if plan is not None:
+                    awaitable = self.run_inline(key, plan)
                     if awaitable is not None:
                         task: asyncio.Task[Any] = loop.create_task(
                             awaitable  # type: ignore[arg-type]

@@ -177,14 +177,16 @@ class CompiledGraph:
             edge.arrival0 = (edge, edge.source)
         #: Nodes all of whose out-edges are plain, unlabelled and unconditioned: every one is
         #: taken, whatever the result (the hot path of ``Scheduler.complete``).
-        self.always_taken: frozenset[str] = frozenset(
-            n
+        #: Their out-edges, by node id (one lookup on the hot path).
+        self.take_all: dict[str, list[CompiledEdge]] = {
+            n: self.out_edges[n]
             for n in self.order
             if all(
                 e.plain and e.action is None and e.condition is None and e.group_size == 1
                 for e in self.out_edges[n]
             )
-        )
+        }
+        self.always_taken: frozenset[str] = frozenset(self.take_all)
         self.start_nodes = [n for n in self.order if not self.first_inputs[n]]
         if self.order and not self.start_nodes:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
@@ -583,8 +585,9 @@ class Scheduler:
         if iteration:
             self.latest[node_id] = output
         graph = self.graph
-        if node_id in graph.always_taken:
-            self._take_all(graph.out_edges[node_id], step)
+        plain_edges = graph.take_all.get(node_id)
+        if plain_edges is not None:
+            self._take_all(plain_edges, step)
             return step
         choices = choose_edges(
             self.graph.out_edges[node_id],
