@@ -568,3 +568,75 @@ def test_batch_gather_accepts_a_plain_list_from_its_scatter() -> None:
     )
     result = run(FlowRuntime({"s": const([1, 2])}), blueprint)
     assert result.outputs["g"] == [1, 2] and result.context["out"] == [1, 2]
+
+
+def test_loop_controller_conditional_exit_on_an_iteration_and_a_multi_node_body() -> None:
+    # runtime.test.ts: "should evaluate conditional edges from loop controller on each
+    # iteration" and "should correctly execute a loop involving multiple nodes"
+    calls: list[str] = []
+
+    async def start(ctx: NodeContext) -> NodeResult:
+        await ctx.context.set("counter", 0)
+        return NodeResult(output=0)
+
+    async def body(ctx: NodeContext) -> NodeResult:
+        calls.append(ctx.node_id)
+        counter = await ctx.context.get("counter") + 1
+        await ctx.context.set("counter", counter)
+        return NodeResult(output=counter)
+
+    blueprint, registry = (
+        create_flow("conditional-loop-exit")
+        .node("start", start)
+        .node("body", body)
+        .node("specialExit", const("special exit!"))
+        .node("end", const("finished"))
+        .loop("myLoop", start_node_id="body", end_node_id="body", condition="counter < 10")
+        .edge("start", "myLoop")
+        .edge("myLoop", "specialExit", condition="counter === 5")
+        .edge("myLoop", "end")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    assert result.context["counter"] == 5
+    assert result.outputs["specialExit"] == "special exit!"
+    assert result.node_statuses["end"] == "skipped"
+
+    calls.clear()
+    blueprint, registry = (
+        create_flow("multi-node-loop-test")
+        .node("start", start)
+        .node("branchBeforeLoop", const(0))
+        .node("loopBody", const(0))
+        .node("loopBody2", body)
+        .node("loopBody3", const(0))
+        .node("end", const("finished"))
+        .loop(
+            "mainLoop", start_node_id="loopBody", end_node_id="loopBody3", condition="counter < 3"
+        )
+        .edge("start", "mainLoop")
+        .edge("start", "branchBeforeLoop")
+        .edge("loopBody", "loopBody2")
+        .edge("loopBody2", "loopBody3")
+        .edge("mainLoop", "end")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    assert result.status == "completed", result.errors
+    assert len(calls) == 3 and result.outputs["end"] == "finished"
+    assert result.node_statuses["branchBeforeLoop"] == "completed"
+
+
+def test_transform_reads_the_inputs_node_not_the_edge_source() -> None:
+    # runtime.test.ts: "should apply edge transform to the inputs-referenced node output"
+    blueprint, registry = (
+        create_flow("transform-explicit-inputs")
+        .node("start", const({"deeply": {"nested": {"value": "extracted"}}}))
+        .node("middle", const("pass-through"))
+        .node("end", echo, inputs="start")
+        .edge("start", "middle")
+        .edge("middle", "end", transform="input.deeply.nested.value")
+        .build()
+    )
+    assert run(FlowRuntime(registry), blueprint).outputs["end"] == "extracted"
