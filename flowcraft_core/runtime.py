@@ -213,6 +213,8 @@ class _Run:
         # answered from the scheduler's results, never stored twice.
         context.attach_outputs(self.sched)
         self.view = context.view
+        #: Without an event bus nobody reads a step's decisions: one Step serves every node.
+        self._step: Step | None = Step(decisions=None) if runtime.event_bus is None else None
         #: Node executions started so far, against the runtime's ``max_node_executions``.
         self.executed = 0
         #: Child runs parked inside subflow nodes: instance key -> the child's result.
@@ -415,6 +417,7 @@ class _Run:
     def settle_completed(
         self, key: str, result: NodeResult, node_input: Any, started: float, attempts: int
     ) -> None:
+        reuse = self._step
         try:
             step = self.sched.complete(
                 key,
@@ -423,8 +426,12 @@ class _Run:
                 self.view,
                 node_input,
                 report_decisions=self.bus is not None,
+                into=reuse,
             )
         except (ExpressionError, LoopLimitError) as exc:
+            if reuse is not None:
+                reuse.ready.clear()
+                reuse.skipped.clear()
             self._fail(key, str(exc), attempts, started)
             return
         self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
@@ -432,6 +439,9 @@ class _Run:
             node_id = split_key(key)[0]
             self.emit("node:finish", node_id, key=key, output=result.output, action=result.action)
         self._apply(step)
+        if reuse is not None:
+            reuse.ready.clear()
+            reuse.skipped.clear()
 
     def _node_emitter(self, node_id: str) -> Any:
         def emit(type_: str, data: dict[str, Any]) -> None:

@@ -574,13 +574,19 @@ class Scheduler:
         node_input: Any = None,
         *,
         report_decisions: bool = True,
+        into: Step | None = None,
     ) -> Step:
-        """Record a completed node and decide its outgoing edges."""
+        """Record a completed node and decide its outgoing edges.
+
+        ``into`` is an empty ``Step`` to fill instead of a new one (a driver that applies each
+        step at once may reuse one; its ``decisions`` says whether to report them)."""
         self.settled[key] = COMPLETED
         self.outputs[key] = output
         if action is not None:
             self.actions[key] = action
-        step = Step() if report_decisions else Step(decisions=None)
+        step = into
+        if step is None:
+            step = Step() if report_decisions else Step(decisions=None)
         node_id, iteration = split_key(key) if "#" in key else (key, 0)
         if iteration:
             self.latest[node_id] = output
