@@ -14,7 +14,7 @@ import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +75,36 @@ class NodeTiming:
     attempts: int = 1
 
 
+class Timeline(Sequence[NodeTiming]):
+    """A run's node timings, in the order they settled; each ``NodeTiming`` is made when read
+    (a 10,000-node run does not build 10,000 objects nobody looks at)."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, entries: list[tuple[str, str, float, float, int]]) -> None:
+        self._entries = entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [NodeTiming(*entry) for entry in self._entries[index]]
+        return NodeTiming(*self._entries[index])
+
+    def __iter__(self) -> Iterator[NodeTiming]:
+        for entry in self._entries:
+            yield NodeTiming(*entry)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return list(self) == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return f"Timeline({list(self)!r})"
+
+
 @dataclass
 class WorkflowResult:
     """The outcome of ``FlowRuntime.run``: status, context, outputs by node id, errors."""
@@ -86,7 +116,7 @@ class WorkflowResult:
     outputs: dict[str, Any]
     errors: list[NodeErrorInfo] = field(default_factory=list)
     node_statuses: dict[str, str] = field(default_factory=dict)
-    timeline: list[NodeTiming] = field(default_factory=list)
+    timeline: Sequence[NodeTiming] = field(default_factory=list)
     awaiting: list[str] = field(default_factory=list)
     #: node id -> output of each node the run is parked at (a webhook's ``{url, token,
     #: event}``, a parked subflow's child run).
@@ -587,18 +617,14 @@ class _Run:
         waiting_outputs = {split_key(k)[0]: r.output for k, r in self.awaiting.items()}
         extra = [(k, AWAITING) for k in self.awaiting]
         extra += [(k, "cancelled") for k in self.cancelled_nodes if k not in sched.settled]
-        return WorkflowResult(
-            run_id=self.run_id,
-            blueprint_id=self.graph.id,
-            status=status,
-            context=dict(self.context.data),
-            outputs=sched.latest_outputs(),
-            errors=self.errors,
-            node_statuses=statuses_by_node(sched.settled, extra),
-            timeline=[NodeTiming(*entry) for entry in self.timeline],
-            awaiting=[split_key(k)[0] for k in self.awaiting],
-            awaiting_outputs=waiting_outputs,
-            state={
+        if self.graph.loops:
+            node_statuses = statuses_by_node(sched.settled, extra)
+        else:  # no iterations: every key is a node id
+            node_statuses = dict(sched.settled)
+            node_statuses.update(extra)
+        state: dict[str, Any] = {"awaiting": []}
+        if status == AWAITING:  # only a parked run can be resumed: only it keeps its state
+            state = {
                 "settled": dict(sched.settled),
                 "outputs": dict(sched.outputs),
                 "actions": dict(sched.actions),
@@ -606,7 +632,20 @@ class _Run:
                 "awaiting": list(self.awaiting),
                 "parked": {k: r.output for k, r in self.awaiting.items()},
                 "children": dict(self.children),
-            },
+            }
+        return WorkflowResult(
+            run_id=self.run_id,
+            blueprint_id=self.graph.id,
+            status=status,
+            # The run is over: its context dict is handed over, not copied.
+            context=self.context.data,
+            outputs=sched.latest_outputs(),
+            errors=self.errors,
+            node_statuses=node_statuses,
+            timeline=Timeline(self.timeline),
+            awaiting=[split_key(k)[0] for k in self.awaiting],
+            awaiting_outputs=waiting_outputs,
+            state=state,
         )
 
 
