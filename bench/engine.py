@@ -115,9 +115,9 @@ def main() -> None:
         ("chain 1,000", chain(1000), 1000, 20),
         ("chain 10,000", chain(10_000), 10_000, 9),
         ("fan-out/in 100", fan(100), 102, 50),
-        ("fan-out/in 1,000", fan(1000), 1002, 10),
+        ("fan-out/in 1,000", fan(1000), 1002, 20),
         ("lattice 10 x 10", lattice(10, 10), 101, 30),
-        ("lattice 10 x 50", lattice(10, 50), 501, 10),
+        ("lattice 10 x 50", lattice(10, 50), 501, 20),
     ]
     figures: dict[str, float] = {}
     for name, blueprint, executed, repeats in shapes:
