@@ -140,6 +140,8 @@ class WorkflowResult:
 
 #: Nodes run between two yields to the event loop (when none of them awaited).
 _YIELD_EVERY = 512
+#: Parked child runs kept for their subflow nodes to take (a map item that parks is not).
+_MAX_PARKED_CHILDREN = 1000
 #: Default bound on node executions per run (``FlowRuntime(max_node_executions=...)``).
 DEFAULT_MAX_NODE_EXECUTIONS = 1_000_000
 
@@ -745,7 +747,13 @@ class FlowRuntime:
         output: Any = None,
         signal: CancellationSignal | None = None,
     ) -> WorkflowResult:
-        """Continue an ``awaiting`` run: the waiting node completes with ``output``/``action``."""
+        """Continue an ``awaiting`` run: the waiting node completes with ``output``/``action``.
+
+        ``node_id`` names the waiting node (or instance, ``ask#2``); it may be left out when
+        only one waits. A subflow node parked by its child resumes through the child: the
+        child's waiting node gets ``output``/``action`` (``"sub/ask"`` picks child node ``ask``
+        when several wait), and once the child completes the subflow node completes.
+        """
         if result.status != "awaiting":
             raise ValueError(f"run {result.run_id!r} is {result.status}, not awaiting")
         graph = self.compile(blueprint)
@@ -913,6 +921,8 @@ class FlowRuntime:
         if child.status == AWAITING:
             # Kept until the parent node parks on it (``_take_parked_child``).
             self._parked_children[child.run_id] = child
+            while len(self._parked_children) > _MAX_PARKED_CHILDREN:  # never taken: let go
+                self._parked_children.pop(next(iter(self._parked_children)))
         return child
 
     def _take_parked_child(self, parked_output: Any) -> WorkflowResult | None:
