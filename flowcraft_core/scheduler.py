@@ -175,9 +175,8 @@ class CompiledGraph:
             edge.inputs0 = len(self.first_inputs[edge.target])
             edge.plain = edge.kind == _NORMAL and edge.loop is None
             edge.arrival0 = (edge, edge.source)
-        #: Nodes all of whose out-edges are plain, unlabelled and unconditioned: every one is
-        #: taken, whatever the result (the hot path of ``Scheduler.complete``).
-        #: Their out-edges, by node id (one lookup on the hot path).
+        #: Nodes all of whose out-edges are plain, unlabelled and unconditioned (every one is
+        #: taken, whatever the result), with those edges: the hot path of ``complete``.
         self.take_all: dict[str, list[CompiledEdge]] = {
             n: self.out_edges[n]
             for n in self.order

@@ -640,3 +640,42 @@ def test_transform_reads_the_inputs_node_not_the_edge_source() -> None:
         .build()
     )
     assert run(FlowRuntime(registry), blueprint).outputs["end"] == "extracted"
+
+
+def test_cancelling_the_run_task_stops_its_running_nodes() -> None:
+    stopped: list[str] = []
+
+    async def slow(ctx: NodeContext) -> NodeResult:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            stopped.append(ctx.node_id)
+        return NodeResult(output=1)
+
+    blueprint = bp(["a", "b"])
+    runtime = FlowRuntime({"a": slow, "b": slow})
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(runtime.run(blueprint), 0.05)
+
+    asyncio.run(main())
+    assert sorted(stopped) == ["a", "b"]
+
+
+def test_graph_cache_ignores_data_it_cannot_snapshot_and_tells_equal_dicts_apart() -> None:
+    class Opaque:
+        pass
+
+    def value(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=ctx.params.get("v"))
+
+    runtime = FlowRuntime({"value": value})
+    opaque = bp([{"id": "a", "uses": "value", "params": {"v": "x", "o": Opaque()}}])
+    assert run(runtime, opaque).outputs["a"] == "x"
+    assert runtime.compile(opaque) is not runtime.compile(opaque)  # never cached
+    one = bp([{"id": "a", "uses": "value", "params": {"v": [1, {"k": (2, 3)}]}}])
+    other = bp([{"id": "a", "uses": "value", "params": {"v": [1, {"k": (2, 3.0)}]}}])
+    assert run(runtime, one).outputs["a"] == [1, {"k": (2, 3)}]
+    out = run(runtime, other).outputs["a"]
+    assert type(out[1]["k"][1]) is float
