@@ -137,6 +137,44 @@ class ExpressionScope(Mapping[str, Any]):
         return len({**self.fallback, **self.fixed})
 
 
+class OutputReadingContext:
+    """Any ``AsyncContext`` whose reads fall back to node outputs, as ``InMemoryContext``'s do:
+    what a driver hands to node code so ``await ctx.context.get("<node id>")`` works (the
+    distributed worker wraps its buffered context with the scheduler it restored from the node
+    records, which is an ``OutputSource``). Writes go to the wrapped context."""
+
+    __slots__ = ("inner", "outputs")
+
+    def __init__(self, inner: AsyncContext, outputs: OutputSource | None) -> None:
+        self.inner = inner
+        self.outputs = outputs
+
+    @property
+    def view(self) -> ContextView:
+        """The context as expressions read it (needs a wrapped context with ``snapshot``)."""
+        snapshot = getattr(self.inner, "snapshot", None)
+        data = snapshot() if callable(snapshot) else {}
+        return ContextView(data, self.outputs)
+
+    async def get(self, key: str, default: Any = None) -> Any:
+        if await self.inner.has(key):
+            return await self.inner.get(key, default)
+        found, value = read_output(self.outputs, key)
+        return value if found else default
+
+    async def set(self, key: str, value: Any) -> None:
+        await self.inner.set(key, value)
+
+    async def has(self, key: str) -> bool:
+        return await self.inner.has(key) or read_output(self.outputs, key)[0]
+
+    async def delete(self, key: str) -> None:
+        await self.inner.delete(key)
+
+    async def to_dict(self) -> dict[str, Any]:
+        return await self.inner.to_dict()
+
+
 def cycle_entry_points(metadata: Mapping[str, Any]) -> list[str]:
     """flowcraft's optional ``metadata.cycleEntryPoints`` (ignored when malformed)."""
     value = metadata.get("cycleEntryPoints", metadata.get("cycle_entry_points"))
