@@ -28,6 +28,7 @@ from .blueprint import (
     load_blueprint,
 )
 from .builtins.names import (
+    BATCH_GATHER,
     BATCH_SCATTER,
     BUILTIN_NODE_NAMES,
     LOOP_CONTROLLER,
@@ -488,6 +489,10 @@ def lint_blueprint(
     return LintResult(issues)
 
 
+#: Batch nodes whose ``workerUsesKey`` lint checks (flowcraft: every ``batch-*`` node).
+_BATCH_NAMES = frozenset({BATCH_SCATTER, BATCH_GATHER, "BatchScatterNode", "BatchGatherNode"})
+
+
 def _implementation_issues(
     nodes: Iterable[NodeDefinition], registry: Mapping[str, Any]
 ) -> list[LintIssue]:
@@ -506,7 +511,7 @@ def _implementation_issues(
             )
         worker = node.params.get("workerUsesKey")
         if (
-            node.uses in (BATCH_SCATTER, "BatchScatterNode")
+            node.uses in _BATCH_NAMES
             and isinstance(worker, str)
             and worker not in registry
             and worker not in BUILTIN_NODE_NAMES
