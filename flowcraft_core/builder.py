@@ -129,7 +129,8 @@ class FlowBuilder:
         """flowcraft's ``.loop``: a ``loop-controller`` node ``loop_id`` (an ``any`` join) that,
         after ``end_node_id``, runs the body from ``start_node_id`` again while ``condition``
         (an expression over the context) holds. Edges you add from ``loop_id`` to elsewhere
-        are its exits (action ``break`` unless you give one)."""
+        are its exits (action ``break`` unless you give one). As in flowcraft, the body's start
+        and the exits receive the output of ``end_node_id``."""
         self._loops.append(
             {"id": loop_id, "start": start_node_id, "end": end_node_id, "condition": condition}
         )
@@ -142,7 +143,7 @@ class FlowBuilder:
             }
         )
         self.edge(end_node_id, loop_id)
-        self.edge(loop_id, start_node_id, action="continue")
+        self.edge(loop_id, start_node_id, action="continue", transform=f'context["{end_node_id}"]')
         return self
 
     def batch(
@@ -319,6 +320,7 @@ class FlowBuilder:
         for loop in self._loops:
             if edge["source"] == loop["id"] and edge["target"] != loop["start"]:
                 edge.setdefault("action", "break")
+                edge["transform"] = f'context["{loop["end"]}"]'  # the body's last output
         for batch in self._batches:
             if edge["target"] == batch["id"]:
                 edge["target"] = batch["scatter"]

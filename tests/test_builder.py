@@ -182,6 +182,9 @@ def test_flowcraft_patterns_sleep_wait_loop_batch_and_entry_points() -> None:
     edges = [(e["source"], e["target"], e.get("action")) for e in data["edges"]]
     assert ("again", "body", "continue") in edges
     assert ("again", "nap", "break") in edges  # an exit edge becomes a break edge
+    transforms = {(e["source"], e["target"]): e.get("transform") for e in data["edges"]}
+    assert transforms[("again", "body")] == 'context["body"]'
+    assert transforms[("again", "nap")] == 'context["body"]'  # exits get the body's output
     assert ("ask", "work_scatter", None) in edges  # edges to a batch go to its scatter node
     assert data["metadata"] == {"cycleEntryPoints": ["body"]}
     assert "work_worker" in builder.registry

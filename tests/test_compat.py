@@ -705,3 +705,28 @@ def test_output_reading_context_over_a_buffered_context() -> None:
 
     assert asyncio.run(reads()) == [{"total": 9}, {"total": 9}, 1, 2, True, "none"]
     assert ctx.view["route"] == {"total": 9} and ctx.view["k"] == 1
+
+
+def test_builder_loop_hands_the_body_output_on_each_pass() -> None:
+    seen: list[Any] = []
+
+    async def body(ctx: NodeContext) -> NodeResult:
+        seen.append(ctx.input)
+        n = (await ctx.context.get("n")) + 1
+        await ctx.context.set("n", n)
+        return NodeResult(output=n * 10)
+
+    blueprint, registry = (
+        create_flow("passes")
+        .node("init", const("start"))
+        .node("body", body)
+        .loop("again", start_node_id="body", end_node_id="body", condition="n < 3")
+        .node("after", echo)
+        .edge("init", "again")
+        .edge("again", "after")
+        .build()
+    )
+    result = run(FlowRuntime(registry), blueprint, {"n": 0})
+    assert result.status == "completed", result.errors
+    assert seen == [None, 10, 20]  # flowcraft: context["body"] before body ran is undefined
+    assert result.outputs["after"] == 30
