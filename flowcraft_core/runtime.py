@@ -651,6 +651,21 @@ class _Run:
         )
 
 
+def _webhook_path(result: WorkflowResult, token: str) -> str | None:
+    """The parked webhook of a run (or of a child run parked in one of its subflow nodes,
+    as ``sub/hook``) whose token is ``token``."""
+    if result.status != AWAITING:
+        return None
+    for key, endpoint in result.state.get("parked", {}).items():
+        if token_matches(endpoint, token):
+            return str(key)
+    for key, child in result.state.get("children", {}).items():
+        inner = _webhook_path(child, token)
+        if inner is not None:
+            return f"{key}/{inner}"
+    return None
+
+
 class FlowRuntime:
     """Runs blueprints in memory. Built-ins (sleep, wait, webhook, subflow, map, batch, loop)
     are registered by default; entries in ``registry`` override them.
@@ -827,6 +842,7 @@ class FlowRuntime:
                 "subflow": blueprint_id,
                 "runId": resumed.run_id,
                 "awaiting": resumed.awaiting,
+                "awaitingOutputs": resumed.awaiting_outputs,
             }
             run.awaiting[key] = NodeResult(output=parked, awaiting=True)
             run.children[key] = resumed
@@ -866,11 +882,10 @@ class FlowRuntime:
 
         Raises ``PermissionError`` when no parked webhook of the run has that token.
         """
-        parked: dict[str, Any] = result.state.get("parked", {}) if result.status == AWAITING else {}
-        for key, endpoint in parked.items():
-            if token_matches(endpoint, token):
-                return await self.resume(blueprint, result, node_id=key, action=action, output=body)
-        raise PermissionError(f"run {result.run_id!r}: no parked webhook has this token")
+        path = _webhook_path(result, token)
+        if path is None:
+            raise PermissionError(f"run {result.run_id!r}: no parked webhook has this token")
+        return await self.resume(blueprint, result, node_id=path, action=action, output=body)
 
     def cancel(self, run_id: str, reason: str = "cancelled") -> bool:
         """Cancel a run started by this runtime; False when it is not running."""

@@ -730,3 +730,19 @@ def test_builder_loop_hands_the_body_output_on_each_pass() -> None:
     assert result.status == "completed", result.errors
     assert seen == [None, 10, 20]  # flowcraft: context["body"] before body ran is undefined
     assert result.outputs["after"] == 30
+
+
+def test_webhook_inside_a_subflow_is_reachable_from_the_parent() -> None:
+    sub = bp([{"id": "hook", "uses": "webhook"}, "after"], [("hook", "after")], id="sub")
+    main = bp(
+        [{"id": "call", "uses": "subflow", "params": {"blueprintId": "sub"}}, "end"],
+        [("call", "end")],
+        id="main",
+    )
+    runtime = _subflow_runtime(sub, {"after": echo, "end": echo})
+    parked = run(runtime, main)
+    endpoint = parked.awaiting_outputs["call"]["awaitingOutputs"]["hook"]
+    assert endpoint["url"].endswith("/webhooks/hook")
+    done = asyncio.run(runtime.resume_webhook(main, parked, endpoint["token"], {"paid": True}))
+    assert done.status == "completed", done.errors
+    assert done.outputs["end"] == {"paid": True}

@@ -73,7 +73,12 @@ async def subflow_node(ctx: NodeContext) -> NodeResult:
     initial = await child_context(ctx, blueprint_id)
     outcome = await services(ctx).run_subflow(ctx, blueprint_id, initial)
     if outcome.status == "awaiting":
-        parked = {"subflow": blueprint_id, "runId": outcome.run_id, "awaiting": outcome.awaiting}
+        parked = {
+            "subflow": blueprint_id,
+            "runId": outcome.run_id,
+            "awaiting": outcome.awaiting,
+            "awaitingOutputs": getattr(outcome, "awaiting_outputs", {}),
+        }
         return NodeResult(output=parked, awaiting=True)
     details = "; ".join(e.message for e in outcome.errors)
     return await finish_subflow(
