@@ -502,7 +502,8 @@ class _Run:
             await self._drive_loop(limit, ready, pending, loop, bound)
         except asyncio.CancelledError:
             # The caller gave up (``asyncio.wait_for``, task cancel): stop every node first.
-            self.signal.cancel("the run's task was cancelled")
+            # The signal is left alone: it may be shared (a subflow's child runs with its
+            # parent's), and the parent decides for itself.
             await self._stop(pending)
             raise
 

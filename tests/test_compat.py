@@ -746,3 +746,23 @@ def test_webhook_inside_a_subflow_is_reachable_from_the_parent() -> None:
     done = asyncio.run(runtime.resume_webhook(main, parked, endpoint["token"], {"paid": True}))
     assert done.status == "completed", done.errors
     assert done.outputs["end"] == {"paid": True}
+
+
+def test_a_failing_map_item_fails_the_run_even_with_subflow_items_still_running() -> None:
+    async def pick(ctx: NodeContext) -> NodeResult:
+        if await ctx.context.get("index"):
+            await asyncio.sleep(5)  # still running when item 0 fails: cancelled
+            return NodeResult(output=1)
+        await asyncio.sleep(0.05)
+        raise RuntimeError("item broke")
+
+    item = bp(["pick"], id="item")
+    main = bp(
+        ["s", {"id": "m", "uses": "map", "params": {"blueprintId": "item"}}],
+        [("s", "m")],
+        id="main",
+    )
+    runtime = FlowRuntime({"pick": pick, "s": const([0, 1])}, blueprints={"item": item})
+    result = run(runtime, main)
+    assert result.status == "failed", result
+    assert "item broke" in result.errors[0].message
