@@ -191,10 +191,11 @@ class CompiledGraph:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
 
     def _group_twins(self) -> None:
-        """Edges from one source to one target (outside loops) are one predecessor."""
+        """Edges from one source to one target are one predecessor (a loop's exits aside:
+        their not-taken decisions wait for the loop's end)."""
         first: dict[tuple[str, str], CompiledEdge] = {}
         for edge in self.edges:
-            if edge.kind != _NORMAL or edge.loop is not None:
+            if edge.kind not in (_NORMAL, _BACK):
                 continue
             primary = first.setdefault((edge.source, edge.target), edge)
             if primary is not edge:
@@ -454,8 +455,9 @@ class Scheduler:
         self._exit_taken: set[int] = set()  # loop exits taken in some iteration
         #: ``any`` joins: the decision key of the arrival that fired each one (its owner).
         self.fired_by: dict[str, str] = {}
-        #: Edge groups (one source, one target) part-decided: group -> (decided, taken edge).
-        self._twins: dict[int, tuple[int, CompiledEdge | None]] = {}
+        #: Edge groups (one source, one target) part-decided: (group, iteration) -> (decided,
+        #: first taken edge).
+        self._twins: dict[tuple[int, int], tuple[int, CompiledEdge | None]] = {}
         #: Out-edge lists of nodes whose (all taken) decisions were not written out.
         self._implied: list[list[CompiledEdge]] = []
 
@@ -723,17 +725,20 @@ class Scheduler:
             step.decisions[dkey] = taken
         self._arrive(edge, iteration, taken, step)
 
-    def _merge_twin(self, edge: CompiledEdge, taken: bool) -> tuple[CompiledEdge, bool] | None:
+    def _merge_twin(
+        self, edge: CompiledEdge, taken: bool, iteration: int = 0
+    ) -> tuple[CompiledEdge, bool] | None:
         """Count one edge of a group; once all are decided, the group's arrival (the first
         taken edge, or the group's first edge when none was taken)."""
-        decided, carrier = self._twins.get(edge.group, (0, None))
+        slot = (edge.group, iteration)
+        decided, carrier = self._twins.get(slot, (0, None))
         decided += 1
         if taken and carrier is None:
             carrier = edge
         if decided < edge.group_size:
-            self._twins[edge.group] = (decided, carrier)
+            self._twins[slot] = (decided, carrier)
             return None
-        self._twins.pop(edge.group, None)
+        self._twins.pop(slot, None)
         if carrier is not None:
             return carrier, True
         return self.graph.edges[edge.group], False
@@ -743,7 +748,7 @@ class Scheduler:
         if edge.kind == _CUT:
             return  # closes a cycle that is not a loop: starts nothing
         if edge.group_size > 1:
-            merged = self._merge_twin(edge, taken)
+            merged = self._merge_twin(edge, taken, iteration)
             if merged is None:
                 return
             edge, taken = merged

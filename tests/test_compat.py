@@ -766,3 +766,40 @@ def test_a_failing_map_item_fails_the_run_even_with_subflow_items_still_running(
     result = run(runtime, main)
     assert result.status == "failed", result
     assert "item broke" in result.errors[0].message
+
+
+def test_twin_edges_inside_a_loop_are_one_predecessor_on_every_pass() -> None:
+    async def body(ctx: NodeContext) -> NodeResult:
+        n = await ctx.context.get("n") + 1
+        await ctx.context.set("n", n)
+        return NodeResult(output=n, action="odd" if n % 2 else "even")
+
+    seen: list[Any] = []
+
+    def after(ctx: NodeContext) -> NodeResult:
+        seen.append(ctx.input)
+        return NodeResult(output=ctx.input)
+
+    blueprint = bp(
+        [
+            "start",
+            {"id": "ctl", "uses": "loop-controller", "params": {"condition": "n < 3"}},
+            "body",
+            "after",
+            "done",
+        ],
+        [
+            ("start", "ctl"),
+            ("ctl", "body", {"action": "continue"}),
+            ("body", "after", {"action": "odd"}),
+            ("body", "after", {"action": "even"}),
+            ("after", "ctl"),
+            ("after", "ctl", {"condition": "false"}),
+            ("ctl", "done", {"action": "break"}),
+        ],
+    )
+    registry = {"start": const(0), "body": body, "after": after, "done": const("done")}
+    result = run(FlowRuntime(registry), blueprint, {"n": 0})
+    assert result.status == "completed", result.errors
+    assert seen == [1, 2, 3]
+    assert result.outputs["done"] == "done"
