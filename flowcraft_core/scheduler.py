@@ -130,11 +130,14 @@ class CompiledGraph:
         self.out_edges: dict[str, list[CompiledEdge]] = {n: [] for n in self.order}
         self.in_edges: dict[str, list[CompiledEdge]] = {n: [] for n in self.order}
         self.edges: list[CompiledEdge] = []
+        # One string object per node id everywhere (edge ends included): dict lookups of run
+        # state then match by identity, without comparing the characters.
+        canonical = {node_id: node_id for node_id in self.order}
         for index, e in enumerate(blueprint.edges):
             edge = CompiledEdge(
                 index=index,
-                source=e.source,
-                target=e.target,
+                source=canonical[e.source],
+                target=canonical[e.target],
                 action=e.action,
                 condition=compile_expression(e.condition) if e.condition else None,
                 transform=compile_expression(e.transform) if e.transform else None,
