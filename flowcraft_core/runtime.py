@@ -336,7 +336,7 @@ class _Run:
             node = self.graph.nodes[node_id]
         started = time.perf_counter()
         try:
-            node_input = self.sched.consume_input(key, self.view)
+            node_input = self.sched.consume_input(key, self.view, node)
         except ExpressionError as exc:
             self._fail(key, f"input of node {node_id!r}: {exc}", 0, started)
             return None

@@ -852,14 +852,17 @@ class Scheduler:
         return found
 
     # ----------------------------------------------------------------- inputs
-    def build_input(self, key: str, context: Mapping[str, Any]) -> Any:
+    def build_input(
+        self, key: str, context: Mapping[str, Any], node: NodeDefinition | None = None
+    ) -> Any:
         """The input of an instance: its single predecessor's output, or a join's dict.
 
         A node that declares ``inputs`` gets what they select; an edge ``transform`` that
         brought it then applies to that value, as in flowcraft.
         """
         node_id, iteration = split_key(key) if "#" in key else (key, 0)
-        node = self.graph.nodes[node_id]
+        if node is None:
+            node = self.graph.nodes[node_id]
         arrivals = self._arrivals.get(key)
         if node.inputs is not None:
             value = self._mapped_input(node, context)
@@ -888,9 +891,11 @@ class Scheduler:
             for edge, source in arrivals
         }
 
-    def consume_input(self, key: str, context: Mapping[str, Any]) -> Any:
+    def consume_input(
+        self, key: str, context: Mapping[str, Any], node: NodeDefinition | None = None
+    ) -> Any:
         """``build_input`` for an instance about to run once; its arrivals are let go."""
-        value = self.build_input(key, context)
+        value = self.build_input(key, context, node)
         if key in self._arrivals:
             self._arrivals[key] = _CONSUMED
         return value
