@@ -117,7 +117,7 @@ def main() -> None:
         ("fan-out/in 100", fan(100), 102, 50),
         ("fan-out/in 1,000", fan(1000), 1002, 20),
         ("lattice 10 x 10", lattice(10, 10), 101, 30),
-        ("lattice 10 x 50", lattice(10, 50), 501, 20),
+        ("lattice 10 x 50", lattice(10, 50), 501, 40),
     ]
     figures: dict[str, float] = {}
     for name, blueprint, executed, repeats in shapes:
