@@ -685,6 +685,10 @@ def _graph_issues(
     conditional = {
         (edge.source, edge.target) for _, edge in parsed.edges if edge.condition is not None
     }
+    entry_points = cycle_entry_points(parsed.metadata)
+    sources_of: dict[str, list[str]] = {}
+    for source, target in graph_edges:
+        sources_of.setdefault(target, []).append(source)
     for cycle in topology.cycles:
         # A member that failed validation might carry the bound: do not guess there.
         controlled = any(
@@ -697,7 +701,15 @@ def _graph_issues(
             continue
         members = set(cycle)
         path = " -> ".join(repr(node_id) for node_id in [*cycle, cycle[0]])
-        if any(s in members and t in members for s, t in conditional):
+        # As the scheduler decides: the cycle repeats when an edge into its entry (a member
+        # fed from outside, a listed entry point first; else a listed one, else its first
+        # member) carries a condition.
+        fed = [n for n in cycle if any(s not in members for s in sources_of.get(n, ()))]
+        preferred = [n for n in entry_points if n in members]
+        entry = next((n for n in preferred if n in fed), fed[0] if fed else None)
+        if entry is None:
+            entry = preferred[0] if preferred else cycle[0]
+        if any(s in members and t == entry for s, t in conditional):
             issues.append(
                 LintIssue(
                     "UNBOUNDED_CYCLE",

@@ -466,3 +466,13 @@ def test_built_in_names_batch_worker_keys_and_subflow_blueprints() -> None:
     sub = {"id": "call", "uses": "subflow", "params": {"blueprintId": "child"}}
     assert lint_blueprint(bp([sub]), {}, {"child": {}}).issues == []
     assert codes(lint_blueprint(bp([sub]), {}, {})) == ["INVALID_SUBFLOW_BLUEPRINT_ID"]
+
+
+def test_cycle_lint_follows_the_runtime_rule_for_conditions() -> None:
+    # A condition inside the cycle but not on the edge into its entry: it still runs once.
+    inner = {"source": "a", "target": "b", "condition": "context.go"}
+    edges = [("start", "a"), inner, ("b", "a")]
+    assert codes(lint_blueprint(bp(["start", "a", "b"], edges))) == ["CYCLE_RUNS_ONCE"]
+    closing = {"source": "b", "target": "a", "condition": "context.go"}
+    edges = [("start", "a"), ("a", "b"), closing]
+    assert codes(lint_blueprint(bp(["start", "a", "b"], edges))) == ["UNBOUNDED_CYCLE"]
