@@ -803,3 +803,46 @@ def test_twin_edges_inside_a_loop_are_one_predecessor_on_every_pass() -> None:
     assert result.status == "completed", result.errors
     assert seen == [1, 2, 3]
     assert result.outputs["done"] == "done"
+
+
+def test_only_the_matching_conditional_edge_is_followed_around_a_wait() -> None:
+    # runtime.test.ts: "should only follow the matching conditional edge after resuming from
+    # a .wait() node" (conditions read the node output by its bare id).
+    calls: list[str] = []
+
+    async def route(ctx: NodeContext) -> NodeResult:
+        await ctx.context.set("total", 1665)
+        return NodeResult(output={"total": 1665})
+
+    def record(name: str) -> Any:
+        def node(ctx: NodeContext) -> NodeResult:
+            calls.append(name)
+            return NodeResult(output={"status": name})
+
+        return node
+
+    def process(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output={"status": "approved" if ctx.input["approved"] else "denied"})
+
+    blueprint, registry = (
+        create_flow("conditional-hitl")
+        .node("route", route)
+        .node("autoApprove", record("autoApprove"))
+        .wait("waitManager")
+        .node("processApproval", process)
+        .node("reject", record("reject"))
+        .edge("route", "autoApprove", condition="route.total < 500")
+        .edge("route", "waitManager", condition="route.total >= 500 && route.total <= 2000")
+        .edge("route", "reject", condition="route.total > 2000")
+        .edge("waitManager", "processApproval")
+        .build()
+    )
+    runtime = FlowRuntime(registry)
+    parked = run(runtime, blueprint)
+    assert parked.status == "awaiting" and calls == []
+    done = asyncio.run(
+        runtime.resume(blueprint, parked, node_id="waitManager", output={"approved": True})
+    )
+    assert done.status == "completed", done.errors
+    assert calls == []
+    assert done.outputs["processApproval"] == {"status": "approved"}
