@@ -621,10 +621,11 @@ class _Run:
         extra = [(k, AWAITING) for k in self.awaiting]
         extra += [(k, "cancelled") for k in self.cancelled_nodes if k not in sched.settled]
         if self.graph.loops:
-            node_statuses = statuses_by_node(sched.settled, extra)
+            by_node = statuses_by_node(sched.settled, extra)
         else:  # no iterations: every key is a node id
-            node_statuses = dict(sched.settled)
-            node_statuses.update(extra)
+            by_node = dict(sched.settled)
+            by_node.update(extra)
+        node_statuses = {n: by_node[n] for n in self.graph.order if n in by_node}
         state: dict[str, Any] = {"awaiting": []}
         if status == AWAITING:  # only a parked run can be resumed: only it keeps its state
             state = {
