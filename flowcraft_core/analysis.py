@@ -27,8 +27,16 @@ from .blueprint import (
     WorkflowBlueprint,
     load_blueprint,
 )
-from .builtins.names import BUILTIN_NODE_NAMES, LOOP
-from .graph_algorithms import cyclic_components
+from .builtins.names import (
+    BATCH_GATHER,
+    BATCH_SCATTER,
+    BUILTIN_NODE_NAMES,
+    LOOP_CONTROLLER,
+    LOOP_NAMES,
+    SUBFLOW,
+)
+from .context import cycle_entry_points
+from .graph_algorithms import cycle_paths, cyclic_components
 
 __all__ = [
     "BlueprintAnalysis",
@@ -56,6 +64,7 @@ class BlueprintAnalysis:
 
     start_node_ids: list[str]
     terminal_node_ids: list[str]
+    #: flowcraft's form: one closed path per cycle found, e.g. ``['A', 'B', 'A']``.
     cycles: list[list[str]]
     is_dag: bool
     node_count: int
@@ -145,14 +154,6 @@ def _topology(
     )
 
 
-def _cycle_entry_points(metadata: Mapping[str, Any]) -> list[str]:
-    """flowcraft's optional ``metadata.cycleEntryPoints`` (ignored when malformed)."""
-    value = metadata.get("cycleEntryPoints", metadata.get("cycle_entry_points"))
-    if isinstance(value, list | tuple):
-        return [item for item in value if isinstance(item, str)]
-    return []
-
-
 def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     """Start nodes, terminal nodes and cycles of a blueprint (a model, a dict or JSON text).
 
@@ -160,15 +161,19 @@ def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
     use ``lint_blueprint`` to get every problem as a list instead.
     """
     model = load_blueprint(blueprint)
+    node_ids = [node.id for node in model.nodes]
+    successors: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
+    for edge in model.edges:
+        successors[edge.source].append(edge.target)
     topology = _topology(
         [node.id for node in model.nodes],
         ((edge.source, edge.target) for edge in model.edges),
-        _cycle_entry_points(model.metadata),
+        cycle_entry_points(model.metadata),
     )
     return BlueprintAnalysis(
         start_node_ids=topology.start_node_ids,
         terminal_node_ids=topology.terminal_node_ids,
-        cycles=topology.cycles,
+        cycles=cycle_paths(node_ids, successors),
         is_dag=not topology.cycles,
         node_count=len(model.nodes),
         edge_count=len(model.edges),
@@ -425,13 +430,17 @@ def _compile_error(source: str, cache: dict[str, str | None]) -> str | None:
 
 
 def lint_blueprint(
-    blueprint: BlueprintInput, registry: Mapping[str, Any] | None = None
+    blueprint: BlueprintInput,
+    registry: Mapping[str, Any] | None = None,
+    blueprints: Mapping[str, Any] | None = None,
 ) -> LintResult:
     """Every problem with a blueprint, as issues with stable codes; never raises on bad input.
 
     Accepts a model, a dict or JSON text. Implementation checks (``MISSING_IMPLEMENTATION``,
-    ``MISSING_FALLBACK``) run only when a registry is given, since without one lint cannot know
-    what the runtime will have; built-in node names always count as implemented.
+    ``MISSING_FALLBACK``, ``INVALID_BATCH_WORKER_KEY``) run only when a registry is given, since
+    without one lint cannot know what the runtime will have; built-in node names always count
+    as implemented. With ``blueprints`` (id -> blueprint, as the runtime gets them), every
+    subflow's ``blueprintId`` must be one of them (``INVALID_SUBFLOW_BLUEPRINT_ID``).
     """
     parsed = _parse(blueprint)
     issues = parsed.issues
@@ -455,12 +464,21 @@ def lint_blueprint(
 
     if registry is not None:
         issues.extend(_implementation_issues(nodes.values(), registry))
+    if blueprints is not None:
+        issues.extend(_subflow_issues(nodes.values(), blueprints))
 
     graph_edges = _edge_issues(
         parsed.edges, graph_ids, issues, check_expressions=not parsed.expressions_checked
     )
     if graph_ids:
-        issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges))
+        # Nodes whose only incoming edges come from unknown nodes: flowcraft does not start
+        # them, so they are orphans.
+        fed_invalidly = {
+            edge.target
+            for _, edge in parsed.edges
+            if edge.source not in graph_ids and edge.target in graph_ids
+        }
+        issues.extend(_graph_issues(parsed, graph_ids, nodes, graph_edges, fed_invalidly))
 
     if parsed.load_error is not None and not any(i.severity == "error" for i in issues):
         # Loading failed for a reason no pass above explains: keep the loader's own words.
@@ -469,6 +487,10 @@ def lint_blueprint(
             for problem in parsed.load_error.problems
         )
     return LintResult(issues)
+
+
+#: Batch nodes whose ``workerUsesKey`` lint checks (flowcraft: every ``batch-*`` node).
+_BATCH_NAMES = frozenset({BATCH_SCATTER, BATCH_GATHER, "BatchScatterNode", "BatchGatherNode"})
 
 
 def _implementation_issues(
@@ -487,6 +509,22 @@ def _implementation_issues(
                     node_id=node.id,
                 )
             )
+        worker = node.params.get("workerUsesKey")
+        if (
+            node.uses in _BATCH_NAMES
+            and isinstance(worker, str)
+            and worker not in registry
+            and worker not in BUILTIN_NODE_NAMES
+        ):
+            issues.append(
+                LintIssue(
+                    "INVALID_BATCH_WORKER_KEY",
+                    "error",
+                    f"batch node {node.id!r} has workerUsesKey {worker!r}, which is not in the "
+                    "registry",
+                    node_id=node.id,
+                )
+            )
         fallback = node.config.fallback
         if fallback is not None and fallback not in registry and fallback not in BUILTIN_NODE_NAMES:
             issues.append(
@@ -495,6 +533,27 @@ def _implementation_issues(
                     "error",
                     f"node {node.id!r} has fallback {fallback!r}, which is neither in the "
                     "registry nor a built-in",
+                    node_id=node.id,
+                )
+            )
+    return issues
+
+
+def _subflow_issues(
+    nodes: Iterable[NodeDefinition], blueprints: Mapping[str, Any]
+) -> list[LintIssue]:
+    issues = []
+    for node in nodes:
+        if node.uses not in (SUBFLOW, "SubflowNode"):
+            continue
+        blueprint_id = node.params.get("blueprintId")
+        if isinstance(blueprint_id, str) and blueprint_id not in blueprints:
+            issues.append(
+                LintIssue(
+                    "INVALID_SUBFLOW_BLUEPRINT_ID",
+                    "error",
+                    f"subflow node {node.id!r} names blueprintId {blueprint_id!r}, which is not "
+                    "among the blueprints given",
                     node_id=node.id,
                 )
             )
@@ -550,18 +609,20 @@ def _graph_issues(
     graph_ids: Mapping[str, NodeDefinition | None],
     nodes: Mapping[str, NodeDefinition],
     graph_edges: list[tuple[str, str]],
+    fed_invalidly: set[str] | frozenset[str] = frozenset(),
 ) -> list[LintIssue]:
     """Start nodes, reachability, orphans, joins and cycle bounds."""
     issues: list[LintIssue] = []
-    topology = _topology(list(graph_ids), graph_edges, _cycle_entry_points(parsed.metadata))
+    topology = _topology(list(graph_ids), graph_edges, cycle_entry_points(parsed.metadata))
 
     if not topology.has_natural_start:
         issues.append(
             LintIssue(
                 "NO_START_NODE",
-                "error",
+                "warning",
                 f"blueprint {parsed.blueprint_id!r} has no start node: every node has an "
-                "incoming edge",
+                "incoming edge, so each closed cycle is entered at a node listed in "
+                "metadata.cycleEntryPoints, else at its first node",
             )
         )
 
@@ -585,7 +646,17 @@ def _graph_issues(
                     node_id=node_id,
                 )
             )
-        if many and incoming == 0 and topology.outgoing[node_id] == 0:
+        if incoming == 0 and node_id in fed_invalidly:
+            issues.append(
+                LintIssue(
+                    "ORPHAN_NODE",
+                    "error",
+                    f"node {node_id!r} is reached only through invalid edges, so it is not "
+                    "reachable from any start node",
+                    node_id=node_id,
+                )
+            )
+        elif many and incoming == 0 and topology.outgoing[node_id] == 0:
             issues.append(
                 LintIssue(
                     "ORPHAN_NODE",
@@ -611,22 +682,51 @@ def _graph_issues(
                 )
             )
 
+    conditional = {
+        (edge.source, edge.target) for _, edge in parsed.edges if edge.condition is not None
+    }
+    entry_points = cycle_entry_points(parsed.metadata)
+    sources_of: dict[str, list[str]] = {}
+    for source, target in graph_edges:
+        sources_of.setdefault(target, []).append(source)
     for cycle in topology.cycles:
-        # A member that failed validation might carry the bound: do not guess an error there.
-        bounded = any(
+        # A member that failed validation might carry the bound: do not guess there.
+        controlled = any(
             node_id not in nodes
-            or nodes[node_id].uses == LOOP
+            or nodes[node_id].uses in LOOP_NAMES
             or nodes[node_id].config.max_iterations is not None
             for node_id in cycle
         )
-        if not bounded:
-            members = " -> ".join(repr(node_id) for node_id in cycle)
+        if controlled:
+            continue
+        members = set(cycle)
+        path = " -> ".join(repr(node_id) for node_id in [*cycle, cycle[0]])
+        # As the scheduler decides: the cycle repeats when an edge into its entry (a member
+        # fed from outside, a listed entry point first; else a listed one, else its first
+        # member) carries a condition.
+        fed = [n for n in cycle if any(s not in members for s in sources_of.get(n, ()))]
+        preferred = [n for n in entry_points if n in members]
+        entry = next((n for n in preferred if n in fed), fed[0] if fed else None)
+        if entry is None:
+            entry = preferred[0] if preferred else cycle[0]
+        if any(s in members and t == entry for s, t in conditional):
             issues.append(
                 LintIssue(
                     "UNBOUNDED_CYCLE",
-                    "error",
-                    f"cycle {members} has no bound: add a {LOOP!r} node or set "
+                    "warning",
+                    f"cycle {path} repeats while its conditions hold, with no bound but the "
+                    f"run's bound on node executions: add a {LOOP_CONTROLLER!r} node or set "
                     "config.maxIterations on one of its nodes",
+                    node_id=cycle[0],
+                )
+            )
+        else:
+            issues.append(
+                LintIssue(
+                    "CYCLE_RUNS_ONCE",
+                    "warning",
+                    f"cycle {path} has no loop node: as in flowcraft, each of its nodes runs "
+                    f"once; add a {LOOP_CONTROLLER!r} node to repeat it",
                     node_id=cycle[0],
                 )
             )

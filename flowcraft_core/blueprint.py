@@ -59,6 +59,16 @@ class NodeConfig(_Model):
     join_strategy: JoinStrategy = "all"
     max_iterations: int | None = Field(default=None, ge=1)
 
+    @field_validator("retry_delay", "timeout", mode="before")
+    @classmethod
+    def _durations(cls, value: Any, info: Any) -> Any:
+        """Durations may be written as flowcraft strings (``"5s"``, ``"500ms"``)."""
+        if isinstance(value, str):
+            from .durations import parse_duration_ms
+
+            return parse_duration_ms(value, to_camel(info.field_name))
+        return value
+
 
 class NodeDefinition(_Model):
     """One node: ``uses`` names an implementation in the registry."""
@@ -114,7 +124,8 @@ class WorkflowBlueprint(_Model):
     """A workflow graph. Extensions to flowcraft's format are additive."""
 
     id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
-    nodes: list[NodeDefinition] = Field(min_length=1)
+    #: An empty blueprint is valid and completes at once (as in flowcraft).
+    nodes: list[NodeDefinition] = Field(default_factory=list)
     edges: list[EdgeDefinition] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
 

@@ -46,6 +46,9 @@ class FlowBuilder:
         self._edges: list[dict[str, Any]] = []
         self._metadata: dict[str, Any] = {}
         self._registry: dict[str, Any] = {}
+        self._loops: list[dict[str, str]] = []
+        self._batches: list[dict[str, str]] = []
+        self._entry_points: list[str] = []
 
     def node(
         self,
@@ -119,6 +122,161 @@ class FlowBuilder:
         self._edges.append(definition)
         return self
 
+    # ------------------------------------------------------------------ flowcraft's patterns
+    def loop(
+        self, loop_id: str, *, start_node_id: str, end_node_id: str, condition: str
+    ) -> FlowBuilder:
+        """flowcraft's ``.loop``: a ``loop-controller`` node ``loop_id`` (an ``any`` join) that,
+        after ``end_node_id``, runs the body from ``start_node_id`` again while ``condition``
+        (an expression over the context) holds. Edges you add from ``loop_id`` to elsewhere
+        are its exits (action ``break`` unless you give one). As in flowcraft, the body's start
+        and the exits receive the output of ``end_node_id``."""
+        self._loops.append(
+            {"id": loop_id, "start": start_node_id, "end": end_node_id, "condition": condition}
+        )
+        self._nodes.append(
+            {
+                "id": loop_id,
+                "uses": "loop-controller",
+                "params": {"condition": condition},
+                "config": {"joinStrategy": "any"},
+            }
+        )
+        self.edge(end_node_id, loop_id)
+        self.edge(loop_id, start_node_id, action="continue", transform=f'context["{end_node_id}"]')
+        return self
+
+    def batch(
+        self,
+        batch_id: str,
+        worker: Any,
+        *,
+        input_key: str,
+        output_key: str | None = None,
+        chunk_size: int | None = None,
+    ) -> FlowBuilder:
+        """flowcraft's ``.batch``: ``<id>_scatter`` runs ``worker`` (a registry key or an
+        implementation) on each item of the context list ``input_key``, ``<id>_gather``
+        stores the results under ``output_key`` (default: the gather node's id). Edges to
+        and from ``batch_id`` are rewired to the scatter and gather nodes."""
+        scatter_id, gather_id = f"{batch_id}_scatter", f"{batch_id}_gather"
+        if isinstance(worker, str):
+            worker_key = worker
+        elif _is_implementation(worker):
+            worker_key = f"{batch_id}_worker"
+            self._registry[worker_key] = worker
+        else:
+            raise BlueprintError(
+                f"blueprint {self._id!r}: batch {batch_id!r}: worker must be a registry key or "
+                f"an implementation, not {type(worker).__name__}"
+            )
+        params: dict[str, Any] = {"workerUsesKey": worker_key, "gatherNodeId": gather_id}
+        if output_key is not None:
+            params["outputKey"] = output_key
+        if chunk_size is not None:
+            params["chunkSize"] = chunk_size
+        self._batches.append({"id": batch_id, "scatter": scatter_id, "gather": gather_id})
+        self._nodes.append(
+            {"id": scatter_id, "uses": "batch-scatter", "inputs": input_key, "params": params}
+        )
+        gather_params: dict[str, Any] = {"gatherNodeId": gather_id}
+        if output_key is not None:
+            gather_params["outputKey"] = output_key
+        self._nodes.append(
+            {
+                "id": gather_id,
+                "uses": "batch-gather",
+                "params": gather_params,
+                "config": {"joinStrategy": "all"},
+            }
+        )
+        self.edge(scatter_id, gather_id)
+        return self
+
+    def sleep(self, node_id: str, *, duration: float | str) -> FlowBuilder:
+        """A ``sleep`` node: ``duration`` in milliseconds or a string like ``"5s"``."""
+        self._nodes.append({"id": node_id, "uses": "sleep", "params": {"duration": duration}})
+        return self
+
+    def wait(self, node_id: str, **options: Any) -> FlowBuilder:
+        """A ``wait`` node: the run parks there until resumed (``params``/``config`` may be
+        given as for ``node``)."""
+        return self.node(node_id, "wait", **options)
+
+    def set_cycle_entry_point(self, node_id: str) -> FlowBuilder:
+        """Where a cycle that nothing feeds is entered (``metadata.cycleEntryPoints``)."""
+        if node_id not in self._entry_points:
+            self._entry_points.append(node_id)
+        return self
+
+    def to_graph_representation(self) -> dict[str, Any]:
+        """flowcraft's UI graph: loop controllers replaced by a loop-back edge from the body's
+        end to its start, each scatter/gather pair by one ``batch-worker`` node."""
+        blueprint = self.to_dict()
+        nodes: list[dict[str, Any]] = []
+        edges: list[dict[str, Any]] = []
+        ignored: set[str] = set()
+        for loop in self._loops:
+            ignored.add(loop["id"])
+            edges.append(
+                {
+                    "source": loop["end"],
+                    "target": loop["start"],
+                    "data": {
+                        "isLoopback": True,
+                        "condition": loop["condition"],
+                        "label": f"continue if: {loop['condition']}",
+                    },
+                }
+            )
+            for edge in blueprint["edges"]:
+                if edge["source"] == loop["id"] and edge.get("action") == "break":
+                    edges.append({**edge, "source": loop["end"]})
+                elif edge["target"] == loop["id"] and edge["source"] != loop["end"]:
+                    edges.append({**edge, "target": loop["start"]})
+        node_by_id = {node["id"]: node for node in blueprint["nodes"]}
+        for node in blueprint["nodes"]:
+            if node["uses"] != "batch-scatter":
+                continue
+            params = node.get("params") or {}
+            gather_id = params.get("gatherNodeId")
+            if not gather_id:
+                continue
+            ignored.update({node["id"], gather_id})
+            batch_id = node["id"].removesuffix("_scatter")
+            gather = node_by_id.get(gather_id, {})
+            nodes.append(
+                {
+                    "id": batch_id,
+                    "uses": params.get("workerUsesKey"),
+                    "type": "batch-worker",
+                    "data": {
+                        "label": f"Batch: {batch_id}",
+                        "isBatchPlaceholder": True,
+                        "workerUsesKey": params.get("workerUsesKey"),
+                        "inputKey": node.get("inputs"),
+                        "outputKey": (gather.get("params") or {}).get("outputKey"),
+                    },
+                }
+            )
+            for edge in blueprint["edges"]:
+                if edge["target"] == node["id"]:
+                    edges.append({**edge, "target": batch_id})
+                if edge["source"] == gather_id:
+                    edges.append({**edge, "source": batch_id})
+        nodes.extend(node for node in blueprint["nodes"] if node["id"] not in ignored)
+        for edge in blueprint["edges"]:
+            if edge["source"] in ignored or edge["target"] in ignored:
+                continue
+            if not any(
+                e["source"] == edge["source"]
+                and e["target"] == edge["target"]
+                and e.get("action") == edge.get("action")
+                for e in edges
+            ):
+                edges.append(edge)
+        return {"nodes": nodes, "edges": edges}
+
     def metadata(self, **values: Any) -> FlowBuilder:
         """Merge values into the blueprint's metadata (e.g. ``version="2"``)."""
         self._metadata.update(values)
@@ -140,21 +298,48 @@ class FlowBuilder:
         return dict(self._registry)
 
     def to_dict(self) -> dict[str, Any]:
-        """The blueprint as flowcraft JSON (camelCase), before validation."""
+        """The blueprint as flowcraft JSON (camelCase), before validation. As flowcraft does,
+        edges from a loop controller other than into its body become its ``break`` exits, and
+        edges to or from a batch's id are rewired to its scatter or gather node."""
         result: dict[str, Any] = {
             "id": self._id,
             "nodes": [
                 {**node, "config": dict(node["config"])} if "config" in node else dict(node)
                 for node in self._nodes
             ],
-            "edges": [dict(edge) for edge in self._edges],
+            "edges": [self._rewired(dict(edge)) for edge in self._edges],
         }
-        if self._metadata:
-            result["metadata"] = dict(self._metadata)
+        metadata = dict(self._metadata)
+        if self._entry_points:
+            metadata["cycleEntryPoints"] = list(self._entry_points)
+        if metadata:
+            result["metadata"] = metadata
         return result
+
+    def _rewired(self, edge: dict[str, Any]) -> dict[str, Any]:
+        for loop in self._loops:
+            if edge["source"] == loop["id"] and edge["target"] != loop["start"]:
+                edge.setdefault("action", "break")
+                edge["transform"] = f'context["{loop["end"]}"]'  # the body's last output
+        for batch in self._batches:
+            if edge["target"] == batch["id"]:
+                edge["target"] = batch["scatter"]
+            if edge["source"] == batch["id"]:
+                edge["source"] = batch["gather"]
+        return edge
 
     def to_blueprint(self) -> WorkflowBlueprint:
         """The validated blueprint; raises ``BlueprintError`` naming the node or edge at fault."""
+        if not self._nodes:
+            raise BlueprintError(f"blueprint {self._id!r}: cannot build a flow with no nodes")
+        known = {node["id"] for node in self._nodes}
+        for loop in self._loops:
+            for end in ("start", "end"):
+                if loop[end] not in known:
+                    raise BlueprintError(
+                        f"blueprint {self._id!r}: loop {loop['id']!r} references non-existent "
+                        f"{end} node {loop[end]!r}"
+                    )
         return load_blueprint(self.to_dict())
 
     def build(self) -> tuple[WorkflowBlueprint, dict[str, Any]]:

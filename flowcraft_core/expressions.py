@@ -754,7 +754,13 @@ _INFIX_BP: dict[str, int] = {
 }
 
 
+#: The one underscore name allowed: flowcraft's ``_outputs`` (node id -> output).
+_ALLOWED_UNDERSCORE_NAMES = frozenset({"_outputs"})
+
+
 def _name_allowed(name: str) -> bool:
+    if name in _ALLOWED_UNDERSCORE_NAMES:
+        return True
     return not name.startswith("_") and "__" not in name
 
 
@@ -875,7 +881,8 @@ class _Parser:
     def check_name(self, name: str, pos: int) -> None:
         if not _name_allowed(name):
             raise _error(
-                f"name {name!r} is not allowed (names may not start with '_' or contain '__')",
+                f"name {name!r} is not allowed (names may not start with '_' or contain '__'; "
+                "'_outputs' is the one exception)",
                 self.source,
                 pos,
             )

@@ -65,3 +65,40 @@ def cyclic_components(
         if len(component) > 1 or component[0] in set(successors.get(component[0], ())):
             result.append(component)
     return result
+
+
+def cycle_paths(nodes: Sequence[str], successors: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """Cycles as flowcraft's ``checkForCycles`` reports them: one closed path per back edge
+    of a depth-first search from each unvisited node in order (``['A', 'B', 'A']``).
+
+    Iterative; each back edge is reported once (flowcraft may repeat one).
+    """
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    cycles: list[list[str]] = []
+    for root in nodes:
+        if root in state:
+            continue
+        path: list[str] = [root]
+        position = {root: 0}
+        state[root] = 1
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            node, index = work[-1]
+            neighbors = successors.get(node, ())
+            if index < len(neighbors):
+                work[-1] = (node, index + 1)
+                nxt = neighbors[index]
+                seen = state.get(nxt)
+                if seen == 1:
+                    cycles.append([*path[position[nxt] :], nxt])
+                elif seen is None:
+                    state[nxt] = 1
+                    position[nxt] = len(path)
+                    path.append(nxt)
+                    work.append((nxt, 0))
+                continue
+            work.pop()
+            state[node] = 2
+            path.pop()
+            del position[node]
+    return cycles

@@ -9,9 +9,15 @@ the node it just executed, and stores the decisions it made. The rules (DESIGN.m
 * a node whose incoming edges are all decided and none taken is *skipped*, and the skip flows on;
 * ``all`` joins fire once every incoming edge is decided and at least one was taken; ``any``
   joins fire on the first taken edge and ignore later arrivals;
-* a cycle is a loop: each pass is a new *iteration* of its nodes (instance key ``node#k``), its
-  back edges start the next iteration, and the edges that leave it are decided as not taken only
-  once the loop has ended.
+* a cycle that holds a loop node (``loop``/``loop-controller``), a node with
+  ``config.maxIterations`` or a condition on an edge into its entry is a loop: each pass is
+  a new *iteration* of its nodes (instance key ``node#k``), its back edges start the next
+  iteration, and the edges that leave it are decided as not taken only once the loop ended;
+* any other cycle runs each of its nodes once, as in flowcraft: the edges that close it (into
+  its entry node) are *cut*: decided like any edge, but they start nothing and nothing waits for
+  them. A cycle that nothing feeds is entered at a node listed in ``metadata.cycleEntryPoints``,
+  else at its first node in blueprint order;
+* several edges from one source to one target count as one predecessor (taken when any is).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .blueprint import NodeDefinition, WorkflowBlueprint
-from .builtins.names import LOOP
+from .builtins.names import LOOP_NAMES
+from .context import INPUTS_PREFIX, OUTPUTS_PREFIX, ExpressionScope, cycle_entry_points
 from .expressions import CompiledExpression, compile_expression, is_truthy
 from .graph_algorithms import cyclic_components
 
@@ -31,10 +38,32 @@ FAILED = "failed"
 AWAITING = "awaiting"
 
 _NORMAL, _BACK, _EXIT = 0, 1, 2
+#: An edge that closes a cycle which is not a loop: decided, but it starts nothing.
+_CUT = 3
+
+#: Join verdicts (``join_verdict``).
+WAIT, READY, SKIP = 0, 1, 2
+
+
+def join_verdict(taken: bool, any_join: bool, undecided: int, arrived: bool) -> int:
+    """What one decided incoming edge means for its target (not yet fired or settled).
+
+    ``any`` joins fire on the first taken edge; otherwise a target waits until every incoming
+    edge is decided, then fires if one was taken (``arrived``) and is skipped if none was.
+    """
+    if taken and any_join:
+        return READY
+    if undecided == 0:
+        return READY if arrived else SKIP
+    return WAIT
 
 
 class GraphError(ValueError):
     """The blueprint's shape cannot be run (e.g. nested cycles); the message names the nodes."""
+
+
+class ExecutionLimitError(RuntimeError):
+    """A run tried to execute more nodes than its bound allows (a cycle that keeps going)."""
 
 
 class LoopLimitError(RuntimeError):
@@ -74,6 +103,10 @@ class CompiledEdge:
     inputs0: int = 0
     plain: bool = True
     arrival0: tuple[Any, str] | None = None
+    #: Edges from one source to one target form a group counted as one predecessor: ``group``
+    #: is the index of the group's first edge, ``group_size`` its number of edges.
+    group: int = -1
+    group_size: int = 1
 
 
 @dataclass(slots=True)
@@ -97,11 +130,14 @@ class CompiledGraph:
         self.out_edges: dict[str, list[CompiledEdge]] = {n: [] for n in self.order}
         self.in_edges: dict[str, list[CompiledEdge]] = {n: [] for n in self.order}
         self.edges: list[CompiledEdge] = []
+        # One string object per node id everywhere (edge ends included): dict lookups of run
+        # state then match by identity, without comparing the characters.
+        canonical = {node_id: node_id for node_id in self.order}
         for index, e in enumerate(blueprint.edges):
             edge = CompiledEdge(
                 index=index,
-                source=e.source,
-                target=e.target,
+                source=canonical[e.source],
+                target=canonical[e.target],
                 action=e.action,
                 condition=compile_expression(e.condition) if e.condition else None,
                 transform=compile_expression(e.transform) if e.transform else None,
@@ -111,12 +147,21 @@ class CompiledGraph:
             self.in_edges[e.target].append(edge)
         self.loops: list[Loop] = []
         self.loop_of: dict[str, int] = {}
+        #: Nodes whose conditional out-edges are decided before action matching (loop
+        #: controllers, so a condition can end the loop early).
+        self.conditions_first: frozenset[str] = frozenset(
+            n.id for n in blueprint.nodes if n.uses in LOOP_NAMES
+        )
+        self.entry_points: list[str] = cycle_entry_points(blueprint.metadata)
         self._find_loops()
+        self._group_twins()
         # Expected incoming edges of iteration 0 and of later iterations, per node.
         self.first_inputs: dict[str, list[CompiledEdge]] = {}
         self.later_inputs: dict[str, list[CompiledEdge]] = {}
         for node_id in self.order:
-            incoming = self.in_edges[node_id]
+            incoming = [
+                e for e in self.in_edges[node_id] if e.kind != _CUT and e.group in (-1, e.index)
+            ]
             self.first_inputs[node_id] = [e for e in incoming if e.kind != _BACK]
             loop_index = self.loop_of.get(node_id)
             if loop_index is None:
@@ -133,22 +178,88 @@ class CompiledGraph:
             edge.inputs0 = len(self.first_inputs[edge.target])
             edge.plain = edge.kind == _NORMAL and edge.loop is None
             edge.arrival0 = (edge, edge.source)
+        #: Nodes all of whose out-edges are plain, unlabelled and unconditioned (every one is
+        #: taken, whatever the result), with those edges: the hot path of ``complete``.
+        self.take_all: dict[str, list[CompiledEdge]] = {
+            n: self.out_edges[n]
+            for n in self.order
+            if all(
+                e.plain and e.action is None and e.condition is None and e.group_size == 1
+                for e in self.out_edges[n]
+            )
+        }
+        self.always_taken: frozenset[str] = frozenset(self.take_all)
         self.start_nodes = [n for n in self.order if not self.first_inputs[n]]
-        if not self.start_nodes:
+        if self.order and not self.start_nodes:
             raise GraphError(f"blueprint {self.id!r} has no start node (every node has an input)")
 
+    def _group_twins(self) -> None:
+        """Edges from one source to one target are one predecessor (a loop's exits aside:
+        their not-taken decisions wait for the loop's end)."""
+        first: dict[tuple[str, str], CompiledEdge] = {}
+        for edge in self.edges:
+            if edge.kind not in (_NORMAL, _BACK):
+                continue
+            primary = first.setdefault((edge.source, edge.target), edge)
+            if primary is not edge:
+                primary.group = primary.index
+                edge.group = primary.index
+        sizes: dict[int, int] = {}
+        for edge in self.edges:
+            if edge.group >= 0:
+                sizes[edge.group] = sizes.get(edge.group, 0) + 1
+        for edge in self.edges:
+            if edge.group >= 0:
+                edge.group_size = sizes[edge.group]
+
+    def cycle_through(self, node_id: str) -> list[str]:
+        """The members of the loop or cycle holding ``node_id``, in blueprint order."""
+        loop_index = self.loop_of.get(node_id)
+        if loop_index is not None:
+            members = self.loops[loop_index].members
+        else:
+            members = frozenset(self._cycle_members.get(node_id, (node_id,)))
+        return [n for n in self.order if n in members]
+
+    def _repeats(self, members: frozenset[str]) -> bool:
+        """A cycle is a loop when something decides to go round again: a loop node, a
+        ``maxIterations`` bound, or a condition on an edge that closes it (into its entry)."""
+        if any(
+            self.nodes[n].uses in LOOP_NAMES or self.nodes[n].config.max_iterations is not None
+            for n in members
+        ):
+            return True
+        header = self._pick_header(members, lambda e: True)
+        return any(e.condition is not None for e in self.in_edges[header] if e.source in members)
+
+    def _pick_header(self, members: frozenset[str], inside: Any) -> str:
+        """The entry of a cycle: a member fed from outside it (a listed cycle entry point
+        first), else a listed entry point, else its first member in blueprint order."""
+        position = self._position
+        preferred = [n for n in self.entry_points if n in members]
+        entries = [
+            n
+            for n in sorted(members, key=position.__getitem__)
+            if any(e.source not in members for e in self.in_edges[n] if inside(e))
+        ]
+        if entries:
+            return next((n for n in preferred if n in entries), entries[0])
+        if preferred:
+            return preferred[0]
+        return min(members, key=position.__getitem__)
+
     def _find_loops(self) -> None:
+        self._position = {n: i for i, n in enumerate(self.order)}
+        self._cycle_members: dict[str, tuple[str, ...]] = {}
         successors = {n: [e.target for e in self.out_edges[n]] for n in self.order}
-        position = {n: i for i, n in enumerate(self.order)}
+        position = self._position
         for component in cyclic_components(self.order, successors):
             members = frozenset(component)
+            if not self._repeats(members):
+                self._cut_cycle(members)
+                continue
             loop_index = len(self.loops)
-            entries = [
-                n
-                for n in sorted(members, key=position.__getitem__)
-                if any(e.source not in members for e in self.in_edges[n])
-            ]
-            header = entries[0] if entries else min(members, key=position.__getitem__)
+            header = self._pick_header(members, lambda e: True)
             back: list[CompiledEdge] = []
             exits: list[CompiledEdge] = []
             for node_id in members:
@@ -168,7 +279,7 @@ class CompiledGraph:
                     limits.append(bound)
             for node_id in members:
                 node = self.nodes[node_id]
-                if node.uses == LOOP and "maxIterations" in node.params:
+                if node.uses in LOOP_NAMES and "maxIterations" in node.params:
                     limits.append(int(node.params["maxIterations"]) + 1)
             self.loops.append(
                 Loop(
@@ -193,6 +304,26 @@ class CompiledGraph:
                     f"headed by {header!r}; nested loops must be expressed as subflows"
                 )
 
+    def _cut_cycle(self, members: frozenset[str]) -> None:
+        """Cut the edges into the entry of a cycle that is not a loop, until none is left."""
+        ordered = tuple(sorted(members, key=self._position.__getitem__))
+        for node_id in ordered:
+            self._cycle_members[node_id] = ordered
+        pending = [members]
+        while pending:
+            group = pending.pop()
+            header = self._pick_header(group, lambda e: e.kind != _CUT)
+            for node_id in group:
+                for edge in self.out_edges[node_id]:
+                    if edge.target == header and edge.kind != _CUT:
+                        edge.kind = _CUT
+            rest = {
+                n: [e.target for e in self.out_edges[n] if e.target in group and e.kind != _CUT]
+                for n in group
+            }
+            ordered_group = sorted(group, key=self._position.__getitem__)
+            pending.extend(frozenset(c) for c in cyclic_components(ordered_group, rest))
+
     def inputs_of(self, node_id: str, iteration: int) -> list[CompiledEdge]:
         return self.first_inputs[node_id] if iteration == 0 else self.later_inputs[node_id]
 
@@ -211,26 +342,50 @@ def choose_edges(
     output: Any,
     context: Mapping[str, Any],
     node_input: Any = None,
+    *,
+    conditions_first: bool = False,
 ) -> list[tuple[CompiledEdge, bool]]:
-    """Decide each outgoing edge of a completed node: taken or not."""
+    """Decide each outgoing edge of a completed node: taken or not.
+
+    Conditions see ``result``, ``output``, ``input`` and ``context``; any other name is read
+    from the context (and node outputs), as flowcraft evaluates conditions over the context.
+    With ``conditions_first`` (loop controllers), the conditional edges are evaluated before
+    action matching: if any holds, exactly those are taken.
+    """
     if not edges:
         return []
+    scope: ExpressionScope | None = None
+    if conditions_first and any(e.condition is not None for e in edges):
+        scope = _condition_scope(output, action, context, node_input)
+        held = {
+            e.index
+            for e in edges
+            if e.condition is not None and is_truthy(e.condition.evaluate(scope))
+        }
+        if held:
+            return [(e, e.index in held) for e in edges]
     route_labelled = action is not None and any(e.action == action for e in edges)
-    scope: dict[str, Any] | None = None
     decisions = []
     for edge in edges:
         taken = edge.action == action if route_labelled else edge.action is None
         if taken and edge.condition is not None:
             if scope is None:
-                scope = {
-                    "context": context,
-                    "result": _result_scope(output, action),
-                    "output": output,
-                    "input": node_input,
-                }
+                scope = _condition_scope(output, action, context, node_input)
             taken = is_truthy(edge.condition.evaluate(scope))
         decisions.append((edge, taken))
     return decisions
+
+
+def _condition_scope(
+    output: Any, action: str | None, context: Mapping[str, Any], node_input: Any
+) -> ExpressionScope:
+    fixed = {
+        "context": context,
+        "result": _result_scope(output, action),
+        "output": output,
+        "input": node_input,
+    }
+    return ExpressionScope(fixed, context)
 
 
 def apply_transform(
@@ -238,14 +393,13 @@ def apply_transform(
 ) -> Any:
     if edge.transform is None:
         return output
-    return edge.transform.evaluate(
-        {
-            "input": output,
-            "output": output,
-            "result": _result_scope(output, action),
-            "context": context,
-        }
-    )
+    fixed = {
+        "input": output,
+        "output": output,
+        "result": _result_scope(output, action),
+        "context": context,
+    }
+    return edge.transform.evaluate(ExpressionScope(fixed, context))
 
 
 #: Marks an instance whose arrivals were used to build its input.
@@ -269,14 +423,17 @@ class Scheduler:
         "_arrivals",
         "_exit_taken",
         "_fired",
+        "_implied",
         "_loop_done",
         "_loop_settled",
         "_never",
+        "_twins",
         "_undecided",
         "actions",
         "decisions",
         "fired_by",
         "graph",
+        "latest",
         "outputs",
         "settled",
     )
@@ -285,7 +442,10 @@ class Scheduler:
         self.graph = graph
         self.settled: dict[str, str] = {}
         self.outputs: dict[str, Any] = {}
+        #: node id -> output of its latest completed iteration after the first (``output_of``).
+        self.latest: dict[str, Any] = {}
         self.actions: dict[str, str | None] = {}
+        #: Edge decisions by key (``index`` or ``index@iteration``); see ``all_decisions``.
         self.decisions: dict[str, bool] = {}
         self._undecided: dict[str, int] = {}
         # Taken incoming edges per instance; replaced by _CONSUMED once the input is built,
@@ -298,6 +458,11 @@ class Scheduler:
         self._exit_taken: set[int] = set()  # loop exits taken in some iteration
         #: ``any`` joins: the decision key of the arrival that fired each one (its owner).
         self.fired_by: dict[str, str] = {}
+        #: Edge groups (one source, one target) part-decided: (group, iteration) -> (decided,
+        #: first taken edge).
+        self._twins: dict[tuple[int, int], tuple[int, CompiledEdge | None]] = {}
+        #: Out-edge lists of nodes whose (all taken) decisions were not written out.
+        self._implied: list[list[CompiledEdge]] = []
 
     # ----------------------------------------------------------------- starting and restoring
     def start(self) -> Step:
@@ -323,6 +488,7 @@ class Scheduler:
         sched = cls(graph)
         sched.start()
         sched.outputs.update(outputs)
+        sched.latest.update(latest_by_node(outputs))
         sched.actions.update(actions)
         for key, status in settled.items():
             sched.settled[key] = status
@@ -412,14 +578,35 @@ class Scheduler:
         node_input: Any = None,
         *,
         report_decisions: bool = True,
+        into: Step | None = None,
     ) -> Step:
-        """Record a completed node and decide its outgoing edges."""
+        """Record a completed node and decide its outgoing edges.
+
+        ``into`` is an empty ``Step`` to fill instead of a new one (a driver that applies each
+        step at once may reuse one; its ``decisions`` says whether to report them)."""
         self.settled[key] = COMPLETED
         self.outputs[key] = output
-        self.actions[key] = action
-        step = Step() if report_decisions else Step(decisions=None)
-        node_id, iteration = split_key(key)
-        choices = choose_edges(self.graph.out_edges[node_id], action, output, context, node_input)
+        if action is not None:
+            self.actions[key] = action
+        step = into
+        if step is None:
+            step = Step() if report_decisions else Step(decisions=None)
+        node_id, iteration = split_key(key) if "#" in key else (key, 0)
+        if iteration:
+            self.latest[node_id] = output
+        graph = self.graph
+        plain_edges = graph.take_all.get(node_id)
+        if plain_edges is not None:
+            self._take_all(plain_edges, step)
+            return step
+        choices = choose_edges(
+            self.graph.out_edges[node_id],
+            action,
+            output,
+            context,
+            node_input,
+            conditions_first=node_id in self.graph.conditions_first,
+        )
         for edge, taken in choices:
             self._decide(edge, iteration, taken, step)
         self._after_settle(key, step)
@@ -428,6 +615,53 @@ class Scheduler:
 
     def fail(self, key: str) -> None:
         self.settled[key] = FAILED
+
+    def all_decisions(self) -> dict[str, bool]:
+        """Every edge decision made (``decisions`` plus the ones ``complete`` left implied
+        when called with ``report_decisions=False``): what ``restore`` needs."""
+        everything = dict(self.decisions)
+        for edges in self._implied:
+            for edge in edges:
+                everything[edge.key0] = True
+        return everything
+
+    def _take_all(self, edges: list[CompiledEdge], step: Step) -> None:
+        """``_decide(edge, 0, True)`` for plain edges outside loops, in one loop (the common
+        case of a node that routes nowhere in particular: every edge is taken)."""
+        decisions = self.decisions
+        reported = step.decisions
+        undecided_of = self._undecided
+        arrivals_of = self._arrivals
+        fired = self._fired
+        settled = self.settled
+        ready = step.ready
+        if reported is None and edges:
+            # Nobody asked for the decisions now: they are all True, so ``all_decisions``
+            # writes them out when the run's state is saved (a dict store less per edge).
+            self._implied.append(edges)
+        for edge in edges:
+            dkey = edge.key0
+            if reported is not None:
+                decisions[dkey] = True
+                reported[dkey] = True
+            target = edge.target
+            undecided = undecided_of.get(target, edge.inputs0) - 1
+            arrivals = arrivals_of.get(target)
+            if arrivals is None:
+                arrivals_of[target] = [edge.arrival0]
+            elif arrivals is not _CONSUMED:
+                arrivals.append(edge.arrival0)
+            if target in fired or target in settled:
+                undecided_of[target] = undecided
+                continue
+            if join_verdict(True, edge.any_join, undecided, True) == READY:
+                # A fired target's count is never read again: not stored (chains stay lean).
+                fired.add(target)
+                if edge.any_join:
+                    self.fired_by[target] = dkey
+                ready.append(target)
+            else:
+                undecided_of[target] = undecided
 
     # ----------------------------------------------------------------- internals
     def _settle_skipped(self, key: str, step: Step) -> None:
@@ -453,27 +687,30 @@ class Scheduler:
             self.decisions[dkey] = taken
             if step.decisions is not None:
                 step.decisions[dkey] = taken
+            if edge.group_size > 1:
+                merged = self._merge_twin(edge, taken)
+                if merged is None:
+                    return
+                edge, taken = merged
             target = edge.target
             undecided = self._undecided.get(target, edge.inputs0) - 1
             self._undecided[target] = undecided
+            arrivals = self._arrivals.get(target)
             if taken:
-                arrivals = self._arrivals.get(target)
                 if arrivals is None:
-                    self._arrivals[target] = [edge.arrival0]
+                    arrivals = self._arrivals[target] = [edge.arrival0]
                 elif arrivals is not _CONSUMED:
                     arrivals.append(edge.arrival0)
             if target in self._fired or target in self.settled:
                 return
-            if taken and edge.any_join:
+            verdict = join_verdict(taken, edge.any_join, undecided, arrivals is not None)
+            if verdict == READY:
                 self._fired.add(target)
-                self.fired_by[target] = dkey
+                if taken and edge.any_join:
+                    self.fired_by[target] = dkey
                 step.ready.append(target)
-            elif undecided == 0:
-                if target in self._arrivals:
-                    self._fired.add(target)
-                    step.ready.append(target)
-                else:
-                    step.skipped.append(target)
+            elif verdict == SKIP:
+                step.skipped.append(target)
             return
         if edge.kind == _EXIT:
             if not taken or edge.index in self._exit_taken:
@@ -491,8 +728,33 @@ class Scheduler:
             step.decisions[dkey] = taken
         self._arrive(edge, iteration, taken, step)
 
+    def _merge_twin(
+        self, edge: CompiledEdge, taken: bool, iteration: int = 0
+    ) -> tuple[CompiledEdge, bool] | None:
+        """Count one edge of a group; once all are decided, the group's arrival (the first
+        taken edge, or the group's first edge when none was taken)."""
+        slot = (edge.group, iteration)
+        decided, carrier = self._twins.get(slot, (0, None))
+        decided += 1
+        if taken and carrier is None:
+            carrier = edge
+        if decided < edge.group_size:
+            self._twins[slot] = (decided, carrier)
+            return None
+        self._twins.pop(slot, None)
+        if carrier is not None:
+            return carrier, True
+        return self.graph.edges[edge.group], False
+
     def _arrive(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step | None) -> None:
         """Count a decided edge at its target instance; fire or skip the target when due."""
+        if edge.kind == _CUT:
+            return  # closes a cycle that is not a loop: starts nothing
+        if edge.group_size > 1:
+            merged = self._merge_twin(edge, taken, iteration)
+            if merged is None:
+                return
+            edge, taken = merged
         graph = self.graph
         if edge.kind == _BACK:
             target_it = iteration + 1
@@ -523,16 +785,15 @@ class Scheduler:
                     if step is not None:
                         self._maybe_end_loop(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
             return
-        if taken and edge.any_join:
+        verdict = join_verdict(taken, edge.any_join, undecided, target in self._arrivals)
+        if verdict == READY:
             self._fire(target, step)
-            self.fired_by[target] = (
-                str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
-            )
-        elif undecided == 0:
-            if target in self._arrivals:
-                self._fire(target, step)
-            elif step is not None:
-                step.skipped.append(target)
+            if taken and edge.any_join:
+                self.fired_by[target] = (
+                    str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
+                )
+        elif verdict == SKIP and step is not None:
+            step.skipped.append(target)
 
     def _fire(self, target: str, step: Step | None) -> None:
         self._fired.add(target)
@@ -580,6 +841,8 @@ class Scheduler:
         node_id, iteration = split_key(key)
         found = []
         for edge in self.graph.out_edges[node_id]:
+            if edge.kind == _CUT:
+                continue
             if edge.kind == _BACK:
                 found.append(instance_key(edge.target, iteration + 1))
             elif edge.kind == _EXIT or edge.loop is None:
@@ -589,18 +852,34 @@ class Scheduler:
         return found
 
     # ----------------------------------------------------------------- inputs
-    def build_input(self, key: str, context: Mapping[str, Any]) -> Any:
-        """The input of an instance: its single predecessor's output, or a join's dict."""
-        node_id, iteration = split_key(key)
-        node = self.graph.nodes[node_id]
-        if node.inputs is not None:
-            return self._mapped_input(node, context)
+    def build_input(
+        self, key: str, context: Mapping[str, Any], node: NodeDefinition | None = None
+    ) -> Any:
+        """The input of an instance: its single predecessor's output, or a join's dict.
+
+        A node that declares ``inputs`` gets what they select; an edge ``transform`` that
+        brought it then applies to that value, as in flowcraft.
+        """
+        node_id, iteration = split_key(key) if "#" in key else (key, 0)
+        if node is None:
+            node = self.graph.nodes[node_id]
         arrivals = self._arrivals.get(key)
+        if node.inputs is not None:
+            value = self._mapped_input(node, context)
+            for edge, source in arrivals or ():
+                if edge.transform is not None:
+                    return apply_transform(edge, value, context, self.actions.get(source))
+            return value
         if not arrivals:
+            if iteration == 0 and not self.graph.first_inputs[node_id]:
+                return context.get(INPUTS_PREFIX + node_id)  # a child run's start node
             return None
         outputs = self.outputs
-        expected = self.graph.inputs_of(node_id, iteration)
-        if len(expected) == 1 or node.config.join_strategy == "any":
+        if iteration == 0:
+            expected = arrivals[0][0].inputs0 if arrivals[0][0].kind != _BACK else 1
+        else:
+            expected = len(self.graph.inputs_of(node_id, iteration))
+        if expected == 1 or node.config.join_strategy == "any":
             edge, source = arrivals[0]
             if edge.transform is None:
                 return outputs.get(source)
@@ -631,20 +910,41 @@ class Scheduler:
             sched._arrivals[key] = list(arrivals)
         return sched
 
-    def consume_input(self, key: str, context: Mapping[str, Any]) -> Any:
+    def consume_input(
+        self, key: str, context: Mapping[str, Any], node: NodeDefinition | None = None
+    ) -> Any:
         """``build_input`` for an instance about to run once; its arrivals are let go."""
-        value = self.build_input(key, context)
+        value = self.build_input(key, context, node)
         if key in self._arrivals:
             self._arrivals[key] = _CONSUMED
         return value
 
     def latest_outputs(self) -> dict[str, Any]:
         """node id -> output of its latest completed iteration, in blueprint order."""
-        latest = latest_by_node(self.outputs)
-        return {n: latest[n] for n in self.graph.order if n in latest}
+        latest, outputs = self.latest, self.outputs
+        found = {}
+        for n in self.graph.order:
+            if n in latest:
+                found[n] = latest[n]
+            elif n in outputs:
+                found[n] = outputs[n]
+        return found
 
     def latest_output(self, node_id: str) -> Any:
-        return latest_by_node(self.outputs).get(node_id)
+        return self.output_of(node_id)[1]
+
+    def output_of(self, node_id: str) -> tuple[bool, Any]:
+        """``OutputSource``: (True, output) once ``node_id`` completed, else (False, None).
+
+        ``latest`` holds the outputs of later loop iterations; a first iteration's output is
+        under the node id itself in ``outputs``."""
+        latest = self.latest
+        if node_id in latest:
+            return True, latest[node_id]
+        outputs = self.outputs
+        if node_id in outputs:
+            return True, outputs[node_id]
+        return False, None
 
     def _mapped_input(self, node: NodeDefinition, context: Mapping[str, Any]) -> Any:
         spec = node.inputs
@@ -654,12 +954,17 @@ class Scheduler:
         return {name: self._resolve_reference(ref, context) for name, ref in spec.items()}
 
     def _resolve_reference(self, ref: str, context: Mapping[str, Any]) -> Any:
-        """A node id (its latest output), ``node.path``, a context key, or ``context.path``."""
+        """A node id (its latest output), ``node.path``, ``_outputs.node[.path]``, a context
+        key, or ``context.path`` (flowcraft's order: a node's output before a context key)."""
         nodes = self.graph.nodes
         if ref in nodes:
             return self.latest_output(ref)
         if ref in context:
             return context[ref]
+        if ref.startswith(OUTPUTS_PREFIX):
+            ref = ref[len(OUTPUTS_PREFIX) :]
+            if ref in nodes:
+                return self.latest_output(ref)
         head, _, rest = ref.partition(".")
         if head in nodes:
             return compile_expression(f"value.{rest}").evaluate({"value": self.latest_output(head)})

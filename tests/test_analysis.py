@@ -107,7 +107,7 @@ def test_cycle_members_are_not_starts_when_a_real_start_exists() -> None:
         ])
     )  # fmt: skip
     assert analysis.start_node_ids == ["start"]
-    assert analysis.cycles == [["body", "check"]]  # blueprint order inside a cycle
+    assert analysis.cycles == [["check", "body", "check"]]  # flowcraft's closed-path form
     assert analysis.is_dag is False
 
 
@@ -129,12 +129,12 @@ def test_cycle_fed_by_another_cycle_gets_no_second_entry() -> None:
         bp(["a", "b", "c", "d"], [("a", "b"), ("b", "a"), ("b", "c"), ("c", "d"), ("d", "c")])
     )
     assert analysis.start_node_ids == ["a"]
-    assert analysis.cycles == [["a", "b"], ["c", "d"]]
+    assert analysis.cycles == [["a", "b", "a"], ["c", "d", "c"]]
 
 
 def test_self_loop_is_a_cycle() -> None:
     analysis = analyze_blueprint(bp(["a", "b"], [("a", "b"), ("b", "b")]))
-    assert analysis.cycles == [["b"]]
+    assert analysis.cycles == [["b", "b"]]
     assert analysis.terminal_node_ids == []
 
 
@@ -182,8 +182,9 @@ def test_ten_thousand_node_chain() -> None:
     assert lint_blueprint(chain).issues == []
     chain["edges"].append({"source": f"n{count - 1}", "target": "n1"})
     looped = lint_blueprint(chain)
-    assert codes(looped) == ["UNBOUNDED_CYCLE"]
+    assert codes(looped) == ["CYCLE_RUNS_ONCE"]
     assert analyze_blueprint(chain).cycles[0][:2] == ["n1", "n2"]
+    assert analyze_blueprint(chain).cycles[0][-1] == "n1"
 
 
 # --- lint_blueprint: each code fires on a minimal bad blueprint ----------------------------
@@ -297,10 +298,17 @@ def test_join_on_single_input_only_when_set_explicitly() -> None:
 
 def test_unbounded_cycle_vs_loop_node_vs_max_iterations() -> None:
     edges = [("start", "check"), ("check", "body"), ("body", "check"), ("check", "done")]
-    unbounded = lint_blueprint(bp(["start", "check", "body", "done"], edges))
+    once = lint_blueprint(bp(["start", "check", "body", "done"], edges))
+    (issue,) = issues_with(once, "CYCLE_RUNS_ONCE")
+    assert issue.severity == "warning" and once.is_valid
+    assert "'check' -> 'body' -> 'check'" in issue.message
+    closing = {"source": "body", "target": "check", "condition": "context.more"}
+    guarded = [*edges[:2], closing, edges[3]]
+    unbounded = lint_blueprint(bp(["start", "check", "body", "done"], guarded))
     (issue,) = issues_with(unbounded, "UNBOUNDED_CYCLE")
-    assert issue.severity == "error"
-    assert "'check'" in issue.message and "'body'" in issue.message
+    assert issue.severity == "warning"
+    controller = {"id": "check", "uses": "loop-controller", "params": {"condition": "true"}}
+    assert lint_blueprint(bp(["start", controller, "body", "done"], edges)).issues == []
     loop_node = {"id": "check", "uses": "loop"}
     assert lint_blueprint(bp(["start", loop_node, "body", "done"], edges)).issues == []
     capped = {"id": "body", "uses": "body", "config": {"maxIterations": 5}}
@@ -310,7 +318,7 @@ def test_unbounded_cycle_vs_loop_node_vs_max_iterations() -> None:
 def test_no_start_node() -> None:
     result = lint_blueprint(bp([{"id": "a", "uses": "loop"}, "b"], [("a", "b"), ("b", "a")]))
     assert codes(result) == ["NO_START_NODE"]
-    assert not result.is_valid
+    assert result.is_valid  # entered at its first node (or a cycleEntryPoints node) at run time
 
 
 def test_invalid_node_field_in_raw_dict_keeps_linting_the_rest() -> None:
@@ -329,7 +337,7 @@ def test_invalid_node_field_in_raw_dict_keeps_linting_the_rest() -> None:
 
 
 def test_structural_problems_are_issues() -> None:
-    assert codes(lint_blueprint({"id": "x", "nodes": []})) == ["INVALID_BLUEPRINT"]
+    assert codes(lint_blueprint({"id": "x", "nodes": []})) == []  # empty is valid
     assert "INVALID_BLUEPRINT" in codes(lint_blueprint({"nodes": [{"id": "a", "uses": "a"}]}))
     assert codes(lint_blueprint("{not json")) == ["INVALID_BLUEPRINT"]
     assert codes(lint_blueprint([1, 2])) == ["INVALID_BLUEPRINT"]  # type: ignore[arg-type]
@@ -411,3 +419,60 @@ def test_mermaid_escapes_labels_and_sanitises_ids() -> None:
 def test_mermaid_rejects_unknown_direction() -> None:
     with pytest.raises(ValueError, match="direction"):
         generate_mermaid(bp(["a"]), direction="sideways")
+
+
+def test_cycles_in_flowcraft_form() -> None:
+    # analysis.test.ts
+    assert analyze_blueprint(bp(["A", "B"], [("A", "B"), ("B", "A")])).cycles == [["A", "B", "A"]]
+    three = bp(["A", "B", "C"], [("A", "B"), ("B", "C"), ("C", "A")])
+    assert analyze_blueprint(three).cycles == [["A", "B", "C", "A"]]
+    assert analyze_blueprint(bp(["A", "B"], [("A", "B")])).to_dict()["cycles"] == []
+
+
+def test_orphan_whose_only_incoming_edge_is_invalid() -> None:
+    # linter.test.ts: an edge from a missing node leaves its target an orphan.
+    result = lint_blueprint(bp(["A", "B"], [("ghost", "B")]), {"A": 1, "B": 1})
+    assert "INVALID_EDGE_SOURCE" in codes(result)
+    (orphan,) = [i for i in issues_with(result, "ORPHAN_NODE") if i.node_id == "B"]
+    assert orphan.severity == "error" and not result.is_valid
+
+
+def test_built_in_names_batch_worker_keys_and_subflow_blueprints() -> None:
+    names = [
+        "loop-controller",
+        "batch-scatter",
+        "batch-gather",
+        "webhook",
+        "SubflowNode",
+        "WaitNode",
+        "SleepNode",
+        "WebhookNode",
+        "sleep",
+        "wait",
+        "subflow",
+        "map",
+        "loop",
+    ]
+    nodes = [{"id": f"n{i}", "uses": name} for i, name in enumerate(names)]
+    assert "MISSING_IMPLEMENTATION" not in codes(lint_blueprint(bp(nodes), {}))
+    scatter = {
+        "id": "s",
+        "uses": "batch-scatter",
+        "params": {"workerUsesKey": "work", "gatherNodeId": "g"},
+    }
+    bad = lint_blueprint(bp([scatter]), {})
+    assert codes(bad) == ["INVALID_BATCH_WORKER_KEY"]
+    assert lint_blueprint(bp([scatter]), {"work": 1}).issues == []
+    sub = {"id": "call", "uses": "subflow", "params": {"blueprintId": "child"}}
+    assert lint_blueprint(bp([sub]), {}, {"child": {}}).issues == []
+    assert codes(lint_blueprint(bp([sub]), {}, {})) == ["INVALID_SUBFLOW_BLUEPRINT_ID"]
+
+
+def test_cycle_lint_follows_the_runtime_rule_for_conditions() -> None:
+    # A condition inside the cycle but not on the edge into its entry: it still runs once.
+    inner = {"source": "a", "target": "b", "condition": "context.go"}
+    edges = [("start", "a"), inner, ("b", "a")]
+    assert codes(lint_blueprint(bp(["start", "a", "b"], edges))) == ["CYCLE_RUNS_ONCE"]
+    closing = {"source": "b", "target": "a", "condition": "context.go"}
+    edges = [("start", "a"), ("a", "b"), closing]
+    assert codes(lint_blueprint(bp(["start", "a", "b"], edges))) == ["UNBOUNDED_CYCLE"]

@@ -150,3 +150,75 @@ def test_bad_uses_names_the_node() -> None:
 def test_empty_flow_is_rejected() -> None:
     with pytest.raises(BlueprintError, match="nodes"):
         create_flow("empty").to_blueprint()
+
+
+def test_flowcraft_patterns_sleep_wait_loop_batch_and_entry_points() -> None:
+    def step(ctx: Any) -> None:
+        return None
+
+    builder = (
+        create_flow("patterns")
+        .node("init", step)
+        .node("body", step)
+        .loop("again", start_node_id="body", end_node_id="body", condition="count < 3")
+        .sleep("nap", duration="5s")
+        .wait("ask")
+        .batch("work", step, input_key="items", output_key="done", chunk_size=2)
+        .edge("init", "again")
+        .edge("again", "nap")
+        .edge("nap", "ask")
+        .edge("ask", "work")
+        .set_cycle_entry_point("body")
+    )
+    data = builder.to_dict()
+    nodes = {n["id"]: n for n in data["nodes"]}
+    assert nodes["again"]["uses"] == "loop-controller"
+    assert nodes["again"]["config"] == {"joinStrategy": "any"}
+    assert nodes["nap"]["params"] == {"duration": "5s"}
+    assert nodes["ask"]["uses"] == "wait"
+    assert nodes["work_scatter"]["params"]["workerUsesKey"] == "work_worker"
+    assert nodes["work_scatter"]["inputs"] == "items"
+    assert nodes["work_gather"]["params"] == {"gatherNodeId": "work_gather", "outputKey": "done"}
+    edges = [(e["source"], e["target"], e.get("action")) for e in data["edges"]]
+    assert ("again", "body", "continue") in edges
+    assert ("again", "nap", "break") in edges  # an exit edge becomes a break edge
+    transforms = {(e["source"], e["target"]): e.get("transform") for e in data["edges"]}
+    assert transforms[("again", "body")] == 'context["body"]'
+    assert transforms[("again", "nap")] == 'context["body"]'  # exits get the body's output
+    assert ("ask", "work_scatter", None) in edges  # edges to a batch go to its scatter node
+    assert data["metadata"] == {"cycleEntryPoints": ["body"]}
+    assert "work_worker" in builder.registry
+    builder.to_blueprint()
+
+
+def test_graph_representation_folds_loops_and_batches() -> None:
+    def step(ctx: Any) -> None:
+        return None
+
+    graph = (
+        create_flow("ui")
+        .node("init", step)
+        .node("body", step)
+        .loop("again", start_node_id="body", end_node_id="body", condition="n < 3")
+        .node("after", step)
+        .batch("work", "worker", input_key="items")
+        .edge("init", "again")
+        .edge("again", "after")
+        .edge("after", "work")
+        .to_graph_representation()
+    )
+    ids = [n["id"] for n in graph["nodes"]]
+    assert "again" not in ids and "work_scatter" not in ids and "work_gather" not in ids
+    batch = next(n for n in graph["nodes"] if n["id"] == "work")
+    assert batch["type"] == "batch-worker" and batch["data"]["workerUsesKey"] == "worker"
+    loopback = next(e for e in graph["edges"] if e.get("data", {}).get("isLoopback"))
+    assert (loopback["source"], loopback["target"]) == ("body", "body")
+    pairs = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert ("body", "after") in pairs and ("init", "body") in pairs and ("after", "work") in pairs
+
+
+def test_loop_naming_a_missing_node_is_rejected() -> None:
+    with pytest.raises(BlueprintError, match="'ghost'"):
+        create_flow("f").node("a", "a").loop(
+            "l", start_node_id="ghost", end_node_id="a", condition="true"
+        ).to_blueprint()

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..blueprint import NodeConfig, NodeDefinition
+from ..durations import DurationError, parse_duration_ms
 from ..expressions import compile_expression
 from ..nodes import NodeContext, NodeResult
 from .params import BuiltinParamError, number_param, services
@@ -88,6 +89,12 @@ async def read_spec(ctx: NodeContext) -> MapSpec:
     if not isinstance(worker_params, dict):
         raise BuiltinParamError(f"node {ctx.node_id!r}: parameter 'params' must be an object")
     timeout = ctx.params.get("timeout")
+    try:
+        retry_delay = parse_duration_ms(ctx.params.get("retryDelay", 0), "parameter 'retryDelay'")
+        if timeout is not None:
+            timeout = parse_duration_ms(timeout, "parameter 'timeout'")
+    except DurationError as exc:
+        raise BuiltinParamError(f"node {ctx.node_id!r}: {exc}") from None
     return MapSpec(
         items=items,
         uses=str(uses) if uses is not None else None,
@@ -95,7 +102,7 @@ async def read_spec(ctx: NodeContext) -> MapSpec:
         concurrency=int(number_param(ctx, "concurrency", default=10, minimum=1)),
         params=worker_params,
         max_retries=int(number_param(ctx, "maxRetries", default=0)),
-        retry_delay=number_param(ctx, "retryDelay", default=0),
+        retry_delay=retry_delay,
         timeout=float(timeout) if timeout is not None else None,
     )
 
