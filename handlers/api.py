@@ -64,6 +64,8 @@ if TYPE_CHECKING:
         RunConflict,
         RunNotFound,
         UnknownBlueprint,
+        UnknownWebhook,
+        WebhookRefused,
     )
 
 #: Largest request body accepted (bytes, after base64 decoding). Jobs and run records live in
@@ -85,6 +87,7 @@ ROUTES = (
     "POST /runs/{runId}/cancel",
     "GET /runs/{runId}/nodes",
     "POST /runs/{runId}/redrive",
+    "POST /runs/{runId}/webhooks/{nodeId}",
     "GET /openapi.json",
 )
 
@@ -438,6 +441,40 @@ def redrive_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     return _reply(202, RunAccepted(run_id=runId, status="running"))
 
 
+@app.post(
+    "/runs/<runId>/webhooks/<nodeId>",
+    summary="Call a webhook node",
+    description=(
+        "No AWS signature: the node's token (its output's `token`, in the "
+        "`X-Flowcraft-Token` header or the `token` query parameter) is the credential. "
+        "The JSON body becomes the node's output; `action` (query) routes its edges."
+    ),
+    responses={
+        202: _documented("The node goes on with the body as its output", ResumeAccepted),
+        400: _BAD_REQUEST,
+        403: _documented("Wrong or missing token; nothing was written"),
+        404: _documented("No webhook of that node waits in that run"),
+        413: _TOO_LARGE,
+    },
+    tags=["webhooks"],
+)
+def call_webhook(
+    runId: RunIdPath,
+    nodeId: Annotated[str, Path(min_length=1, max_length=MAX_RUN_PATH_LENGTH)],
+    body: Annotated[Any, Body()] = None,
+    token: Annotated[str | None, Query(max_length=200)] = None,
+    action: Annotated[str | None, Query(min_length=1, max_length=MAX_ID_LENGTH)] = None,
+) -> Response[dict[str, Any]]:
+    from flowcraft_core.scheduler import split_key
+
+    runId = _decoded(runId)
+    nodeId = _decoded(nodeId)
+    header = app.current_event.headers.get("x-flowcraft-token")
+    key = config.adapter().client.webhook(runId, nodeId, header or token, body, action)
+    logger.info("webhook called", extra={"run_id": runId, "node_id": nodeId})
+    return _reply(202, ResumeAccepted(run_id=runId, status="running", node_id=split_key(key)[0]))
+
+
 def _decoded(run_id: str) -> str:
     """API Gateway (REST) routes on the raw, percent-encoded path: decode the run id."""
     return unquote(run_id)
@@ -543,6 +580,14 @@ def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
     return _error(409, str(exc), status=exc.status)
 
 
+def _webhook_refused(exc: WebhookRefused) -> Response[dict[str, Any]]:
+    return _error(403, str(exc))
+
+
+def _unknown_webhook(exc: UnknownWebhook) -> Response[dict[str, Any]]:
+    return _error(404, str(exc))
+
+
 def _invalid_blueprint(exc: InvalidBlueprint) -> Response[dict[str, Any]]:
     return _error(400, str(exc), issues=exc.issues)
 
@@ -585,8 +630,12 @@ def _register_client_errors() -> None:
         RunConflict,
         RunNotFound,
         UnknownBlueprint,
+        UnknownWebhook,
+        WebhookRefused,
     )
 
+    app.exception_handler(WebhookRefused)(_webhook_refused)
+    app.exception_handler(UnknownWebhook)(_unknown_webhook)
     app.exception_handler(InvalidBlueprint)(_invalid_blueprint)
     app.exception_handler(InvalidResume)(_invalid_resume)
     app.exception_handler(InvalidPageToken)(_invalid_page_token)

@@ -53,6 +53,7 @@ RESOURCES = (
     "/runs/{runId}/cancel",
     "/runs/{runId}/nodes",
     "/runs/{runId}/redrive",
+    "/runs/{runId}/webhooks/{nodeId}",
     "/openapi.json",
 )
 PROXY_RESOURCE = "/{proxy+}"

@@ -228,6 +228,8 @@ class LocalStack:
             self.api_server, self._api_thread, self.api_url = serve_api(
                 handlers["api"], self.api_port, region=self.region
             )
+            # Webhook nodes hand out URLs on this server.
+            self._export({"FLOWCRAFT_WEBHOOK_BASE_URL": self.api_url})
         if "worker" in handlers:
             self.event_source = SqsEventSource(
                 self.settings["FLOWCRAFT_QUEUE_URL"],

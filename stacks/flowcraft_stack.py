@@ -263,6 +263,8 @@ class FlowcraftStack(Stack):
         self._wire_worker()
         self._schedule_reconciler()
         self.api = self._rest_api()
+        # Webhook nodes hand out URLs under the API (the route needs no AWS signature).
+        self.worker.add_environment("FLOWCRAFT_WEBHOOK_BASE_URL", self.api.url)
         self.alarm_topic = self._alarm_topic()
         self.alarms = self._alarms()
         self.dashboard: cloudwatch.Dashboard | None = (

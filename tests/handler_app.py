@@ -96,6 +96,18 @@ blueprints: dict[str, dict[str, Any]] = {
             {"source": "manager_approval", "target": "notify_rejection", "action": "reject"},
         ],
     },
+    "hooked": {
+        "id": "hooked",
+        "nodes": [
+            {"id": "submit", "uses": "submit"},
+            {"id": "payment", "uses": "webhook"},
+            {"id": "provision_access", "uses": "provision_access"},
+        ],
+        "edges": [
+            {"source": "submit", "target": "payment"},
+            {"source": "payment", "target": "provision_access"},
+        ],
+    },
     "sleepy": {
         "id": "sleepy",
         "nodes": [

@@ -54,7 +54,7 @@ def assert_untouched(stack: Stack) -> None:
         (
             '{"blueprintId": "nope"}',
             400,
-            "unknown blueprint 'nope'; known blueprints: approval, flaky, order, sleepy, slow",
+            "unknown blueprint 'nope'; known blueprints: approval, flaky, hooked, order, sleepy, slow",
         ),
     ],
 )
@@ -82,7 +82,7 @@ def test_field_errors_are_listed_one_by_one(stack: Stack) -> None:
 def test_unknown_blueprint_lists_the_known_ones(stack: Stack) -> None:
     status, body = stack.call_api("POST", "/runs", {"blueprintId": "ordr"})
     assert status == 400
-    assert body["knownBlueprints"] == ["approval", "flaky", "order", "sleepy", "slow"]
+    assert body["knownBlueprints"] == ["approval", "flaky", "hooked", "order", "sleepy", "slow"]
 
 
 def test_oversized_body_is_413_before_parsing(stack: Stack) -> None:
@@ -243,6 +243,37 @@ def test_node_results_page_through_the_api_and_a_bad_token_is_400(stack: Stack) 
     assert status == 400 and "limit" in body["message"]
 
 
+def test_a_webhook_is_called_with_its_token_and_nothing_else(stack: Stack) -> None:
+    run_id = stack.start("hooked")
+    stack.drain()
+    view = stack.get(run_id)
+    endpoint = view["awaitingOutputs"]["payment"]
+    assert endpoint["url"].endswith(f"/runs/{run_id}/webhooks/payment") and endpoint["token"]
+    path = f"/runs/{run_id}/webhooks/payment"
+    status, body = stack.call_api("POST", path, {"paid": 10}, headers={"X-Flowcraft-Token": "no"})
+    assert status == 403 and "wrong token" in body["message"]
+    assert stack.call_api("POST", path, {"paid": 10})[0] == 403  # no token at all
+    status, body = stack.call_api(
+        "POST", f"/runs/{run_id}/webhooks/submit?token={endpoint['token']}", {"paid": 10}
+    )
+    assert status == 404 and "no webhook waiting at node 'submit'" in body["message"]
+    assert stack.queue_depth() == 0  # nothing was written or sent
+    status, body = stack.call_api(
+        "POST", path, {"paid": 10}, headers={"X-Flowcraft-Token": endpoint["token"]}
+    )
+    assert (status, body) == (202, {"runId": run_id, "status": "running", "nodeId": "payment"})
+    stack.drain()
+    view = stack.get(run_id)
+    assert view["status"] == "completed"
+    assert view["outputs"]["payment"] == {"paid": 10}
+    assert (
+        stack.call_api(
+            "POST", path, {"paid": 10}, headers={"X-Flowcraft-Token": endpoint["token"]}
+        )[0]
+        == 404
+    )
+
+
 def test_openapi_document_describes_the_routes(stack: Stack) -> None:
     status, document = stack.call_api("GET", "/openapi.json")
     assert status == 200
@@ -258,6 +289,7 @@ def test_openapi_document_describes_the_routes(stack: Stack) -> None:
         "POST /runs/{runId}/cancel",
         "GET /runs/{runId}/nodes",
         "POST /runs/{runId}/redrive",
+        "POST /runs/{runId}/webhooks/{nodeId}",
     }
     start = document["paths"]["/runs"]["post"]
     assert set(start["responses"]) == {"202", "400", "409", "413"}

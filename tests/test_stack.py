@@ -1076,6 +1076,7 @@ def test_env_json_from_deployed_outputs(default: Synth) -> None:
         "ContextTableName": "flowcraft-contexts",
         "StatusTableName": "flowcraft-statuses",
         "CoordinationTableName": "flowcraft-coordination",
+        "ApiUrl": "https://abc123.execute-api.eu-west-1.amazonaws.com/prod/",
     }
     document, missing = sam_env.env_json(default.raw, outputs)
     assert missing == []
@@ -1084,6 +1085,7 @@ def test_env_json_from_deployed_outputs(default: Synth) -> None:
     assert shared["FLOWCRAFT_PAYLOAD_BUCKET"] == outputs["PayloadBucketName"]
     assert shared["FLOWCRAFT_STATUS_TABLE"] == "flowcraft-statuses"
     assert shared["FLOWCRAFT_RETENTION_DAYS"] == "30"
+    assert shared["FLOWCRAFT_WEBHOOK_BASE_URL"] == outputs["ApiUrl"]
     assert all(isinstance(value, str) for value in shared.values())
     functions = {default.logical_id(f) for f in default.stack.functions.values()}
     assert set(document) == {"Parameters"} | functions
@@ -1096,7 +1098,8 @@ def test_env_json_without_a_deployed_stack(default: Synth, tmp_path: Path) -> No
     assert shared["FLOWCRAFT_QUEUE_URL"] == (
         "https://sqs.eu-west-1.amazonaws.com/123456789012/flowcraft-jobs"
     )
-    assert missing == ["FLOWCRAFT_PAYLOAD_BUCKET"]  # CloudFormation names the bucket
+    # CloudFormation names the bucket and the API's host.
+    assert missing == ["FLOWCRAFT_PAYLOAD_BUCKET", "FLOWCRAFT_WEBHOOK_BASE_URL"]
     assert "PayloadBucketName" in shared["FLOWCRAFT_PAYLOAD_BUCKET"]
 
     template = tmp_path / "flowcraft.template.json"

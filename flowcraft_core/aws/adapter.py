@@ -72,6 +72,7 @@ class SqsAdapter:
         retention_days: float = DEFAULT_RETENTION_DAYS,
         max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES,
         bucket_size: int = BUCKET,
+        webhook_base_url: str = "",
         dependencies: Mapping[str, Any] | None = None,
         middleware: Sequence[Middleware] = (),
         clock: Clock | None = None,
@@ -98,6 +99,7 @@ class SqsAdapter:
             middleware=middleware,
             clock=clock,
             bucket_size=bucket_size,
+            webhook_base_url=webhook_base_url,
         )
         self.client = WorkflowClient(
             registry=self.worker.registry,
@@ -129,6 +131,7 @@ class SqsAdapter:
             payload_bucket=settings.payload_bucket,
             retention_days=settings.retention_days,
             max_value_bytes=settings.max_value_bytes,
+            webhook_base_url=settings.webhook_base_url,
             **kw,
         )
 

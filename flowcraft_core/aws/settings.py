@@ -30,6 +30,8 @@ class AwsSettings(BaseModel):
     coordination_table: str = Field(min_length=1)
     #: The S3 bucket for values too large for an item; without it such values fail clearly.
     payload_bucket: str | None = None
+    #: The API's base URL, which webhook nodes' URLs start with (else they are paths alone).
+    webhook_base_url: str = ""
     app_module: str = "workflows"
     stalled_seconds: float = Field(default=300, gt=0)
     #: Finished runs stay readable this many days (items and payloads expire after).
@@ -51,6 +53,8 @@ class AwsSettings(BaseModel):
         data["app_module"] = env.get("FLOWCRAFT_APP", "workflows")
         if env.get("FLOWCRAFT_PAYLOAD_BUCKET"):
             data["payload_bucket"] = env["FLOWCRAFT_PAYLOAD_BUCKET"]
+        if env.get("FLOWCRAFT_WEBHOOK_BASE_URL"):
+            data["webhook_base_url"] = env["FLOWCRAFT_WEBHOOK_BASE_URL"]
         if env.get("FLOWCRAFT_RETENTION_DAYS"):
             data["retention_days"] = env["FLOWCRAFT_RETENTION_DAYS"]
         data["max_value_bytes"] = max_value_bytes_from_environ(env)

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..scheduler import CompiledEdge, instance_key, split_key
 from .layout import BUCKET, END, decode_decisions, node_key
-from .plan import BACK, EXIT, Plan
+from .plan import BACK, CUT, EXIT, Plan
 from .state import RunItems
 
 READY, SKIP, NEVER = "ready", "skip", "never"
@@ -53,13 +53,20 @@ class Advancer:
             key, decisions = work.popleft()
             node_id, iteration = split_key(key)
             for edge in plan.graph.out_edges[node_id]:
-                if edge.index not in decisions:
-                    continue
-                self._follow(plan, run_id, edge, iteration, decisions[edge.index], result, work)
+                if edge.index not in decisions or edge.kind == CUT:
+                    continue  # a cycle's closing edge is decided but starts nothing
+                taken = decisions[edge.index]
+                if edge.group_size > 1:
+                    # One predecessor: its first edge arrives once all of them are decided.
+                    members = plan.group_of(edge)
+                    if edge is not members[0] or any(m.index not in decisions for m in members):
+                        continue
+                    taken = any(decisions[m.index] for m in members)
+                self._follow(plan, run_id, edge, iteration, taken, result, work)
             loop_index = plan.graph.loop_of.get(node_id)
             if loop_index is not None:
                 self._settle_member(plan, run_id, loop_index, node_id, iteration, result, work)
-            elif not plan.graph.out_edges[node_id]:
+            elif ("node", node_id) in plan.end_position:
                 self._reach_end(plan, run_id, ("node", node_id), result)
         return result
 

@@ -15,7 +15,6 @@ from ..context import BufferedContext
 from ..engine import describe_error, retry_delay_seconds, run_fallback
 from ..nodes import resolve
 from ..scheduler import split_key
-from .context_view import StoredContext
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
 from .parking import delay_of
@@ -80,7 +79,7 @@ class Children:
         node = state.plan.graph.nodes[split_key(key)[0]]
         child_id = own.child or child_run_id(run_id, key)
         child = worker.runs.head(child_id)
-        context = StoredContext(worker.runs, run_id, state.head.context)
+        context = worker.context_of(state)
         node_input = worker.input_of(state, context)
         if child is None:
             # Crashed between marking the node and starting the child: run the node again,
@@ -91,12 +90,13 @@ class Children:
         child_context = {
             k: worker.runs.context_value(child_id, k, v) for k, v in child.context.items()
         }
+        child_outputs = self._outputs_of(child.blueprint_id, child_id)
         buffered = BufferedContext(context)
         ctx = worker.node_context(state, buffered, node_input, node.params, node.id, own.attempts)
         blueprint_id = str(node.params.get("blueprintId"))
         try:
             result = await finish_subflow(
-                ctx, blueprint_id, child.status, child_context, child.error or ""
+                ctx, blueprint_id, child.status, child_context, child.error or "", child_outputs
             )
         except Exception as exc:
             if own.attempts <= node.config.max_retries:
@@ -114,6 +114,20 @@ class Children:
             worker.fail_run(state.head, message, key=key, attempts=own.attempts)
             return None
         return worker.commit(state, result, node_input, buffered, own.attempts)
+
+    def _outputs_of(self, blueprint_id: str, child_id: str) -> dict[str, Any] | None:
+        """The child's latest output per node (what ``outputs`` mappings and the terminal
+        default read); None when its blueprint is unknown here."""
+        from .view import load_run
+
+        plan = self.worker.plan(blueprint_id)
+        if plan is None:
+            return None
+        record = load_run(self.worker.runs, plan, child_id)
+        if record is None:
+            return None
+        outputs: dict[str, Any] = record.to_api()["outputs"]
+        return outputs
 
     def _retry(self, state: JobState, attempts: int) -> Job | None:
         """The node's next attempt starts a new child run (the failed one stays for reading)."""

@@ -22,6 +22,8 @@ from .errors import (
     RunNotFound,
     StateTooLarge,
     UnknownBlueprint,
+    UnknownWebhook,
+    WebhookRefused,
 )
 from .items import Cond, ConditionFailed, ItemStore, Update, Write
 from .job import Job
@@ -193,6 +195,26 @@ class WorkflowClient:
         head = self.head(run_id)
         return node_page(self.runs, self.plan(head.blueprint_id), run_id, limit, next_token)
 
+    def webhook(
+        self, run_id: str, node_id: str, token: str | None, body: Any, action: str | None = None
+    ) -> str:
+        """A webhook node's endpoint was called: with its token, the body becomes the node's
+        output and the run goes on, as a resume would (also while other branches still run).
+        Raises UnknownWebhook (no such waiting webhook) or WebhookRefused (wrong token)."""
+        from ..builtins.webhook import token_matches
+
+        check_storable(body, "body")
+        head = self.runs.head(run_id)
+        if head is None:
+            raise UnknownWebhook(run_id, node_id)
+        records = self.runs.nodes(run_id, [node_id])
+        record = records.get(node_id)
+        if record is None or record.status != AWAITING or record.stored is None:
+            raise UnknownWebhook(run_id, node_id)
+        if not token_matches(self.codec.decode(record.stored), token):
+            raise WebhookRefused(run_id, node_id)
+        return self.resume(run_id, node_id=node_id, action=action, output=body, running=True)
+
     def resume(
         self,
         run_id: str,
@@ -200,11 +222,14 @@ class WorkflowClient:
         node_id: str | None = None,
         action: str | None = None,
         output: Any = None,
+        running: bool = False,
     ) -> str:
-        """Resume an awaiting run at ``node_id`` (or its only waiting node); returns the key."""
+        """Resume an awaiting run at ``node_id`` (or its only waiting node); returns the key.
+        ``running`` also accepts a run whose other branches are still under way."""
         check_storable(output, "output")
         head = self.head(run_id)
-        if head.status != AWAITING:
+        allowed = (AWAITING, RUNNING) if running else (AWAITING,)
+        if head.status not in allowed:
             raise RunConflict(run_id, head.status, "resume (it is not awaiting)")
         key = pick_waiting(head, node_id)
         check_routes(self.plan(head.blueprint_id), run_id, key, action)
@@ -232,7 +257,7 @@ class WorkflowClient:
                             set={("status",): RUNNING, ("updatedAt",): now},
                             delete={("waits",): {key}},
                         ),
-                        condition=((Cond(("status",), "eq", AWAITING),),),
+                        condition=((Cond(("status",), "in", allowed),),),
                     ),
                 ]
             )

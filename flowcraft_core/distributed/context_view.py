@@ -6,9 +6,11 @@ them, or in the payload bucket); a node that never reads a large value never pay
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
+from .plan import Plan
+from .records import COMPLETED, NodeRecord
 from .state import RunItems
 
 _MISSING = object()
@@ -73,3 +75,50 @@ class OverlayContext(Mapping[str, Any]):
         if key in self._written:
             return True
         return key not in self._deleted and key in self._base
+
+
+class StoredOutputs:
+    """Node outputs read from a run's node items, for ``_outputs.<id>`` and bare node ids in
+    conditions, ``inputs`` and node code (the ``OutputSource`` the in-memory scheduler is).
+
+    Nothing is stored twice: a read finds the node's latest completed instance and decodes its
+    output, once per job; a job that never reads one never pays for it.
+    """
+
+    def __init__(
+        self,
+        runs: RunItems,
+        plan: Plan,
+        run_id: str,
+        current: str,
+        latest: Callable[[Plan, str, list[str], str], dict[str, str]],
+        known: Mapping[str, NodeRecord] | None = None,
+    ) -> None:
+        self._runs = runs
+        self._plan = plan
+        self._run_id = run_id
+        self._current = current
+        self._latest = latest
+        self._known = known or {}
+        self._found: dict[str, tuple[bool, Any]] = {}
+
+    def output_of(self, node_id: str) -> tuple[bool, Any]:
+        if node_id not in self._plan.graph.nodes:
+            return False, None
+        found = self._found.get(node_id)
+        if found is None:
+            instance = self._latest(self._plan, self._run_id, [node_id], self._current).get(
+                node_id, node_id
+            )
+            record = self._known.get(instance)
+            if record is None:
+                record = self._runs.nodes(self._run_id, [instance]).get(instance)
+            if record is not None and record.status == COMPLETED:
+                found = (True, self._runs.codec.decode(record.stored))
+            else:
+                found = (False, None)
+            self._found[node_id] = found
+        return found
+
+    def latest_outputs(self) -> dict[str, Any]:
+        return {n: value for n in self._plan.graph.order for ok, value in [self.output_of(n)] if ok}

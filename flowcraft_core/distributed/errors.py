@@ -89,3 +89,17 @@ class EdgeFailed(ValueError):
             f"node {source!r}: edge {source} -> {target}: condition {expression!r} "
             f"could not be evaluated: {error}"
         )
+
+
+class WebhookRefused(PermissionError):
+    """A webhook call whose token is not the node's; nothing was written."""
+
+    def __init__(self, run_id: str, node_id: str) -> None:
+        super().__init__(f"run {run_id!r}: wrong token for the webhook of node {node_id!r}")
+
+
+class UnknownWebhook(LookupError):
+    """No webhook of that node is waiting in that run."""
+
+    def __init__(self, run_id: str, node_id: str) -> None:
+        super().__init__(f"run {run_id!r} has no webhook waiting at node {node_id!r}")

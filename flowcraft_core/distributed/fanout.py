@@ -25,7 +25,6 @@ from ..context import BufferedContext
 from ..engine import attempt_once, describe_error, run_fallback
 from ..nodes import NodeResult, resolve
 from ..scheduler import split_key
-from .context_view import StoredContext
 from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .items import Cond, ConditionFailed
 from .job import Job
@@ -56,7 +55,7 @@ class Fanout:
         worker = self.worker
         key, run_id = state.key, state.run_id
         if not spec.items:
-            context = StoredContext(worker.runs, run_id, state.head.context)
+            context = worker.context_of(state)
             return worker.commit(
                 state, NodeResult(output=[]), node_input, BufferedContext(context), 1
             )
@@ -181,7 +180,7 @@ class Fanout:
             return None
         item = values[index % CHUNK]
         spec = MapSpec.from_dict({**fan["spec"], "items": []})
-        context = StoredContext(worker.runs, run_id, head.context)
+        context = worker.context_of(state)
         base = worker.node_context(
             state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
         )
@@ -302,7 +301,7 @@ class Fanout:
         ordered = [worker.codec.decode(records[n].stored) for n in names]
         job = Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key)
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
-        context = StoredContext(worker.runs, run_id, head.context)
+        context = worker.context_of(state)
         node_input = worker.input_of(state, context)
         return worker.commit(
             state, NodeResult(output=ordered), node_input, BufferedContext(context), 1
@@ -319,7 +318,7 @@ class Fanout:
             job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
             read = worker.runs.read(head.run_id, [key])
             state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
-            context = StoredContext(worker.runs, head.run_id, head.context)
+            context = worker.context_of(state)
             node_input = worker.input_of(state, context)
             buffered = BufferedContext(context)
             ctx = worker.node_context(state, buffered, node_input, node.params, node.id, attempts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..blueprint import NodeConfig
 from ..engine import describe_error, retry_delay_seconds
@@ -116,12 +116,18 @@ class Parking:
         )
         return True
 
-    def wait(self, state: JobState, key: str, attempts: int) -> None:
-        """Park a node until a resume; the run is ``awaiting`` once nothing else is running."""
+    def wait(self, state: JobState, key: str, attempts: int, output: Any = None) -> None:
+        """Park a node until a resume (keeping what it shows, such as a webhook's endpoint);
+        the run is ``awaiting`` once nothing else is running."""
         worker = self.worker
         try:
             worker.runs.park(
-                state.run_id, key, status=AWAITING, now=worker.clock.now(), attempts=attempts
+                state.run_id,
+                key,
+                status=AWAITING,
+                now=worker.clock.now(),
+                attempts=attempts,
+                output=output,
             )
         except CommitRejected:
             return  # parked already (and maybe resumed), or settled: leave it

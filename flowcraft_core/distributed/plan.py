@@ -23,7 +23,7 @@ from ..scheduler import (
 )
 from .errors import EdgeFailed
 
-NORMAL, BACK, EXIT = 0, 1, 2
+NORMAL, BACK, EXIT, CUT = 0, 1, 2, 3
 #: Passes a loop without a declared bound may make before its run fails (no run spins forever).
 DEFAULT_MAX_PASSES = 10_000
 
@@ -40,6 +40,7 @@ class Plan:
     #: (target, later pass) -> edge index -> (position, expected inputs): a join's thousandth
     #: arrival finds its place as fast as its first.
     _positions: dict[tuple[str, bool], dict[int, tuple[int, int]]] = field(default_factory=dict)
+    _groups: dict[int, list[CompiledEdge]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, graph: CompiledGraph) -> Plan:
@@ -47,7 +48,8 @@ class Plan:
         for node_id in graph.order:
             if node_id in graph.loop_of:
                 continue
-            if not graph.out_edges[node_id]:
+            if all(e.kind == CUT for e in graph.out_edges[node_id]):
+                # No edge that starts anything leaves it (none, or only a cycle's closing one).
                 plan.end_inputs.append(("node", node_id))
             if plan.is_any_join(node_id) and len(graph.first_inputs[node_id]) > 1:
                 # Its late inputs may still be running when it fires: the run ends only once
@@ -87,6 +89,17 @@ class Plan:
             raise LookupError(f"edge {edge.index} does not reach {edge.target}#{iteration}")
         return found
 
+    def group_of(self, edge: CompiledEdge) -> list[CompiledEdge]:
+        """The edges counted as one predecessor with ``edge`` (one source, one target): the
+        group in blueprint order, or ``edge`` alone."""
+        if edge.group_size <= 1:
+            return [edge]
+        members = self._groups.get(edge.group)
+        if members is None:
+            members = [e for e in self.graph.edges if e.group == edge.group]
+            self._groups[edge.group] = members
+        return members
+
     def source_instance(self, edge: CompiledEdge, iteration: int) -> str | None:
         """The instance whose decision this incoming edge of ``<target>#iteration`` carries
         (None for a loop exit: which pass took it is recorded when it is taken)."""
@@ -112,7 +125,14 @@ class Plan:
         decided: dict[int, bool] = {}
         edges = self.graph.out_edges[node_id]
         try:
-            choices = choose_edges(edges, action, output, context, node_input)
+            choices = choose_edges(
+                edges,
+                action,
+                output,
+                context,
+                node_input,
+                conditions_first=node_id in self.graph.conditions_first,
+            )
         except ExpressionError as exc:
             failure = self._edge_failure(node_id, edges, action, output, context, node_input, exc)
             raise failure from exc

@@ -392,6 +392,7 @@ class RunItems:
         wake: float | None = None,
         child: str | None = None,
         replace_attempt: int | None = None,
+        output: Any = None,
     ) -> NodeRecord:
         """Park an instance that has not settled (a wait, a child run, a retry, a sleep).
 
@@ -408,6 +409,10 @@ class RunItems:
             update.set_if_absent[("tm",)] = wake
         if child is not None:
             update.set[("c",)] = child
+        if output is not None:  # what a parked node shows (a webhook's endpoint)
+            update.set[("o",)] = self.codec.encode(
+                output, run_id=run_id, name=f"{key}-parked", where=f"node {key!r}: output"
+            )
         if replace_attempt is not None:
             condition: Sequence[Sequence[Cond]] = (
                 (Cond(("s",), "eq", WAITING),),

@@ -390,6 +390,14 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
             body["outputs"] = {
                 n: shown(runs, latest[n][1], budget) for n in plan.graph.order if n in latest
             }
+            parked = {
+                k: shown(runs, n.stored, budget)
+                for k, n in record.nodes.items()
+                if n.status == "awaiting" and n.stored is not None
+            }
+            if parked:
+                # What waiting nodes show, such as a webhook's {url, token, event}.
+                body["awaitingOutputs"] = parked
     body["summary"] = {"nodes": len(plan.graph.order), "nodesPage": f"/runs/{run_id}/nodes"}
     return body
 
@@ -459,6 +467,6 @@ def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dic
         entry["nextAttemptAt"] = iso_utc(node.retry["notBefore"])
     if node.wake is not None and not node.settled:
         entry["wakeAt"] = iso_utc(node.wake)
-    if node.status == COMPLETED:
+    if node.status == COMPLETED or (node.status == "awaiting" and node.stored is not None):
         entry["output"] = shown(runs, node.stored, budget)
     return entry

@@ -27,7 +27,7 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..builtins import default_registry
 from ..builtins.map import MapSpec
-from ..context import BufferedContext
+from ..context import BufferedContext, ContextView
 from ..engine import Clock, Middleware, SystemClock, attempt_once, describe_error, run_fallback
 from ..expressions import ExpressionError
 from ..nodes import (
@@ -50,7 +50,7 @@ from ..scheduler import (
     split_key,
 )
 from .advance import Advanced, Advancer
-from .context_view import OverlayContext, StoredContext
+from .context_view import OverlayContext, StoredContext, StoredOutputs
 from .errors import CommitRejected, EdgeFailed, PoisonJob, StateTooLarge
 from .items import ItemStore
 from .job import Job
@@ -144,6 +144,8 @@ class JobServices:
         self.blueprints: Mapping[str, Any] = worker.blueprints
         self.clock: Clock = worker.clock
         self.wake = wake
+        #: Where webhook nodes' URLs point (the API's base URL; a path alone without it).
+        self.webhook_base_url = worker.webhook_base_url
 
     async def sleep(self, ctx: NodeContext, seconds: float) -> None:
         if self.wake is None:
@@ -183,6 +185,7 @@ class Worker:
         max_chain: int = 25,
         chain_reserve_ms: int = 10_000,
         bucket_size: int = BUCKET,
+        webhook_base_url: str = "",
     ) -> None:
         from .children import Children
         from .client import WorkflowClient
@@ -205,6 +208,7 @@ class Worker:
         self.dependencies = dependencies or {}
         self.middleware = list(middleware)
         self.clock: Clock = clock or SystemClock()
+        self.webhook_base_url = webhook_base_url
         self.max_chain = max_chain
         self.chain_reserve_ms = chain_reserve_ms
         self.stats = WorkerStats()
@@ -332,13 +336,27 @@ class Worker:
             return None  # an older attempt's duplicate: the next attempt is on the queue
         if not await self.parking.until_due(job):
             return None
-        context = StoredContext(self.runs, job.run_id, head.context)
+        context = self.context_of(state)
         try:
             node_input = self.build_input(state, sources, context, read)
         except ExpressionError as exc:
             self.fail_run(head, f"node {node_id!r}: input: {exc}")
             return None
         return await self._execute(state, node_input, context)
+
+    def context_of(self, state: JobState) -> Mapping[str, Any]:
+        """The run's context as a node, its input and its edges see it: the head's values
+        (decoded on first use), then node outputs (``_outputs.<id>``, bare node ids)."""
+        stored = StoredContext(self.runs, state.run_id, state.head.context)
+        outputs = StoredOutputs(
+            self.runs,
+            state.plan,
+            state.run_id,
+            state.key,
+            self.views.latest_instances,
+            state.known,
+        )
+        return ContextView(stored, outputs)
 
     def _read_for(
         self, plan: Plan, run_id: str, key: str, known: Mapping[str, NodeRecord] | None = None
@@ -404,8 +422,13 @@ class Worker:
             record = records.get(source)
             if record is None or record.status != COMPLETED:
                 continue
-            if record.decisions.get(decision_key(edge.index, split_key(source)[1])):
-                arrivals.append((edge, source))
+            iteration = split_key(source)[1]
+            # Edges from one source to one target are one predecessor: the first taken one
+            # carries the output (and its transform).
+            for member in plan.group_of(edge):
+                if record.decisions.get(decision_key(member.index, iteration)):
+                    arrivals.append((member, source))
+                    break
         if plan.is_any_join(node.id) and len(sources) > 1:
             owner = (read.raw.get(join_key(run_id, key)) or {}).get("f")
             if owner is not None:
@@ -504,7 +527,7 @@ class Worker:
             self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         self.stats.nodes_executed += 1
         if result.awaiting:
-            self.parking.wait(state, state.key, job.attempt)
+            self.parking.wait(state, state.key, job.attempt, result.output)
             return None
         return self.commit(state, result, node_input, buffered, job.attempt)
 
@@ -514,7 +537,7 @@ class Worker:
         result = NodeResult(
             output=self.codec.decode(resume.get("output")), action=resume.get("action")
         )
-        context = StoredContext(self.runs, state.run_id, state.head.context)
+        context = self.context_of(state)
         node_input = self.input_of(state, context)
         return self.commit(state, result, node_input, BufferedContext(context), state.own.attempts)
 
