@@ -102,6 +102,10 @@ class StoredOutputs:
         self._known = known or {}
         self._found: dict[str, tuple[bool, Any]] = {}
 
+    def note(self, node_id: str, output: Any) -> None:
+        """The output of the instance being committed (its edges may read it by name)."""
+        self._found[node_id] = (True, output)
+
     def output_of(self, node_id: str) -> tuple[bool, Any]:
         if node_id not in self._plan.graph.nodes:
             return False, None

@@ -403,7 +403,8 @@ class Worker:
         if node.inputs is not None:
             return self._mapped_input(state, context)
         if not sources:
-            return None
+            # A start node: nothing, or (in a child run) what its parent node handed it.
+            return Scheduler.for_input(plan.graph, key, [], {}, {}).build_input(key, context)
         resolved: list[tuple[CompiledEdge, str]] = []
         for edge, source in sources:
             if source is None:  # a loop exit: the pass that took it is recorded
@@ -555,7 +556,10 @@ class Worker:
         """Commit a completed instance once, then advance from it."""
         plan, key, head = state.plan, state.key, state.head
         node_id = split_key(key)[0]
-        view = OverlayContext(buffered._base, buffered.written, buffered.deleted)
+        base = buffered._base
+        if isinstance(base, ContextView) and isinstance(base.source, StoredOutputs):
+            base.source.note(node_id, result.output)  # its own output, for its own edges
+        view = OverlayContext(base, buffered.written, buffered.deleted)
         edge_failure: EdgeFailed | None = None
         try:
             decisions = plan.decide(key, result.output, result.action, view, node_input)

@@ -1,0 +1,234 @@
+"""flowcraft's rules on the distributed driver: each case runs in memory and distributed (on the
+in-memory stores) and must end the same way: status, node statuses, outputs and context."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow
+from flowcraft_core.testing import FakeClock
+
+from .distributed_harness import Harness
+from .scenarios import bp
+
+
+def const(value: Any, action: str | None = None) -> Any:
+    def node(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=value, action=action)
+
+    return node
+
+
+def echo(ctx: NodeContext) -> NodeResult:
+    return NodeResult(output=ctx.input)
+
+
+async def count_body(ctx: NodeContext) -> NodeResult:
+    n = await ctx.context.get("n", 0)
+    await ctx.context.set("n", n + 1)
+    return NodeResult(output=n + 1)
+
+
+async def reader(ctx: NodeContext) -> NodeResult:
+    return NodeResult(
+        output=[
+            await ctx.context.get("route"),
+            await ctx.context.get("_outputs.route"),
+            await ctx.context.has("route"),
+            await ctx.context.get("nothing", "default"),
+        ]
+    )
+
+
+def double(ctx: NodeContext) -> NodeResult:
+    return NodeResult(output=ctx.input * 2)
+
+
+def worker_of_batch(ctx: NodeContext) -> NodeResult:
+    return NodeResult(output=f"processed_{ctx.input['id']}")
+
+
+REGISTRY: dict[str, Any] = {
+    "start": const(21),
+    "a": const("a-result"),
+    "b": const("b-result"),
+    "echo": echo,
+    "body": count_body,
+    "early": const("early"),
+    "late": const("late"),
+    "route": const({"total": 120}),
+    "cheap": const("cheap"),
+    "dear": const("dear"),
+    "reader": reader,
+    "double": double,
+    "pick": const("picked", action="x"),
+    "batch_worker": worker_of_batch,
+}
+
+SUB_ONE = bp(["double"], id="sub_one")
+SUB_TWO = bp(["a", "b"], id="sub_two")
+
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "cycle without a loop node runs each node once": (
+        bp(["a", "b"], [("a", "b"), ("b", "a")], id="cycle"),
+        {},
+    ),
+    "loop-controller with an early conditional exit": (
+        bp(
+            [
+                "start",
+                "body",
+                {"id": "ctl", "uses": "loop-controller", "params": {"condition": "n < 100"}},
+                "early",
+                "late",
+            ],
+            [
+                ("start", "ctl"),
+                ("ctl", "body", {"action": "continue"}),
+                ("body", "ctl"),
+                ("ctl", "early", {"condition": "n >= 3"}),
+                ("ctl", "late", {"action": "break"}),
+            ],
+            id="controller",
+        ),
+        {"n": 0},
+    ),
+    "node outputs read from the context": (
+        bp(
+            [
+                "route",
+                "cheap",
+                "dear",
+                {"id": "copy", "uses": "echo", "inputs": "_outputs.route"},
+                "reader",
+            ],
+            [
+                ("route", "cheap", {"condition": "route.total < 500"}),
+                ("route", "dear", {"condition": "_outputs.route.total >= 500"}),
+                ("route", "copy"),
+                ("copy", "reader"),
+            ],
+            id="outputs",
+        ),
+        {},
+    ),
+    "two action edges to one target are one predecessor": (
+        bp(
+            ["pick", "echo"],
+            [("pick", "echo", {"action": "x"}), ("pick", "echo", {"action": "y"})],
+            id="twins",
+        ),
+        {},
+    ),
+    "subflow output defaults to its terminal output(s)": (
+        bp(
+            [
+                "start",
+                {"id": "one", "uses": "subflow", "params": {"blueprintId": "sub_one"}},
+                {"id": "two", "uses": "SubflowNode", "params": {"blueprintId": "sub_two"}},
+                {
+                    "id": "mapped",
+                    "uses": "subflow",
+                    "params": {"blueprintId": "sub_two", "outputs": {"subResult": "a"}},
+                },
+            ],
+            [("start", "one")],
+            id="subflows",
+        ),
+        {},
+    ),
+    "an empty blueprint completes": ({"id": "empty", "nodes": [], "edges": []}, {}),
+}
+
+
+def in_memory(blueprint: dict[str, Any], context: dict[str, Any]) -> Any:
+    runtime = FlowRuntime(
+        REGISTRY, blueprints={"sub_one": SUB_ONE, "sub_two": SUB_TWO}, clock=FakeClock()
+    )
+    return asyncio.run(runtime.run(blueprint, context))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_distributed_ends_as_in_memory(case: str) -> None:
+    blueprint, context = CASES[case]
+    want = in_memory(blueprint, context)
+    assert want.status == "completed", want.errors
+    h = Harness(
+        blueprints={blueprint["id"]: blueprint, "sub_one": SUB_ONE, "sub_two": SUB_TWO},
+        registry=REGISTRY,
+    )
+    run_id, _ = h.client.start(blueprint["id"], context)
+    h.drain()
+    got = h.client.get(run_id).to_api()
+    assert got["status"] == want.status, got.get("error")
+    assert got["nodes"] == want.node_statuses
+    assert got["outputs"] == want.outputs
+    assert got["context"] == want.context
+
+
+def test_batch_scatter_and_gather_distributed() -> None:
+    items = [{"id": i} for i in (1, 2, 3)]
+    blueprint, registry = (
+        create_flow("batch")
+        .node("prepare", const(items))
+        .node("verify", echo)
+        .batch("each", worker_of_batch, input_key="prepare", output_key="results", chunk_size=2)
+        .edge("prepare", "each")
+        .edge("each", "verify")
+        .build()
+    )
+    want = asyncio.run(FlowRuntime(registry).run(blueprint))
+    h = Harness(blueprints={"batch": blueprint}, registry=registry)
+    run_id, _ = h.client.start("batch")
+    h.drain()
+    got = h.client.get(run_id).to_api()
+    assert got["status"] == "completed", got.get("error")
+    assert got["outputs"]["verify"] == want.outputs["verify"]
+    assert got["context"]["results"] == want.context["results"]
+
+
+def test_sleep_duration_strings_park_distributed() -> None:
+    blueprint = bp(
+        ["start", {"id": "nap", "uses": "sleep", "params": {"duration": "5m"}}, "echo"],
+        [("start", "nap"), ("nap", "echo")],
+        id="nap",
+    )
+    h = Harness(blueprints={"nap": blueprint}, registry=REGISTRY)
+    run_id, _ = h.client.start("nap")
+    started = h.clock.now()
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed"
+    assert record.nodes["echo"].output == 21
+    assert h.clock.now() - started >= 300  # parked on the queue for the 5 minutes
+
+
+def test_webhook_distributed_parks_hands_out_its_endpoint_and_resumes_on_a_call() -> None:
+    from flowcraft_core.distributed.errors import UnknownWebhook, WebhookRefused
+
+    blueprint = bp(
+        ["start", {"id": "hook", "uses": "webhook"}, "echo"],
+        [("start", "hook"), ("hook", "echo")],
+        id="hooked",
+    )
+    h = Harness(blueprints={"hooked": blueprint}, registry=REGISTRY)
+    run_id, _ = h.client.start("hooked")
+    h.drain()
+    view = h.client.view(run_id)
+    assert view["status"] == "awaiting"
+    endpoint = view["awaitingOutputs"]["hook"]
+    assert endpoint["url"] == f"/runs/{run_id}/webhooks/hook"
+    assert endpoint["event"] == f"webhook:{run_id}:hook"
+    with pytest.raises(WebhookRefused):
+        h.client.webhook(run_id, "hook", "not-the-token", {"paid": True})
+    with pytest.raises(UnknownWebhook):
+        h.client.webhook(run_id, "start", endpoint["token"], {"paid": True})
+    assert h.queue.sent == []
+    h.client.webhook(run_id, "hook", endpoint["token"], {"paid": True})
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed"
+    assert record.nodes["echo"].output == {"paid": True}
