@@ -232,3 +232,44 @@ def test_webhook_distributed_parks_hands_out_its_endpoint_and_resumes_on_a_call(
     record = h.client.get(run_id)
     assert record.status == "completed"
     assert record.nodes["echo"].output == {"paid": True}
+
+
+def test_a_wait_inside_a_child_parks_the_parent_and_a_resume_goes_through_it() -> None:
+    child = bp(
+        [{"id": "ask", "uses": "wait"}, "early", "late"],
+        [("ask", "early", {"action": "yes"}), ("ask", "late", {"action": "no"})],
+        id="asking_child",
+    )
+    parent = bp(
+        [
+            "start",
+            {"id": "sub", "uses": "subflow", "params": {"blueprintId": "asking_child"}},
+            "echo",
+        ],
+        [("start", "sub"), ("sub", "echo")],
+        id="asking_parent",
+    )
+    blueprints = {"asking_child": child, "asking_parent": parent}
+    runtime = FlowRuntime(REGISTRY, blueprints=blueprints, clock=FakeClock())
+    want = asyncio.run(runtime.run(parent))
+    assert want.status == "awaiting"
+    want = asyncio.run(runtime.resume(parent, want, node_id="sub", action="yes"))
+    assert want.status == "completed", want.errors
+
+    h = Harness(blueprints=blueprints, registry=REGISTRY)
+    run_id, _ = h.client.start("asking_parent")
+    h.drain()
+    view = h.client.view(run_id)
+    assert view["status"] == "awaiting"
+    assert view["awaitingOutputs"]["sub"]["awaiting"] == ["ask"]
+    from flowcraft_core.distributed.errors import InvalidResume
+
+    with pytest.raises(InvalidResume):  # checked against the child's node, nothing written
+        h.client.resume(run_id, node_id="sub", action="maybe")
+    assert h.client.head(run_id).status == "awaiting"
+    h.client.resume(run_id, node_id="sub/ask", action="yes")
+    h.drain()
+    got = h.client.get(run_id).to_api()
+    assert got["status"] == "completed", got.get("error")
+    assert got["outputs"] == want.outputs
+    assert got["nodes"] == want.node_statuses

@@ -14,11 +14,11 @@ from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
 from ..engine import describe_error, retry_delay_seconds, run_fallback
 from ..nodes import resolve
-from ..scheduler import split_key
+from ..scheduler import AWAITING, split_key
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
 from .parking import delay_of
-from .records import WAITING, child_run_id
+from .records import WAITING, RunHead, child_run_id
 
 if TYPE_CHECKING:
     from .worker import JobState, Worker
@@ -86,6 +86,8 @@ class Children:
             # which starts the child (idempotently).
             return await worker._execute(state, node_input, context)
         if not child.final:
+            if child.status == AWAITING and own.status != AWAITING:
+                self._wait_with(state, child)
             return None
         child_context = {
             k: worker.runs.context_value(child_id, k, v) for k, v in child.context.items()
@@ -114,6 +116,25 @@ class Children:
             worker.fail_run(state.head, message, key=key, attempts=own.attempts)
             return None
         return worker.commit(state, result, node_input, buffered, own.attempts)
+
+    def _wait_with(self, state: JobState, child: RunHead) -> None:
+        """The child waits for a resume: so does this node (resuming it resumes the child)."""
+        worker = self.worker
+        shown = {
+            "subflow": child.blueprint_id,
+            "runId": child.run_id,
+            "awaiting": sorted(child.waits),
+        }
+        try:
+            worker.runs.park(
+                state.run_id, state.key, status=AWAITING, now=worker.clock.now(), output=shown
+            )
+        except CommitRejected:
+            return
+        worker.runs.set_waits(state.run_id, add=state.key)
+        head = worker.runs.head(state.run_id)
+        if head is not None:
+            worker.parking.check_quiet(state.plan, head, force=True)
 
     def _outputs_of(self, blueprint_id: str, child_id: str) -> dict[str, Any] | None:
         """The child's latest output per node (what ``outputs`` mappings and the terminal

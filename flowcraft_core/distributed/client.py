@@ -231,7 +231,14 @@ class WorkflowClient:
         allowed = (AWAITING, RUNNING) if running else (AWAITING,)
         if head.status not in allowed:
             raise RunConflict(run_id, head.status, "resume (it is not awaiting)")
-        key = pick_waiting(head, node_id)
+        outer, _, inner = (node_id or "").partition("/")
+        key = pick_waiting(head, outer or None)
+        waiting = self.runs.nodes(run_id, [key]).get(key)
+        if waiting is not None and waiting.child:
+            # A subflow node waits because its child does: the resume goes to the child.
+            return self._resume_through_child(
+                head, key, waiting.child, inner or None, action, output, allowed
+            )
         check_routes(self.plan(head.blueprint_id), run_id, key, action)
         now = self.clock.now()
         # The status row first: if we die after the head changes, the run is back in the
@@ -272,6 +279,54 @@ class WorkflowClient:
         self.queue.send(
             [Job(run_id=run_id, blueprint_id=head.blueprint_id, node_id=key, cause="resume")]
         )
+        return key
+
+    def _resume_through_child(
+        self,
+        head: RunHead,
+        key: str,
+        child_id: str,
+        inner: str | None,
+        action: str | None,
+        output: Any,
+        allowed: tuple[str, ...],
+    ) -> str:
+        """Check the child's resume first (nothing is written if it would be refused), then put
+        the parent node back to waiting on its child and resume the child."""
+        child = self.head(child_id)
+        if child.status != AWAITING:
+            raise RunConflict(child_id, child.status, "resume (it is not awaiting)")
+        child_key = pick_waiting(child, inner)
+        inner_record = self.runs.nodes(child_id, [child_key]).get(child_key)
+        if inner_record is None or not inner_record.child:
+            check_routes(self.plan(child.blueprint_id), child_id, child_key, action)
+        now = self.clock.now()
+        self.statuses.changed(head.run_id, RUNNING, now)
+        try:
+            self.runs.items.transact(
+                [
+                    Write(
+                        node_key(head.run_id, key),
+                        Update(set={("s",): "waiting"}),
+                        condition=((Cond(("s",), "eq", AWAITING),),),
+                    ),
+                    Write(
+                        head_key(head.run_id),
+                        Update(
+                            set={("status",): RUNNING, ("updatedAt",): now},
+                            delete={("waits",): {key}},
+                        ),
+                        condition=((Cond(("status",), "in", allowed),),),
+                    ),
+                ]
+            )
+        except ConditionFailed:
+            current = self.head(head.run_id)
+            self.statuses.changed(head.run_id, current.status, now, error=current.error)
+            raise RunConflict(
+                head.run_id, current.status, "resume (it changed meanwhile)"
+            ) from None
+        self.resume(child_id, node_id=inner, action=action, output=output)
         return key
 
     def redrive(self, run_id: str) -> list[str]:

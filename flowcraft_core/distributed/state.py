@@ -419,7 +419,9 @@ class RunItems:
                 (Cond(("n",), "eq", replace_attempt),),
             )
         elif status == AWAITING:
-            condition = ((Cond(("s",), "absent"), Cond(("s",), "in", (RETRYING_, SLEEPING_))),)
+            condition = (
+                (Cond(("s",), "absent"), Cond(("s",), "in", (RETRYING_, SLEEPING_, WAITING))),
+            )
         else:
             condition = _NOT_SETTLED
         try:

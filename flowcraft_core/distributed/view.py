@@ -102,6 +102,10 @@ class RunViews:
         if parked is not None:
             worker.statuses.changed(run_id, AWAITING, now)
             self.recheck_status_row(run_id, AWAITING)
+            # A child run that waits makes its parent's subflow node wait too.
+            from .client import notify_parent
+
+            notify_parent(worker.queue, parked)
 
     def recheck_status_row(self, run_id: str, written: str) -> None:
         """A resume may have overtaken us between the head and the row: mirror the head."""

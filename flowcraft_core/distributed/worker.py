@@ -328,6 +328,8 @@ class Worker:
             return None  # awaiting: nothing starts until a resume
         if own is not None and own.status == "waiting":
             return await self.children.check(state)
+        if own is not None and own.status == AWAITING and own.child:
+            return await self.children.check(state)  # a subflow node whose child waits
         if own is not None and own.status == AWAITING:
             if own.resume is None:
                 return None  # still waiting for a resume
