@@ -284,7 +284,7 @@ def test_failing_child_fails_the_parent_and_cancel_reaches_the_child() -> None:
 
     other, _ = h.client.start("waiting_parent")
     h.drain()
-    assert h.client.get(other).status == "running"  # its child waits for a person
+    assert h.client.get(other).status == "awaiting"  # its child waits for a person
     assert h.client.get(f"{other}--sub").status == "awaiting"
     h.client.cancel(other)
     h.drain()

@@ -424,7 +424,7 @@ class WorkflowClient:
     def _cancel_children(self, head: RunHead) -> None:
         record = self.get(head.run_id)
         for _key, node in record.nodes.items():
-            if node.status == "waiting" and node.child:
+            if not node.settled and node.child:
                 child = self.runs.head(node.child)
                 if child is not None and not child.final:
                     # The child may finish meanwhile.
