@@ -31,6 +31,7 @@ import importlib
 import json
 import logging
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -72,8 +73,15 @@ def _cmd_provision(args: argparse.Namespace) -> int:
     from local.provision import provision
     from local.stack import local_aws_defaults
 
-    os.environ.update(local_aws_defaults())
+    defaults = local_aws_defaults()
+    os.environ.update(defaults)
     settings = provision(args.prefix)
+    if args.exports:
+        # For `eval "$(python -m local provision --exports)"`: everything a script needs.
+        shown = {"AWS_ENDPOINT_URL": os.environ["AWS_ENDPOINT_URL"], **defaults, **settings}
+        for key, value in shown.items():
+            print(f"export {key}={shlex.quote(value)}")
+        return 0
     print(json.dumps(settings, indent=2))
     return 0
 
@@ -181,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="create queues and tables on AWS_ENDPOINT_URL and print the settings as JSON",
     )
     provision.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
+    provision.add_argument(
+        "--exports",
+        action="store_true",
+        help="print shell `export` lines (endpoint, region, credentials, settings) for eval",
+    )
     provision.set_defaults(func=_cmd_provision)
 
     up = commands.add_parser("up", help="emulator + API + queue poller + reconciler, until Ctrl-C")
