@@ -1,8 +1,9 @@
 """The one place that decides what follows a node: edges, joins, skips, loops, completion.
 
 Both drivers use this module. The in-memory runtime keeps one ``Scheduler`` for a whole run;
-the distributed worker rebuilds one from the stored run record (``Scheduler.restore``), applies
-the node it just executed, and stores the decisions it made. The rules (DESIGN.md section 4):
+the distributed worker decides a node's edges with ``choose_edges`` and builds its input with
+``Scheduler.for_input``, and its slow paths (the reconciler, whole-run views) rebuild one from
+the node records (``Scheduler.restore``). The rules (docs/design.md):
 
 * a result's ``action`` selects the edges labelled with it; with no action, or an action no edge
   is labelled with, the unlabelled edges are the default route; a ``condition`` must also hold;

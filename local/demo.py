@@ -320,7 +320,7 @@ class ApiError(RuntimeError):
 
 
 class Api:
-    """The four routes of DESIGN.md section 3 the demo uses."""
+    """The routes the demo uses (README, HTTP API)."""
 
     def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")

@@ -1,7 +1,7 @@
 """What the client puts on the wire: routes the engine serves elsewhere, auth headers, signing.
 
 A small recording HTTP server stands in for the API. ``redrive`` and ``GET /runs/{runId}/nodes``
-are checked here by the request they send (DESIGN.md's contract), independently of the server
+are checked here by the request they send (the README's HTTP API), independently of the server
 side. SigV4 is checked against botocore's own signer: the request as the server *received* it
 (method, path, query, signed headers, body) must carry exactly the Authorization header that
 ``botocore.auth.SigV4Auth`` computes for it at the same instant.

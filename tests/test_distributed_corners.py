@@ -1,4 +1,4 @@
-"""Corners of the distributed driver (DESIGN.md section 4) around sleeps, waits, maps, the
+"""Corners of the distributed driver (docs/design.md) around sleeps, waits, maps, the
 reconciler and the status table:
 
 * a redelivered job continues a chain of inline-executed nodes where the invocation died;

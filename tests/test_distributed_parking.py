@@ -1,4 +1,4 @@
-"""Parked work in the distributed driver (DESIGN.md section 4): sleeps, retry delays, waits for a
+"""Parked work in the distributed driver (docs/design.md): sleeps, retry delays, waits for a
 person or a child run, and map items, on the queues and stores a deployment uses.
 
 Covered here:

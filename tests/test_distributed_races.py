@@ -1,4 +1,4 @@
-"""Races, interleavings and crash windows of the distributed driver (DESIGN.md section 4),
+"""Races, interleavings and crash windows of the distributed driver (docs/design.md),
 and its parity with the in-memory runtime in the corners: loops ending under concurrent
 commits, stale duplicates, resumes and cancels cut short, map and child-run recovery, large
 skip cascades, ``any`` joins, and retries that outlive the reconciler's threshold.

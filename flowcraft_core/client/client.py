@@ -1,7 +1,7 @@
 """``FlowcraftClient``: the HTTP API from Python, signed the way the deployed API wants.
 
 The transport is the standard library's ``urllib`` (nothing to install beyond boto3/botocore,
-which signing needs anyway). Every method maps to one route of DESIGN.md's HTTP API and returns
+which signing needs anyway). Every method maps to one route of the README's HTTP API and returns
 a pydantic model of the answer; an error status raises the matching
 :class:`~flowcraft_core.client.errors.ApiError` with the API's message.
 
