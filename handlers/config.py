@@ -1,6 +1,6 @@
 """What a Lambda container builds once and every invocation reuses.
 
-* **Settings** come from the ``FLOWCRAFT_*`` variables (the README's settings table) and are validated on
+* **Settings** come from the ``FLOWCRAFT_*`` variables (README, "Settings") and are validated on
   first use, not at import: local tooling and tests import the handler modules before they export
   the variables, and a missing variable must surface as a clear error in the first invocation's
   log (the function's cold start), not as an opaque ``Runtime.ImportModuleError``.

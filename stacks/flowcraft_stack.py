@@ -405,7 +405,7 @@ class FlowcraftStack(Stack):
     # --------------------------------------------------------------------------- functions
 
     def _environment(self) -> dict[str, str]:
-        """The contract of ``handlers/config.py`` (the README's settings table), same for all three."""
+        """The contract of ``handlers/config.py`` (README, "Settings"), same for all three."""
         return {
             "FLOWCRAFT_QUEUE_URL": self.queue.queue_url,
             "FLOWCRAFT_CONTEXT_TABLE": self.tables["context"].table_name,
