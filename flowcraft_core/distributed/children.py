@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
-from ..engine import describe_error, retry_delay_seconds, run_fallback
-from ..nodes import resolve
+from ..engine import retry_delay_seconds
 from ..scheduler import AWAITING, split_key
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
@@ -104,17 +103,9 @@ class Children:
             if own.attempts <= node.config.max_retries:
                 return self._retry(state, own.attempts)
             message = f"node {node.id!r}: {exc}"
-            if node.config.fallback:
-                try:
-                    resolved = resolve(worker.registry, node.uses, node.params)
-                    recovered = await run_fallback(node, resolved, ctx, exc, worker.registry)
-                except Exception as fallback_exc:
-                    message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
-                else:
-                    if recovered is not None:
-                        return worker.commit(state, recovered, node_input, buffered, own.attempts)
-            worker.fail_run(state.head, message, key=key, attempts=own.attempts)
-            return None
+            return await worker.fallback_or_fail(
+                state, exc, message, node_input, buffered, own.attempts
+            )
         return worker.commit(state, result, node_input, buffered, own.attempts)
 
     def _wait_with(self, state: JobState, child: RunHead) -> None:

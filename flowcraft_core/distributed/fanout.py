@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..builtins.map import MapItemError, MapSpec, item_context
 from ..context import BufferedContext
-from ..engine import attempt_once, describe_error, run_fallback
+from ..engine import attempt_once, describe_error
 from ..nodes import NodeResult, resolve
 from ..scheduler import split_key
 from .errors import CommitRejected, PoisonJob, StateTooLarge
@@ -126,18 +126,7 @@ class Fanout:
         """Run a lane of items: each finished item is followed, in this invocation, by the one
         ``concurrency`` places after it (saving its queue hop), up to the worker's chain limit
         or time reserve; then the lane's next item goes back on the queue."""
-        worker = self.worker
-        done = 0
-        next_job: Job | None = job
-        while next_job is not None:
-            next_job = await self._run_one(plan, next_job)
-            done += 1
-            if next_job is None:
-                return
-            time_left = remaining_ms() if remaining_ms is not None else 10**9
-            if done >= worker.max_chain or time_left < worker.chain_reserve_ms:
-                worker.send([next_job])
-                return
+        await self.worker.chain(job, lambda item: self._run_one(plan, item), remaining_ms)
 
     async def _run_one(self, plan: Plan, job: Job) -> Job | None:
         """One item: run it, commit its result, count it; returns the lane's next item."""
@@ -310,27 +299,16 @@ class Fanout:
     async def _fallback_or_fail(
         self, plan: Plan, head: Any, key: str, error: BaseException, message: str, attempts: int
     ) -> None:
-        """A map whose item failed for good: its fallback, if any, runs with the node's input
-        (as in memory); otherwise the run fails."""
+        """A map whose item failed for good: its fallback (if any), else the run fails."""
         worker = self.worker
-        node = plan.graph.nodes[split_key(key)[0]]
-        if node.config.fallback:
-            job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
-            read = worker.runs.read(head.run_id, [key])
-            state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
-            context = worker.context_of(state)
-            node_input = worker.input_of(state, context)
-            buffered = BufferedContext(context)
-            ctx = worker.node_context(state, buffered, node_input, node.params, node.id, attempts)
-            try:
-                resolved = resolve(worker.registry, node.uses, node.params)
-                recovered = await run_fallback(node, resolved, ctx, error, worker.registry)
-            except Exception as fallback_exc:
-                message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
-            else:
-                if recovered is not None:
-                    follow = worker.commit(state, recovered, node_input, buffered, attempts)
-                    if follow is not None:
-                        worker.send([follow])
-                    return
-        worker.fail_run(head, message, key=key, attempts=attempts)
+        job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
+        read = worker.runs.read(head.run_id, [key])
+        state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
+        context = worker.context_of(state)
+        node_input = worker.input_of(state, context)
+        buffered = BufferedContext(context)
+        follow = await worker.fallback_or_fail(
+            state, error, message, node_input, buffered, attempts
+        )
+        if follow is not None:
+            worker.send([follow])

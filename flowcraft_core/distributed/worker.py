@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -267,20 +267,56 @@ class Worker:
         if job.item is not None:
             await self.fanout.run_item(plan, job, remaining_ms)
             return
-        chained = 0
         known: dict[str, NodeRecord] = {}
+        await self.chain(job, lambda current: self._step(plan, current, known), remaining_ms)
+        self.heartbeat(job.run_id)
+
+    async def chain(
+        self,
+        job: Job,
+        step: Callable[[Job], Awaitable[Job | None]],
+        remaining_ms: Callable[[], int] | None,
+    ) -> None:
+        """Run ``job``, then the single job each step hands on, in this invocation (a chain,
+        a map's lane), up to ``max_chain`` steps or until the time reserve is reached; what is
+        left goes back on the queue."""
+        steps = 0
         next_job: Job | None = job
         while next_job is not None:
-            current = next_job
-            next_job = await self._step(plan, current, known)
-            chained += 1
+            next_job = await step(next_job)
+            steps += 1
             if next_job is None:
-                break
+                return
             time_left = remaining_ms() if remaining_ms is not None else 10**9
-            if chained >= self.max_chain or time_left < self.chain_reserve_ms:
+            if steps >= self.max_chain or time_left < self.chain_reserve_ms:
                 self.send([next_job])
-                break
-        self.heartbeat(job.run_id)
+                return
+
+    async def fallback_or_fail(
+        self,
+        state: JobState,
+        error: BaseException,
+        message: str,
+        node_input: Any,
+        buffered: BufferedContext,
+        attempts: int,
+    ) -> Job | None:
+        """A node whose work failed for good outside a plain attempt (a subflow's child, a
+        map's item): its ``fallback``, if any, runs with the node's input as in memory, and
+        its result commits; otherwise the run fails with ``message``."""
+        node = state.plan.graph.nodes[split_key(state.key)[0]]
+        if node.config.fallback:
+            ctx = self.node_context(state, buffered, node_input, node.params, node.id, attempts)
+            try:
+                resolved = resolve(self.registry, node.uses, node.params)
+                recovered = await run_fallback(node, resolved, ctx, error, self.registry)
+            except Exception as fallback_exc:
+                message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
+            else:
+                if recovered is not None:
+                    return self.commit(state, recovered, node_input, buffered, attempts)
+        self.fail_run(state.head, message, key=state.key, attempts=attempts)
+        return None
 
     def heartbeat(self, run_id: str) -> None:
         """Tell the status table the run is alive: once per container, then at most once a
