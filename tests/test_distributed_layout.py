@@ -171,3 +171,22 @@ def test_loop_passes_are_listed_in_turn_on_the_node_pages() -> None:
     everything = instances + [i["instance"] for i in rest]
     assert everything[:3] == ["init", "loop", "loop#1"]
     assert set(everything) == set(h.client.get(run_id).nodes)
+
+
+def test_a_large_start_context_stays_out_of_the_head_every_node_reads() -> None:
+    bp = {
+        "id": "reads_xs",
+        "nodes": [{"id": "total", "uses": "total"}, {"id": "next", "uses": "echo"}],
+        "edges": [{"source": "total", "target": "next"}],
+    }
+
+    async def total(ctx: Any) -> dict[str, Any]:
+        return {"output": sum(await ctx.context.get("xs"))}
+
+    h = Harness(blueprints={"reads_xs": bp}, registry={**REGISTRY, "total": total})
+    run_id, _ = h.client.start("reads_xs", {"xs": list(range(20_000)), "small": 1})
+    assert whole_item_size(h.items.items[run_id]) < 1_000  # the head every node reads
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.nodes["next"].output == sum(range(20_000))
+    assert record.context["xs"] == list(range(20_000)) and record.context["small"] == 1

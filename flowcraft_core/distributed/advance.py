@@ -31,6 +31,8 @@ class Advanced:
     """The instances a step made ready, and whether it completed the run's end join."""
 
     ready: list[str] = field(default_factory=list)
+    #: ``ready`` as a set (a 2,000-edge fan-out checks each target in constant time).
+    seen: set[str] = field(default_factory=set)
     skipped: list[str] = field(default_factory=list)
     run_complete: bool = False
 
@@ -104,7 +106,8 @@ class Advancer:
     ) -> None:
         """A ready target is collected; a skipped one is recorded and its edges follow."""
         if outcome == READY:
-            if target not in result.ready:
+            if target not in result.seen:
+                result.seen.add(target)
                 result.ready.append(target)
         elif outcome == SKIP:
             decisions = plan.skipped_decisions(split_key(target)[0])

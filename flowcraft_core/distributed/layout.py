@@ -101,6 +101,17 @@ def decode_indices(text: str | None) -> list[int]:
     return found
 
 
+def ranges_hold(text: str | None, index: int) -> bool:
+    """Whether ``index`` is in ranges like "0-1999,2005" (without expanding them)."""
+    if not text:
+        return False
+    for part in str(text).split(","):
+        first, _, last = part.partition("-")
+        if int(first) <= index <= int(last or first):
+            return True
+    return False
+
+
 def decision_key(edge_index: int, iteration: int) -> str:
     """How a decision is named in views (``3`` or ``3@2`` for iteration 2)."""
     return str(edge_index) if iteration == 0 else f"{edge_index}@{iteration}"

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node, statuses_by_node
+from .layout import decision_key, decode_indices, ranges_hold
 
 RUNNING = "running"
 #: A node whose child run (subflow) is under way; it is neither settled nor awaiting a person.
@@ -74,8 +75,9 @@ class NodeRecord:
     attempts: int = 1
     error: str | None = None
     finished_at: float | None = None
-    #: Edge decisions this instance made when it settled (decision key -> taken).
-    decisions: dict[str, bool] = field(default_factory=dict)
+    #: Edge decisions as stored: (taken ranges, not-taken ranges, pass), decoded on demand, so
+    #: a worker that reads a 2,000-edge fan-out's source asks about its own edge in O(log n).
+    stored_decisions: tuple[str, str, int] = ("", "", 0)
     #: A failed attempt's next one: ``{"attempt", "notBefore"}``.
     retry: dict[str, float] | None = None
     #: When a parked sleep ends.
@@ -90,6 +92,18 @@ class NodeRecord:
     @property
     def settled(self) -> bool:
         return self.status in SETTLED
+
+    @property
+    def decisions(self) -> dict[str, bool]:
+        """Decision key -> taken, for every edge this instance decided."""
+        taken, skipped, iteration = self.stored_decisions
+        found = {decision_key(i, iteration): True for i in decode_indices(taken)}
+        found.update({decision_key(i, iteration): False for i in decode_indices(skipped)})
+        return found
+
+    def took(self, edge_index: int) -> bool:
+        """Whether this instance took edge ``edge_index`` (False when not, or not decided)."""
+        return ranges_hold(self.stored_decisions[0], edge_index)
 
 
 @dataclass

@@ -16,8 +16,6 @@ from ..scheduler import AWAITING, split_key
 from .errors import CommitRejected, StateTooLarge
 from .items import Cond, ConditionFailed, Item, ItemStore, ItemTooLarge, Update, Write
 from .layout import (
-    decision_key,
-    decode_decisions,
     encode_decisions,
     head_key,
     join_key,
@@ -28,6 +26,8 @@ from .layout import (
 from .payloads import ValueCodec
 from .records import PARKED, RUNNING, WAITING, NodeRecord, RunHead
 
+#: The pseudo-instance whose item holds a start context's large values.
+START_VALUES = "$start"
 #: Context values whose stored form is at most this stay in the head; larger ones stay in the
 #: item of the node that wrote them, and the head points there (the head stays small).
 HEAD_VALUE_BYTES = 1024
@@ -75,10 +75,7 @@ def node_from_item(item: Mapping[str, Any], instance: str) -> NodeRecord:
         attempts=int(item.get("n", 1)),
         error=item.get("e"),
         finished_at=float(item["t"]) if item.get("t") is not None else None,
-        decisions={
-            decision_key(index, iteration): taken
-            for index, taken in decode_decisions(dict(item)).items()
-        },
+        stored_decisions=(str(item.get("dt") or ""), str(item.get("dn") or ""), iteration),
         retry=(
             {"attempt": int(item["rt"]["attempt"]), "notBefore": float(item["rt"]["notBefore"])}
             if item.get("rt")
@@ -165,11 +162,36 @@ class RunItems:
 
     # ------------------------------------------------------------------ the head
     def create(self, head: RunHead, context: Mapping[str, Any], now: float) -> bool:
-        """Store a new run; False when the run id exists already."""
-        ctx = {
-            k: self.codec.encode(v, run_id=head.run_id, name=f"context-{k}", where=f"context.{k}")
-            for k, v in context.items()
-        }
+        """Store a new run; False when the run id exists already.
+
+        Context values larger than the head keeps inline go to an item of their own first (the
+        head points there), so every node's read of the head stays small whatever the start
+        context holds.
+        """
+        ctx: dict[str, Any] = {}
+        spilled: dict[str, Any] = {}
+        for k, v in context.items():
+            stored = self.codec.encode(
+                v, run_id=head.run_id, name=f"context-{k}", where=f"context.{k}"
+            )
+            if ValueCodec.stored_size(stored) <= HEAD_VALUE_BYTES:
+                ctx[k] = stored
+            else:
+                spilled[k] = stored
+                ctx[k] = {"at": START_VALUES}
+        if spilled:
+            holder = node_key(head.run_id, START_VALUES)
+            try:
+                # A repeated start of the same run id never replaces the first start's values.
+                self.items.put(
+                    holder,
+                    {"runId": holder, "w": spilled, "ttl": self.retention.running(now)},
+                    ((Cond(("runId",), "absent"),),),
+                )
+            except ConditionFailed:
+                pass
+            except ItemTooLarge as exc:
+                raise StateTooLarge(f"the initial context is too large: {exc}") from None
         item: Item = {
             "runId": head.run_id,
             "bp": head.blueprint_id,

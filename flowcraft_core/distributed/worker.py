@@ -54,7 +54,7 @@ from .context_view import OverlayContext, StoredContext, StoredOutputs
 from .errors import CommitRejected, EdgeFailed, PoisonJob, StateTooLarge
 from .items import ItemStore
 from .job import Job
-from .layout import BUCKET, decision_key, join_key, loop_exits_key
+from .layout import BUCKET, join_key, loop_exits_key
 from .payloads import PayloadsUnavailable, ValueCodec, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunHead
@@ -461,11 +461,10 @@ class Worker:
             record = records.get(source)
             if record is None or record.status != COMPLETED:
                 continue
-            iteration = split_key(source)[1]
             # Edges from one source to one target are one predecessor: the first taken one
             # carries the output (and its transform).
             for member in plan.group_of(edge):
-                if record.decisions.get(decision_key(member.index, iteration)):
+                if record.took(member.index):
                     arrivals.append((member, source))
                     break
         if plan.is_any_join(node.id) and len(sources) > 1:
