@@ -273,3 +273,27 @@ def test_a_wait_inside_a_child_parks_the_parent_and_a_resume_goes_through_it() -
     assert got["status"] == "completed", got.get("error")
     assert got["outputs"] == want.outputs
     assert got["nodes"] == want.node_statuses
+
+
+def test_a_class_node_recovers_after_each_failed_attempt_in_both_drivers() -> None:
+    from flowcraft_core import BaseNode
+
+    calls: list[tuple[str, int]] = []
+
+    class Flaky(BaseNode):
+        async def exec(self, prep_result: Any, ctx: NodeContext) -> Any:
+            raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+        async def recover(self, error: BaseException, ctx: NodeContext) -> None:
+            calls.append((ctx.run_id, ctx.attempt))
+
+    blueprint = bp([{"id": "flaky", "uses": "Flaky", "config": {"maxRetries": 1}}], id="recovering")
+    want = asyncio.run(FlowRuntime({"Flaky": Flaky}, clock=FakeClock()).run(blueprint))
+    assert want.status == "failed"
+    in_memory_calls = [attempt for _, attempt in calls]
+    calls.clear()
+    h = Harness(blueprints={"recovering": blueprint}, registry={"Flaky": Flaky})
+    run_id, _ = h.client.start("recovering")
+    h.drain()
+    assert h.client.head(run_id).status == "failed"
+    assert [attempt for _, attempt in calls] == in_memory_calls == [1, 2]

@@ -28,7 +28,15 @@ from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..builtins import default_registry
 from ..builtins.map import MapSpec
 from ..context import BufferedContext, ContextView
-from ..engine import Clock, Middleware, SystemClock, attempt_once, describe_error, run_fallback
+from ..engine import (
+    Clock,
+    Middleware,
+    SystemClock,
+    attempt_once,
+    describe_error,
+    recover,
+    run_fallback,
+)
 from ..expressions import ExpressionError
 from ..nodes import (
     CancellationSignal,
@@ -545,6 +553,16 @@ class Worker:
             return self.children.start(state, start.blueprint_id, start.context)
         except Exception as exc:
             self.stats.node_failures += 1
+            try:
+                # A class node's clean-up after each failed attempt, as in memory.
+                await recover(resolved, exc, ctx)
+            except Exception as recover_exc:
+                message = (
+                    f"node {node.id!r}: {describe_error(exc)}; recover failed: "
+                    f"{describe_error(recover_exc)}"
+                )
+                self.fail_run(state.head, message, key=state.key, attempts=job.attempt)
+                return None
             if self.parking.retry(state, state.key, node.config, exc, node.id):
                 return None
             try:
