@@ -12,6 +12,7 @@ from .blueprint import (
 from .builder import create_flow
 from .context import InMemoryContext
 from .engine import CollectingEventBus, FlowEvent, Middleware
+from .errors import FlowcraftError
 from .nodes import BaseNode, CancellationSignal, NodeContext, NodeResult
 from .runtime import FlowRuntime, WorkflowResult
 
@@ -23,6 +24,7 @@ __all__ = [
     "EdgeDefinition",
     "FlowEvent",
     "FlowRuntime",
+    "FlowcraftError",
     "InMemoryContext",
     "Middleware",
     "NodeConfig",

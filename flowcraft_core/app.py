@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from .errors import FlowcraftError
+
 APP_VARIABLE = "FLOWCRAFT_APP"
 DEFAULT_APP_MODULE = "workflows"
 
 
-class AppModuleError(RuntimeError):
+class AppModuleError(FlowcraftError, RuntimeError):
     """The app module cannot be used; the message says which module and why."""
 
 

@@ -21,13 +21,15 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from .errors import FlowcraftError
+
 JoinStrategy = Literal["all", "any"]
 
 #: Ids are used in DynamoDB attribute names, SQS payloads and Mermaid output.
 MAX_ID_LENGTH = 200
 
 
-class BlueprintError(ValueError):
+class BlueprintError(FlowcraftError, ValueError):
     """A blueprint could not be loaded; the message names the place and the field."""
 
     def __init__(self, message: str, problems: list[str] | None = None) -> None:

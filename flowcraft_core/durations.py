@@ -8,11 +8,13 @@ import math
 import re
 from typing import Any
 
+from .errors import FlowcraftError
+
 _UNITS_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0, "d": 86_400_000.0}
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 
 
-class DurationError(ValueError):
+class DurationError(FlowcraftError, ValueError):
     """A duration that is neither a number of milliseconds nor a ``<number><unit>`` string."""
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .blueprint import NodeConfig, NodeDefinition
+from .errors import FlowcraftError
 from .nodes import (
     BaseNode,
     CancelledRunError,
@@ -117,7 +118,7 @@ class NodeOutcome:
     fallback_used: bool = False
 
 
-class NodeTimeoutError(TimeoutError):
+class NodeTimeoutError(FlowcraftError, TimeoutError):
     """An attempt ran out of time. A sync node's thread cannot be stopped: ``leftover`` is
     its still-running call, which the next attempt waits for, so attempts never overlap."""
 

@@ -46,6 +46,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+from .errors import FlowcraftError
+
 __all__ = [
     "MAX_DEPTH",
     "MAX_INT",
@@ -76,7 +78,7 @@ _Scope = Mapping[str, Any]
 _Fn = Callable[[_Scope], Any]
 
 
-class ExpressionError(ValueError):
+class ExpressionError(FlowcraftError, ValueError):
     """An expression is invalid or failed to evaluate; the message names the problem and where."""
 
     def __init__(

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import AsyncContext
+from .errors import FlowcraftError
 
 
-class UnknownImplementationError(LookupError):
+class UnknownImplementationError(FlowcraftError, LookupError):
     """A blueprint names an implementation that is not in the registry."""
 
 
-class CancelledRunError(Exception):
+class CancelledRunError(FlowcraftError, Exception):
     """Raised inside a node by ``ctx.raise_if_cancelled()`` once the run is cancelled."""
 
 

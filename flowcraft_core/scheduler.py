@@ -30,6 +30,7 @@ from typing import Any
 from .blueprint import NodeDefinition, WorkflowBlueprint
 from .builtins.names import LOOP_NAMES
 from .context import INPUTS_PREFIX, OUTPUTS_PREFIX, ExpressionScope, cycle_entry_points
+from .errors import FlowcraftError
 from .expressions import CompiledExpression, compile_expression, is_truthy
 from .graph_algorithms import cyclic_components
 
@@ -59,15 +60,15 @@ def join_verdict(taken: bool, any_join: bool, undecided: int, arrived: bool) -> 
     return WAIT
 
 
-class GraphError(ValueError):
+class GraphError(FlowcraftError, ValueError):
     """The blueprint's shape cannot be run (e.g. nested cycles); the message names the nodes."""
 
 
-class ExecutionLimitError(RuntimeError):
+class ExecutionLimitError(FlowcraftError, RuntimeError):
     """A run tried to execute more nodes than its bound allows (a cycle that keeps going)."""
 
 
-class LoopLimitError(RuntimeError):
+class LoopLimitError(FlowcraftError, RuntimeError):
     """A loop tried to start more iterations than its bound allows."""
 
     def __init__(self, node_id: str, limit: int) -> None:

@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..distributed.job import Job
+from ..errors import FlowcraftError
 from .clients import sqs_client
 
 
-class JobSendError(RuntimeError):
+class JobSendError(FlowcraftError, RuntimeError):
     pass
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..distributed.records import iso_utc
+from ..errors import FlowcraftError
 from .schema import (
     CREATED_AT_ATTRIBUTE,
     STATUS_BY_BLUEPRINT_INDEX,
@@ -44,7 +45,7 @@ MAX_PAGE_SIZE = 100
 _TOKEN_VERSION = 1
 
 
-class InvalidPageToken(ValueError):
+class InvalidPageToken(FlowcraftError, ValueError):
     """A ``nextToken`` this query did not hand out (corrupt, or from other filters)."""
 
 

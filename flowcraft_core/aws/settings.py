@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field, ValidationError
 
 from ..distributed.payloads import max_value_bytes_from_environ
+from ..errors import FlowcraftError
 from .schema import DEFAULT_RETENTION_DAYS
 
 
-class SettingsError(RuntimeError):
+class SettingsError(FlowcraftError, RuntimeError):
     pass
 
 

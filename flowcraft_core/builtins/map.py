@@ -17,12 +17,13 @@ from typing import Any
 
 from ..blueprint import NodeConfig, NodeDefinition
 from ..durations import DurationError, parse_duration_ms
+from ..errors import FlowcraftError
 from ..expressions import compile_expression
 from ..nodes import NodeContext, NodeResult
 from .params import BuiltinParamError, number_param, services
 
 
-class MapItemError(RuntimeError):
+class MapItemError(FlowcraftError, RuntimeError):
     pass
 
 

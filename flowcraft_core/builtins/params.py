@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import FlowcraftError
 from ..nodes import NodeContext
 
 
-class BuiltinParamError(ValueError):
+class BuiltinParamError(FlowcraftError, ValueError):
     pass
 
 

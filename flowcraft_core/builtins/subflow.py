@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..context import INPUTS_PREFIX, OUTPUTS_PREFIX
+from ..errors import FlowcraftError
 from ..nodes import NodeContext, NodeResult
 from .params import BuiltinParamError, services, str_param
 
 
-class SubflowError(RuntimeError):
+class SubflowError(FlowcraftError, RuntimeError):
     pass
 
 

@@ -13,8 +13,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import FlowcraftError
 
-class ScaffoldError(ValueError):
+
+class ScaffoldError(FlowcraftError, ValueError):
     """The name is unusable or the files already exist."""
 
 

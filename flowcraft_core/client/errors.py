@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-class FlowcraftError(Exception):
-    """Base class of everything :class:`~flowcraft_core.client.FlowcraftClient` raises."""
+from ..errors import FlowcraftError as FlowcraftError
 
 
 class ConfigurationError(FlowcraftError):

@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import FlowcraftError
+
 if TYPE_CHECKING:
     from .records import NodeRecord
 
 
-class RunNotFound(LookupError):
+class RunNotFound(FlowcraftError, LookupError):
     def __init__(self, run_id: str) -> None:
         super().__init__(f"run {run_id!r} does not exist")
         self.run_id = run_id
 
 
-class UnknownBlueprint(LookupError):
+class UnknownBlueprint(FlowcraftError, LookupError):
     def __init__(self, blueprint_id: str, known: list[str] | None = None) -> None:
         hint = f"; known blueprints: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown blueprint {blueprint_id!r}{hint}")
         self.blueprint_id = blueprint_id
 
 
-class RunConflict(RuntimeError):
+class RunConflict(FlowcraftError, RuntimeError):
     """The run is not in a state that allows the request (e.g. resume a completed run)."""
 
     def __init__(self, run_id: str, status: str, wanted: str) -> None:
@@ -40,7 +42,7 @@ class CommitRejected(Exception):
         self.current = current
 
 
-class StateTooLarge(Exception):
+class StateTooLarge(FlowcraftError, Exception):
     """The run record would pass DynamoDB's 400 KB item limit."""
 
 
@@ -53,11 +55,11 @@ class DeferJob(Exception):
         self.seconds = seconds
 
 
-class PoisonJob(ValueError):
+class PoisonJob(FlowcraftError, ValueError):
     """A job that can never succeed and names no run to fail: it belongs in the DLQ."""
 
 
-class InvalidResume(ValueError):
+class InvalidResume(FlowcraftError, ValueError):
     """A resume the waiting node cannot route (an action none of its edges takes); nothing
     was written. The message names the actions that would route."""
 
@@ -70,7 +72,7 @@ class InvalidResume(ValueError):
         self.valid = valid
 
 
-class InvalidBlueprint(ValueError):
+class InvalidBlueprint(FlowcraftError, ValueError):
     """A blueprint whose lint finds errors (an unknown ``uses``, a bad expression, a broken
     graph): no run of it starts, and nothing is written. ``issues`` lists the findings."""
 
@@ -81,7 +83,7 @@ class InvalidBlueprint(ValueError):
         self.issues = issues
 
 
-class EdgeFailed(ValueError):
+class EdgeFailed(FlowcraftError, ValueError):
     """An edge's condition could not be evaluated on a node's result."""
 
     def __init__(self, source: str, target: str, expression: str, error: Exception) -> None:
@@ -91,14 +93,14 @@ class EdgeFailed(ValueError):
         )
 
 
-class WebhookRefused(PermissionError):
+class WebhookRefused(FlowcraftError, PermissionError):
     """A webhook call whose token is not the node's; nothing was written."""
 
     def __init__(self, run_id: str, node_id: str) -> None:
         super().__init__(f"run {run_id!r}: wrong token for the webhook of node {node_id!r}")
 
 
-class UnknownWebhook(LookupError):
+class UnknownWebhook(FlowcraftError, LookupError):
     """No webhook of that node is waiting in that run."""
 
     def __init__(self, run_id: str, node_id: str) -> None:

@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..errors import FlowcraftError
+
 #: JSON shorter than this is stored as it is.
 DEFAULT_INLINE_BYTES = 1024
 #: Compressed JSON up to this size stays in the item; larger goes to the payload bucket.
@@ -41,11 +43,11 @@ class PayloadStore(Protocol):
     def get(self, key: str) -> bytes: ...
 
 
-class ValueTooLarge(ValueError):
+class ValueTooLarge(FlowcraftError, ValueError):
     """A value over the configured limit; nothing was written."""
 
 
-class PayloadsUnavailable(ValueError):
+class PayloadsUnavailable(FlowcraftError, ValueError):
     """A value needs the payload bucket and none is configured."""
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ..errors import FlowcraftError
+
 #: DynamoDB's limits: 32 levels of nesting, 38 significant digits, exponents -130..+125.
 MAX_DEPTH = 32
 MAX_INTEGER = 10**38
@@ -16,7 +18,7 @@ SMALLEST = 1e-130
 LARGEST = 1e126
 
 
-class NotStorable(ValueError):
+class NotStorable(FlowcraftError, ValueError):
     """A value a run cannot store; the message names where it is."""
 
 
