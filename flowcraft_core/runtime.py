@@ -45,7 +45,6 @@ from .nodes import (
     to_node_result,
 )
 from .scheduler import (
-    AWAITING,
     CompiledGraph,
     LoopLimitError,
     Scheduler,
@@ -54,6 +53,7 @@ from .scheduler import (
     split_key,
     statuses_by_node,
 )
+from .status import AWAITING
 
 
 @dataclass(slots=True)
@@ -618,7 +618,7 @@ class _Run:
                 NodeErrorInfo("", "run stalled: nodes remain that can never become ready")
             )
         waiting_outputs = {split_key(k)[0]: r.output for k, r in self.awaiting.items()}
-        extra = [(k, AWAITING) for k in self.awaiting]
+        extra: list[tuple[str, str]] = [(k, AWAITING) for k in self.awaiting]
         extra += [(k, "cancelled") for k in self.cancelled_nodes if k not in sched.settled]
         if self.graph.loops:
             by_node = statuses_by_node(sched.settled, extra)

@@ -33,11 +33,7 @@ from .context import INPUTS_PREFIX, OUTPUTS_PREFIX, ExpressionScope, cycle_entry
 from .errors import FlowcraftError
 from .expressions import CompiledExpression, compile_expression, is_truthy
 from .graph_algorithms import cyclic_components
-
-COMPLETED = "completed"
-SKIPPED = "skipped"
-FAILED = "failed"
-AWAITING = "awaiting"
+from .status import COMPLETED, FAILED, SKIPPED
 
 _NORMAL, _BACK, _EXIT = 0, 1, 2
 #: An edge that closes a cycle which is not a loop: decided, but it starts nothing.

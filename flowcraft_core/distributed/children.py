@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
 from ..engine import retry_delay_seconds
-from ..scheduler import AWAITING, split_key
+from ..scheduler import split_key
+from ..status import AWAITING
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
 from .parking import delay_of

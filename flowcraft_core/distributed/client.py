@@ -14,7 +14,8 @@ from typing import Any
 
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
-from ..scheduler import AWAITING, CompiledGraph, pick_waiting_key
+from ..scheduler import CompiledGraph, pick_waiting_key
+from ..status import AWAITING
 from .errors import (
     InvalidBlueprint,
     InvalidResume,

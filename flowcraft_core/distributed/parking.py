@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..blueprint import NodeConfig
 from ..engine import describe_error, retry_delay_seconds
-from ..scheduler import AWAITING
+from ..status import AWAITING
 from .errors import CommitRejected, DeferJob
 from .job import Job
 from .plan import Plan

@@ -11,21 +11,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..scheduler import AWAITING, CompiledGraph, Scheduler, latest_by_node, statuses_by_node
+from ..scheduler import CompiledGraph, Scheduler, latest_by_node, statuses_by_node
+from ..status import (
+    AWAITING,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINAL,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SLEEPING,
+    WAITING,
+)
 from .layout import decision_key, decode_indices, ranges_hold
 
-RUNNING = "running"
-#: A node whose child run (subflow) is under way; it is neither settled nor awaiting a person.
-WAITING = "waiting"
-#: A node whose failed attempt waits on the queue for its next one.
-RETRYING = "retrying"
-#: A node parked on the queue until its sleep ends.
-SLEEPING = "sleeping"
-COMPLETED = "completed"
-SKIPPED = "skipped"
-FAILED = "failed"
-CANCELLED = "cancelled"
-FINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+FINAL_STATUSES = FINAL
 #: Node records that are not settled: a commit may replace them.
 PARKED = frozenset({AWAITING, WAITING, RETRYING, SLEEPING})
 SETTLED = frozenset({COMPLETED, SKIPPED, FAILED})

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scheduler import AWAITING, split_key
+from ..scheduler import split_key
+from ..status import AWAITING
 from .errors import CommitRejected, StateTooLarge
 from .items import Cond, ConditionFailed, Item, ItemStore, ItemTooLarge, Update, Write
 from .layout import (
@@ -24,7 +25,7 @@ from .layout import (
     node_key,
 )
 from .payloads import ValueCodec
-from .records import PARKED, RUNNING, WAITING, NodeRecord, RunHead
+from .records import PARKED, RETRYING, RUNNING, SLEEPING, WAITING, NodeRecord, RunHead
 
 #: The pseudo-instance whose item holds a start context's large values.
 START_VALUES = "$start"
@@ -442,7 +443,7 @@ class RunItems:
             )
         elif status == AWAITING:
             condition = (
-                (Cond(("s",), "absent"), Cond(("s",), "in", (RETRYING_, SLEEPING_, WAITING))),
+                (Cond(("s",), "absent"), Cond(("s",), "in", (RETRYING, SLEEPING, WAITING))),
             )
         else:
             condition = _NOT_SETTLED
@@ -575,11 +576,6 @@ class RunItems:
         keys = [loop_iteration_key(run_id, loop, i) for i in range(last + 1)]
         found = self.raw(keys)
         return all(len((found.get(k) or {}).get("a") or ()) >= members for k in keys)
-
-
-#: Parked states an ``awaiting`` record may replace (a wait reached after a retry or sleep).
-RETRYING_ = "retrying"
-SLEEPING_ = "sleeping"
 
 
 def _arrival(item: Mapping[str, Any], size: int) -> Arrival:

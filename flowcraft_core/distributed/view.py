@@ -17,7 +17,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..scheduler import AWAITING, instance_key, split_key
+from ..scheduler import instance_key, split_key
+from ..status import AWAITING
 from .errors import CommitRejected
 from .job import Job
 from .layout import (

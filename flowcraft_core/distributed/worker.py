@@ -48,7 +48,6 @@ from ..nodes import (
 )
 from ..runtime import FlowRuntime, WorkflowResult
 from ..scheduler import (
-    AWAITING,
     CompiledEdge,
     CompiledGraph,
     GraphError,
@@ -57,6 +56,7 @@ from ..scheduler import (
     instance_key,
     split_key,
 )
+from ..status import AWAITING
 from .advance import Advanced, Advancer
 from .context_view import OverlayContext, StoredContext, StoredOutputs
 from .errors import CommitRejected, EdgeFailed, PoisonJob, StateTooLarge
