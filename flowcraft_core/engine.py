@@ -127,6 +127,24 @@ class NodeTimeoutError(FlowcraftError, TimeoutError):
         self.leftover = leftover
 
 
+@dataclass(frozen=True, slots=True)
+class NextAttempt:
+    """What the attempt policy says after a failed attempt: retry (``attempt``, after
+    ``delay`` seconds) or, when ``attempt`` is None, attempts are spent (fallback, else fail)."""
+
+    attempt: int | None
+    delay: float = 0.0
+
+
+def after_failure(config: NodeConfig, failed_attempt: int) -> NextAttempt:
+    """The attempt policy, once for both drivers: ``maxRetries`` retries after the first
+    attempt, each after ``retryDelay`` grown by ``backoff``; then the fallback or failure. The
+    in-memory driver applies it by looping and sleeping, the distributed one by queueing."""
+    if failed_attempt <= config.max_retries:
+        return NextAttempt(failed_attempt + 1, retry_delay_seconds(config, failed_attempt))
+    return NextAttempt(None)
+
+
 def retry_delay_seconds(config: NodeConfig, failed_attempt: int) -> float:
     """Delay before the attempt after ``failed_attempt`` (1-based): exponential backoff."""
     if config.retry_delay <= 0:
@@ -244,7 +262,6 @@ async def execute_with_policy(
         except UnknownImplementationError as exc:
             return NodeOutcome(status="failed", error=str(exc), attempts=0)
     config = node.config
-    max_attempts = config.max_retries + 1
     attempt = 1
     error = failed_first
     while True:
@@ -269,8 +286,9 @@ async def execute_with_policy(
                 return NodeOutcome(status="failed", error=message, attempts=attempt)
             if ctx.signal.cancelled:
                 return NodeOutcome(status="cancelled", attempts=attempt)
-            if attempt < max_attempts:
-                delay = retry_delay_seconds(config, attempt)
+            following = after_failure(config, attempt)
+            if following.attempt is not None:
+                delay = following.delay
                 if emit is not None:
                     emit(
                         "node:retry",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
-from ..engine import retry_delay_seconds
+from ..engine import NextAttempt, after_failure
 from ..scheduler import split_key
 from ..status import AWAITING
 from .errors import CommitRejected, RunConflict, RunNotFound
@@ -101,8 +101,9 @@ class Children:
                 ctx, blueprint_id, child.status, child_context, child.error or "", child_outputs
             )
         except Exception as exc:
-            if own.attempts <= node.config.max_retries:
-                return self._retry(state, own.attempts)
+            verdict = after_failure(node.config, own.attempts)
+            if verdict.attempt is not None:
+                return self._retry(state, own.attempts, verdict)
             message = f"node {node.id!r}: {exc}"
             return await worker.fallback_or_fail(
                 state, exc, message, node_input, buffered, own.attempts
@@ -142,13 +143,12 @@ class Children:
         outputs: dict[str, Any] = record.to_api()["outputs"]
         return outputs
 
-    def _retry(self, state: JobState, attempts: int) -> Job | None:
+    def _retry(self, state: JobState, attempts: int, verdict: NextAttempt) -> Job | None:
         """The node's next attempt starts a new child run (the failed one stays for reading)."""
         worker = self.worker
         key, run_id = state.key, state.run_id
-        node = state.plan.graph.nodes[split_key(key)[0]]
-        following = attempts + 1
-        delay = retry_delay_seconds(node.config, attempts)
+        following = verdict.attempt or attempts + 1
+        delay = verdict.delay
         not_before = worker.clock.now() + delay if delay > 0 else None
         try:
             worker.runs.park(

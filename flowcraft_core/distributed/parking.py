@@ -12,7 +12,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from ..blueprint import NodeConfig
-from ..engine import describe_error, retry_delay_seconds
+from ..engine import after_failure, describe_error
 from ..status import AWAITING
 from .errors import CommitRejected, DeferJob
 from .job import Job
@@ -85,12 +85,13 @@ class Parking:
         the node over at attempt one.
         """
         job = state.job
-        if job.attempt > config.max_retries:
+        verdict = after_failure(config, job.attempt)
+        if verdict.attempt is None:
             return False
         worker = self.worker
-        delay = retry_delay_seconds(config, job.attempt)
+        delay = verdict.delay
         not_before = worker.clock.now() + delay
-        following = job.model_copy(update={"attempt": job.attempt + 1, "not_before": not_before})
+        following = job.model_copy(update={"attempt": verdict.attempt, "not_before": not_before})
         try:
             worker.runs.park(
                 state.run_id,
