@@ -18,7 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..scheduler import CompiledEdge, instance_key, split_key
+from ..scheduler import READY as JOIN_READY
+from ..scheduler import SKIP as JOIN_SKIP
+from ..scheduler import CompiledEdge, instance_key, join_verdict, split_key
 from .layout import BUCKET, END, decode_decisions, node_key
 from .plan import BACK, CUT, EXIT, Plan
 from .state import RunItems
@@ -147,16 +149,15 @@ class Advancer:
             if arrival.complete and edge.target not in plan.graph.loop_of:
                 # Every input of the ``any`` join is in: its late branches have ended.
                 self._reach_end(plan, run_id, ("any", edge.target), result)
-            if taken and arrival.owner == position:
-                return READY
-            if arrival.complete and not arrival.any_taken:
-                return SKIP
-            return None
-        if not arrival.complete:
-            return None
-        if arrival.any_taken:
+            if arrival.any_taken and arrival.owner != position:
+                return None  # the arrival that claimed it fired it (or will)
+        # The scheduler's one join rule, on what the join's item says.
+        verdict = join_verdict(taken, any_join, 0 if arrival.complete else 1, arrival.any_taken)
+        if verdict == JOIN_READY:
             return READY
-        return NEVER if back else SKIP
+        if verdict == JOIN_SKIP:
+            return NEVER if back else SKIP
+        return None
 
     # ------------------------------------------------------------------ loops
     def _settle_member(
