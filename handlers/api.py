@@ -50,6 +50,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from flowcraft_core.routes import ROUTES as API_ROUTES
 from handlers import config
 from handlers.config import logger
 
@@ -79,17 +80,7 @@ MAX_RUN_PATH_LENGTH = 1000
 MAX_ID_LENGTH = 200
 API_VERSION = "1.0.0"
 JSON = "application/json"
-ROUTES = (
-    "POST /runs",
-    "GET /runs",
-    "GET /runs/{runId}",
-    "POST /runs/{runId}/resume",
-    "POST /runs/{runId}/cancel",
-    "GET /runs/{runId}/nodes",
-    "POST /runs/{runId}/redrive",
-    "POST /runs/{runId}/webhooks/{nodeId}",
-    "GET /openapi.json",
-)
+ROUTES = tuple(str(route) for route in API_ROUTES)
 
 app = APIGatewayRestResolver(enable_validation=True)
 

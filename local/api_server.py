@@ -39,23 +39,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from flowcraft_core.routes import resources
 from local.lambda_context import DEFAULT_ACCOUNT_ID, DEFAULT_REGION, make_context
 
 logger = logging.getLogger("flowcraft.local")
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
-#: The API's resources, as the stack declares them; matched in this order.
-RESOURCES = (
-    "/runs",
-    "/runs/{runId}",
-    "/runs/{runId}/resume",
-    "/runs/{runId}/cancel",
-    "/runs/{runId}/nodes",
-    "/runs/{runId}/redrive",
-    "/runs/{runId}/webhooks/{nodeId}",
-    "/openapi.json",
-)
+#: The API's resources, as the stack declares them (``flowcraft_core.routes``).
+RESOURCES = resources()
 PROXY_RESOURCE = "/{proxy+}"
 INTERNAL_SERVER_ERROR = b'{"message": "Internal server error"}'
 _RESPONSE_KEYS = {"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"}

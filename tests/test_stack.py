@@ -40,6 +40,7 @@ from flowcraft_core.aws.schema import (
     TABLES,
     TTL_ATTRIBUTE,
 )
+from flowcraft_core.routes import ROUTES as API_ROUTES
 from stacks import FlowcraftStack, bundling, sam_env
 from stacks.flowcraft_stack import GRANT_RESOURCES, GRANTS
 from stacks.settings import Settings, SettingsError
@@ -69,17 +70,8 @@ EVENT_SOURCE_ACTIONS = {
 }
 LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 WEBHOOK = ("POST", "/runs/{runId}/webhooks/{nodeId}")
-ROUTES = {
-    ("POST", "/runs"),
-    ("GET", "/runs"),
-    ("GET", "/runs/{runId}"),
-    ("GET", "/runs/{runId}/nodes"),
-    ("POST", "/runs/{runId}/resume"),
-    ("POST", "/runs/{runId}/cancel"),
-    ("POST", "/runs/{runId}/redrive"),
-    ("GET", "/openapi.json"),
-    WEBHOOK,
-}
+ROUTES = {(route.method, route.path) for route in API_ROUTES}
+assert WEBHOOK in ROUTES and not next(r for r in API_ROUTES if r[:2] == WEBHOOK).signed
 ALERTS_ARN = "arn:aws:sns:eu-west-1:123456789012:alerts"
 VPCE = "vpce-0123456789abcdef0"
 OPS_ROLE = "arn:aws:iam::123456789012:role/flowcraft-ops-*"
