@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
+from flowcraft_core.environment import AWS_ENDPOINTS, FLOWCRAFT_VARIABLES
+
 if TYPE_CHECKING:
     from flowcraft_core.aws.adapter import SqsAdapter
     from flowcraft_core.aws.settings import AwsSettings
@@ -47,22 +49,7 @@ metrics = Metrics(
 )
 
 #: Variables whose values decide what :func:`runtime` builds (a change triggers a rebuild).
-_ENVIRONMENT_KEYS = (
-    "FLOWCRAFT_QUEUE_URL",
-    "FLOWCRAFT_CONTEXT_TABLE",
-    "FLOWCRAFT_STATUS_TABLE",
-    "FLOWCRAFT_COORDINATION_TABLE",
-    "FLOWCRAFT_APP",
-    "FLOWCRAFT_STALLED_SECONDS",
-    "FLOWCRAFT_PAYLOAD_BUCKET",
-    "FLOWCRAFT_RETENTION_DAYS",
-    "FLOWCRAFT_MAX_VALUE_MB",
-    "FLOWCRAFT_WEBHOOK_BASE_URL",
-    "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_SQS",
-    "AWS_ENDPOINT_URL_DYNAMODB",
-    "AWS_ENDPOINT_URL_S3",
-)
+_ENVIRONMENT_KEYS = (*FLOWCRAFT_VARIABLES, *AWS_ENDPOINTS)
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 

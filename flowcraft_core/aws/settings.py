@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field, ValidationError
 
 from ..distributed.payloads import max_value_bytes_from_environ
+from ..environment import REQUIRED
 from ..errors import FlowcraftError
 from .schema import DEFAULT_RETENTION_DAYS
 
@@ -16,12 +17,8 @@ class SettingsError(FlowcraftError, RuntimeError):
     pass
 
 
-_VARIABLES = {
-    "queue_url": "FLOWCRAFT_QUEUE_URL",
-    "context_table": "FLOWCRAFT_CONTEXT_TABLE",
-    "status_table": "FLOWCRAFT_STATUS_TABLE",
-    "coordination_table": "FLOWCRAFT_COORDINATION_TABLE",
-}
+#: Settings field -> the required variable it comes from (``flowcraft_core.environment``).
+_VARIABLES = {name.removeprefix("FLOWCRAFT_").lower(): name for name in REQUIRED}
 
 
 class AwsSettings(BaseModel):

@@ -1,0 +1,27 @@
+"""The tables other code relies on are listed once and documented: every environment variable
+and every route appears in the README, and the local server serves exactly the routes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flowcraft_core.environment import FLOWCRAFT_VARIABLES, REQUIRED
+from flowcraft_core.routes import ROUTES, resources
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_every_variable_is_in_the_readme_settings() -> None:
+    settings = README.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    for name in FLOWCRAFT_VARIABLES:
+        assert f"`{name}`" in settings, name
+    assert set(REQUIRED) <= set(FLOWCRAFT_VARIABLES)
+
+
+def test_every_route_is_in_the_readme_and_served_locally() -> None:
+    from local.api_server import RESOURCES
+
+    for route in ROUTES:
+        if route.path != "/openapi.json":
+            assert f"`{route.method} {route.path}`" in README, route
+    assert tuple(RESOURCES) == resources()
