@@ -1,25 +1,20 @@
-"""Static analysis of blueprints: shape (starts, terminals, cycles), lint, and Mermaid diagrams.
+"""``lint_blueprint``: every problem with a blueprint as issues with stable codes.
 
-Everything here is read-only and runs before a workflow does: the point is to tell a user what is
-wrong with a graph *before* a run stalls on it in production. All graph walks are iterative and
-linear in nodes + edges, so a 10,000-node blueprint is analysed in milliseconds.
-
-``lint_blueprint`` never raises on a bad blueprint: it is the tool a user reaches for precisely
-when loading fails, so it also accepts the raw dict (or JSON text) and reports every problem it
-can find as an issue, instead of stopping at the first exception.
+It never raises on a bad blueprint: it is the tool a user reaches for precisely when loading
+fails, so it also accepts the raw dict (or JSON text) and reports every problem it can find.
 """
 
 from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 from pydantic import ValidationError
 
-from .blueprint import (
+from ..blueprint import (
     MAX_ID_LENGTH,
     BlueprintError,
     EdgeDefinition,
@@ -27,7 +22,7 @@ from .blueprint import (
     WorkflowBlueprint,
     load_blueprint,
 )
-from .builtins.names import (
+from ..builtins.names import (
     BATCH_GATHER,
     BATCH_SCATTER,
     BUILTIN_NODE_NAMES,
@@ -35,154 +30,9 @@ from .builtins.names import (
     LOOP_NAMES,
     SUBFLOW,
 )
-from .context import cycle_entry_points
-from .graph_algorithms import cycle_paths, cyclic_components
-
-__all__ = [
-    "BlueprintAnalysis",
-    "LintIssue",
-    "LintResult",
-    "Severity",
-    "analyze_blueprint",
-    "generate_mermaid",
-    "lint_blueprint",
-]
-
-Severity = Literal["error", "warning"]
-
-BlueprintInput: TypeAlias = WorkflowBlueprint | Mapping[str, Any] | str | bytes
-
-
-# --------------------------------------------------------------------------------------------
-# Shape analysis
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BlueprintAnalysis:
-    """The shape of a blueprint, in blueprint order so output is stable across runs."""
-
-    start_node_ids: list[str]
-    terminal_node_ids: list[str]
-    #: flowcraft's form: one closed path per cycle found, e.g. ``['A', 'B', 'A']``.
-    cycles: list[list[str]]
-    is_dag: bool
-    node_count: int
-    edge_count: int
-
-    def to_dict(self) -> dict[str, Any]:
-        """The camelCase form flowcraft's ``analyzeBlueprint`` returns (for APIs and JSON)."""
-        return {
-            "startNodeIds": list(self.start_node_ids),
-            "terminalNodeIds": list(self.terminal_node_ids),
-            "cycles": [list(cycle) for cycle in self.cycles],
-            "isDag": self.is_dag,
-            "nodeCount": self.node_count,
-            "edgeCount": self.edge_count,
-        }
-
-
-@dataclass
-class _Topology:
-    """Adjacency computed once and shared by analysis and lint (only edges between known nodes)."""
-
-    node_ids: list[str]
-    successors: dict[str, list[str]]
-    incoming: dict[str, int]
-    outgoing: dict[str, int]
-    cycles: list[list[str]]
-    start_node_ids: list[str]
-    has_natural_start: bool
-    terminal_node_ids: list[str]
-
-
-def _topology(
-    node_ids: Sequence[str],
-    edges: Iterable[tuple[str, str]],
-    cycle_entry_points: Iterable[str] = (),
-) -> _Topology:
-    """Degrees, cycles and start nodes of a graph whose edges all join known nodes.
-
-    Start nodes are the nodes without incoming edges. When there is none (the whole graph is made
-    of cycles), every cycle that nothing outside it feeds gets one entry, as flowcraft's traverser
-    does: a node listed in ``metadata.cycleEntryPoints`` if there is one, else the cycle's first
-    node in blueprint order. A closed cycle next to ordinary start nodes gets no entry: it is
-    unreachable, and lint says so.
-    """
-    order = {node_id: index for index, node_id in enumerate(node_ids)}
-    successors: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
-    incoming = dict.fromkeys(node_ids, 0)
-    outgoing = dict.fromkeys(node_ids, 0)
-    sources_of: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
-    for source, target in edges:
-        successors[source].append(target)
-        sources_of[target].append(source)
-        outgoing[source] += 1
-        incoming[target] += 1
-
-    cycles = [
-        sorted(component, key=order.__getitem__)
-        for component in cyclic_components(node_ids, successors)
-    ]
-    cycles.sort(key=lambda cycle: order[cycle[0]])
-
-    starts = [node_id for node_id in node_ids if incoming[node_id] == 0]
-    has_natural_start = bool(starts)
-    if not starts and cycles:
-        preferred = set(cycle_entry_points)
-        for cycle in cycles:
-            members = set(cycle)
-            fed_from_outside = any(
-                source not in members for node_id in cycle for source in sources_of[node_id]
-            )
-            if fed_from_outside:
-                continue
-            entry = next((node_id for node_id in cycle if node_id in preferred), cycle[0])
-            starts.append(entry)
-        starts.sort(key=order.__getitem__)
-
-    terminals = [node_id for node_id in node_ids if outgoing[node_id] == 0]
-    return _Topology(
-        node_ids=list(node_ids),
-        successors=successors,
-        incoming=incoming,
-        outgoing=outgoing,
-        cycles=cycles,
-        start_node_ids=starts,
-        has_natural_start=has_natural_start,
-        terminal_node_ids=terminals,
-    )
-
-
-def analyze_blueprint(blueprint: BlueprintInput) -> BlueprintAnalysis:
-    """Start nodes, terminal nodes and cycles of a blueprint (a model, a dict or JSON text).
-
-    A dict is loaded (and validated) first, so a broken blueprint raises ``BlueprintError``;
-    use ``lint_blueprint`` to get every problem as a list instead.
-    """
-    model = load_blueprint(blueprint)
-    node_ids = [node.id for node in model.nodes]
-    successors: dict[str, list[str]] = {node_id: [] for node_id in node_ids}
-    for edge in model.edges:
-        successors[edge.source].append(edge.target)
-    topology = _topology(
-        [node.id for node in model.nodes],
-        ((edge.source, edge.target) for edge in model.edges),
-        cycle_entry_points(model.metadata),
-    )
-    return BlueprintAnalysis(
-        start_node_ids=topology.start_node_ids,
-        terminal_node_ids=topology.terminal_node_ids,
-        cycles=cycle_paths(node_ids, successors),
-        is_dag=not topology.cycles,
-        node_count=len(model.nodes),
-        edge_count=len(model.edges),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Lint
-# --------------------------------------------------------------------------------------------
+from ..context import cycle_entry_points
+from .shape import _topology
+from .types import BlueprintInput, Severity
 
 
 @dataclass(frozen=True)
@@ -419,7 +269,7 @@ def _parse(blueprint: Any) -> _Parsed:
 def _compile_error(source: str, cache: dict[str, str | None]) -> str | None:
     """The expression's compile error, or None when it compiles (memoised per lint run)."""
     if source not in cache:
-        from .expressions import ExpressionError, compile_expression
+        from ..expressions import ExpressionError, compile_expression
 
         try:
             compile_expression(source)
@@ -731,110 +581,3 @@ def _graph_issues(
                 )
             )
     return issues
-
-
-# --------------------------------------------------------------------------------------------
-# Mermaid
-# --------------------------------------------------------------------------------------------
-
-_DIRECTIONS = frozenset({"TD", "TB", "BT", "LR", "RL"})
-
-#: Mermaid class per node status; the class names are the status literals themselves.
-_STATUS_STYLES: dict[str, str] = {
-    "completed": "fill:#d4edda,stroke:#28a745,color:#155724",
-    "failed": "fill:#f8d7da,stroke:#dc3545,color:#721c24",
-    "skipped": "fill:#e2e3e5,stroke:#6c757d,color:#6c757d,stroke-dasharray:5 5",
-    "running": "fill:#fff3cd,stroke:#ffc107,color:#856404",
-    "awaiting": "fill:#cce5ff,stroke:#007bff,color:#004085",
-    "cancelled": "fill:#343a40,stroke:#23272b,color:#ffffff",
-    "pending": "fill:#ffffff,stroke:#adb5bd,color:#212529",
-}
-
-_ENTITIES = {
-    "#": "#35;",
-    '"': "#quot;",
-    "<": "#lt;",
-    ">": "#gt;",
-    "&": "#amp;",
-    "`": "#96;",
-    "\n": " ",
-    "\r": " ",
-    "\t": " ",
-}
-_ESCAPE_TABLE = str.maketrans(_ENTITIES)
-
-
-def _escape(text: str) -> str:
-    """Make text safe inside a quoted Mermaid label (Mermaid's ``#name;`` entity codes).
-
-    Quotes would end the label, ``<``/``>``/``&`` would be read as HTML and ``#`` starts an
-    entity, so each becomes an entity; line breaks would end the statement, so they become spaces.
-    """
-    return text.translate(_ESCAPE_TABLE)
-
-
-def _latest_statuses(node_statuses: Mapping[str, str]) -> dict[str, str]:
-    """Collapse ``node#2``-style iteration keys to the base id, keeping the latest iteration.
-
-    An unsuffixed key counts as iteration 0; a suffix that is not a number keeps mapping order.
-    """
-    best: dict[str, tuple[int, str]] = {}
-    for key, status in node_statuses.items():
-        base, sep, suffix = key.partition("#")
-        iteration = 0
-        if sep:
-            try:
-                iteration = int(suffix)
-            except ValueError:
-                iteration = best.get(base, (0, ""))[0]
-        previous = best.get(base)
-        if previous is None or iteration >= previous[0]:
-            best[base] = (iteration, status)
-    return {base: status for base, (_, status) in best.items()}
-
-
-def generate_mermaid(
-    blueprint: BlueprintInput,
-    node_statuses: Mapping[str, str] | None = None,
-    *,
-    direction: str = "TD",
-) -> str:
-    """A Mermaid ``flowchart`` of the blueprint, optionally coloured by node status.
-
-    Node ids are replaced by ``n0``, ``n1``... (blueprint order) because real ids may hold spaces,
-    quotes or Mermaid keywords (``end``); the real id and ``uses`` are shown in the label. Edge
-    labels show the action, condition and transform. With ``node_statuses`` every node gets a
-    status class (nodes without a recorded status are ``pending``); unknown statuses are ignored.
-    A dict is loaded first, so a broken blueprint raises ``BlueprintError`` (lint it instead).
-    """
-    if direction not in _DIRECTIONS:
-        raise ValueError(f"direction must be one of {sorted(_DIRECTIONS)}, not {direction!r}")
-    model = load_blueprint(blueprint)
-    mermaid_ids = {node.id: f"n{index}" for index, node in enumerate(model.nodes)}
-    lines = [f"flowchart {direction}"]
-    for node in model.nodes:
-        label = f"{_escape(node.id)}<br/>uses: {_escape(node.uses)}"
-        lines.append(f'    {mermaid_ids[node.id]}["{label}"]')
-    for edge in model.edges:
-        parts = []
-        if edge.action is not None:
-            parts.append(f"action: {edge.action}")
-        if edge.condition is not None:
-            parts.append(f"condition: {edge.condition}")
-        if edge.transform is not None:
-            parts.append(f"transform: {edge.transform}")
-        source, target = mermaid_ids[edge.source], mermaid_ids[edge.target]
-        if parts:
-            label = _escape(" | ".join(parts))
-            lines.append(f'    {source} -- "{label}" --> {target}')
-        else:
-            lines.append(f"    {source} --> {target}")
-    if node_statuses is not None:
-        statuses = _latest_statuses(node_statuses)
-        for status, style in _STATUS_STYLES.items():
-            lines.append(f"    classDef {status} {style}")
-        for node in model.nodes:
-            status = statuses.get(node.id, "pending")
-            if status in _STATUS_STYLES:
-                lines.append(f"    class {mermaid_ids[node.id]} {status}")
-    return "\n".join(lines) + "\n"

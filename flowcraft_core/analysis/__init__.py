@@ -1,0 +1,24 @@
+"""Static analysis of blueprints: shape (starts, terminals, cycles), lint, and Mermaid diagrams.
+
+Everything here is read-only and runs before a workflow does: the point is to tell a user what is
+wrong with a graph *before* a run stalls on it in production. All graph walks are iterative and
+linear in nodes + edges, so a 10,000-node blueprint is analysed in milliseconds.
+"""
+
+from __future__ import annotations
+
+from .lint import LintIssue, LintResult, lint_blueprint
+from .mermaid import generate_mermaid
+from .shape import BlueprintAnalysis, analyze_blueprint
+from .types import BlueprintInput, Severity
+
+__all__ = [
+    "BlueprintAnalysis",
+    "BlueprintInput",
+    "LintIssue",
+    "LintResult",
+    "Severity",
+    "analyze_blueprint",
+    "generate_mermaid",
+    "lint_blueprint",
+]
