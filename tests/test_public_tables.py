@@ -25,3 +25,34 @@ def test_every_route_is_in_the_readme_and_served_locally() -> None:
         if route.path != "/openapi.json":
             assert f"`{route.method} {route.path}`" in README, route
     assert tuple(RESOURCES) == resources()
+
+
+def test_the_packages_public_names_are_pinned() -> None:
+    from flowcraft_core import analysis, expressions
+
+    assert set(expressions.__all__) == {
+        "MAX_DEPTH",
+        "MAX_EXPONENT",
+        "MAX_INT",
+        "MAX_NODES",
+        "MAX_SEQUENCE",
+        "MAX_SOURCE_LENGTH",
+        "CompiledExpression",
+        "ExpressionError",
+        "compile_expression",
+        "evaluate_expression",
+        "is_truthy",
+    }
+    assert set(analysis.__all__) == {
+        "BlueprintAnalysis",
+        "BlueprintInput",
+        "LintIssue",
+        "LintResult",
+        "Severity",
+        "analyze_blueprint",
+        "generate_mermaid",
+        "lint_blueprint",
+    }
+    for module in (analysis, expressions):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
