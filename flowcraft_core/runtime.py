@@ -49,6 +49,8 @@ from .scheduler import (
     LoopLimitError,
     Scheduler,
     Step,
+    edge_failure_message,
+    failing_edge,
     pick_waiting_key,
     split_key,
     statuses_by_node,
@@ -464,7 +466,25 @@ class _Run:
             if reuse is not None:
                 reuse.ready.clear()
                 reuse.skipped.clear()
-            self._fail(key, str(exc), attempts, started)
+            node_id = split_key(key)[0]
+            found = None
+            if isinstance(exc, ExpressionError):
+                found = failing_edge(
+                    self.graph.out_edges[node_id],
+                    result.action,
+                    result.output,
+                    self.view,
+                    node_input,
+                )
+            if found is None:
+                self._fail(key, str(exc), attempts, started)
+                return
+            # An edge failed, not the node: its output is kept and the run fails naming the edge.
+            self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
+            self.failed = True
+            self.errors.append(
+                NodeErrorInfo(node_id, edge_failure_message(node_id, *found), attempts)
+            )
             return
         self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
         if self.bus is not None:
@@ -713,6 +733,15 @@ class FlowRuntime:
         self._function_impls: dict[str, ResolvedNode] = {}
         self._parked_children: dict[str, WorkflowResult] = {}
 
+    def _checked_graph(self, model: WorkflowBlueprint) -> CompiledGraph:
+        """Compile a blueprint after checking it can run (once per blueprint: the result is
+        cached): an unknown ``uses`` or a bad expression refuses the start before any node
+        runs, with lint's findings (``InvalidBlueprint``)."""
+        from .analysis import check_runnable
+
+        check_runnable(model, self.registry)
+        return CompiledGraph(model)
+
     def compile(self, blueprint: WorkflowBlueprint | Mapping[str, Any] | str) -> CompiledGraph:
         """Load and compile a blueprint. Compiled graphs are cached: per model object, and for
         a dict, per content (a dict that changed in any way is compiled again)."""
@@ -722,14 +751,14 @@ class FlowRuntime:
             cached_graph = self._dict_graphs.get(blueprint)
             if cached_graph is not None:
                 return cached_graph
-            graph = CompiledGraph(load_blueprint(blueprint))
+            graph = self._checked_graph(load_blueprint(blueprint))
             self._dict_graphs.put(blueprint, graph)
             return graph
         model = load_blueprint(blueprint)
         cached = self._graphs.get(id(model))
         if cached is not None and cached[0] is model:
             return cached[1]
-        graph = CompiledGraph(model)
+        graph = self._checked_graph(model)
         if len(self._graphs) > 256:
             self._graphs.clear()
         self._graphs[id(model)] = (model, graph)

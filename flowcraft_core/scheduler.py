@@ -31,7 +31,7 @@ from .blueprint import NodeDefinition, WorkflowBlueprint
 from .builtins.names import LOOP_NAMES
 from .context import INPUTS_PREFIX, OUTPUTS_PREFIX, ExpressionScope, cycle_entry_points
 from .errors import FlowcraftError
-from .expressions import CompiledExpression, compile_expression, is_truthy
+from .expressions import CompiledExpression, ExpressionError, compile_expression, is_truthy
 from .graph_algorithms import cyclic_components
 from .status import COMPLETED, FAILED, SKIPPED
 
@@ -332,6 +332,34 @@ def _result_scope(output: Any, action: str | None) -> dict[str, Any]:
     scope["output"] = output
     scope["action"] = action
     return scope
+
+
+def failing_edge(
+    edges: list[CompiledEdge],
+    action: str | None,
+    output: Any,
+    context: Mapping[str, Any],
+    node_input: Any = None,
+) -> tuple[CompiledEdge, ExpressionError] | None:
+    """The edge whose condition cannot be evaluated on this result, and why (conditions are
+    tried one by one); None when every one evaluates. Both drivers report an edge failure with
+    it, keeping the node's output."""
+    for edge in edges:
+        if edge.condition is None:
+            continue
+        try:
+            choose_edges([edge], edge.action or action, output, context, node_input)
+        except ExpressionError as exc:
+            return edge, exc
+    return None
+
+
+def edge_failure_message(source: str, edge: CompiledEdge, error: Exception) -> str:
+    expression = edge.condition.source if edge.condition is not None else ""
+    return (
+        f"node {source!r}: edge {source} -> {edge.target}: condition {expression!r} "
+        f"could not be evaluated: {error}"
+    )
 
 
 def choose_edges(

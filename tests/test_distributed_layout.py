@@ -190,3 +190,19 @@ def test_a_large_start_context_stays_out_of_the_head_every_node_reads() -> None:
     record = h.client.get(run_id)
     assert record.nodes["next"].output == sum(range(20_000))
     assert record.context["xs"] == list(range(20_000)) and record.context["small"] == 1
+
+
+def test_the_run_view_shows_running_retrying_and_sleeping_nodes() -> None:
+    h = Harness()
+    run_id, _ = h.client.start("mixed")
+    [start] = h.queue.drain()
+    asyncio.run(h.worker.handle_job(start))  # 'start' done; a, b, c sent, not yet run
+    nodes = h.client.view(run_id)["nodes"]
+    assert nodes["start"] == "completed" and nodes["a"] == nodes["b"] == "running"
+    jobs = h.queue.drain()
+    for job in jobs:
+        asyncio.run(h.worker.handle_job(job))  # b (flaky) fails its first attempt
+    view = h.client.view(run_id)
+    assert view["nodes"]["b"] == "retrying"
+    retry = next(t for t in view["timeline"] if t["node"] == "b")
+    assert retry["nextAttemptAt"].endswith("Z") and view["createdAt"].endswith("Z")

@@ -501,6 +501,28 @@ def test_node_returning_a_bad_value_fails_with_a_clear_message() -> None:
     assert "must return a NodeResult" in result.errors[0].message
 
 
-def test_unknown_implementation_fails_naming_it() -> None:
-    result = run(FlowRuntime(), bp([{"id": "x", "uses": "nope"}]))
-    assert result.status == "failed" and "'nope'" in result.errors[0].message
+def test_unknown_implementation_refuses_the_start_naming_it_before_any_node_runs() -> None:
+    from flowcraft_core.analysis import InvalidBlueprint
+
+    ran: list[str] = []
+
+    def first(ctx: Any) -> None:
+        ran.append(ctx.node_id)
+
+    blueprint = bp([{"id": "a", "uses": "first"}, {"id": "x", "uses": "nope"}], [("a", "x")])
+    with pytest.raises(InvalidBlueprint, match="node 'x' uses 'nope'") as refused:
+        run(FlowRuntime({"first": first}), blueprint)
+    assert refused.value.issues[0]["code"] == "MISSING_IMPLEMENTATION"
+    assert ran == []  # nothing ran
+
+
+def test_a_condition_that_cannot_be_evaluated_fails_the_edge_keeping_the_output() -> None:
+    blueprint = bp(
+        [{"id": "a", "uses": "three"}, {"id": "b", "uses": "three"}],
+        [("a", "b", {"condition": "result.output + 'x' > 1"})],
+    )
+    result = run(FlowRuntime({"three": lambda ctx: {"output": 3}}), blueprint)
+    assert result.status == "failed"
+    assert "edge a -> b" in result.errors[0].message
+    assert "result.output + 'x' > 1" in result.errors[0].message
+    assert result.outputs["a"] == 3 and result.node_statuses["a"] == "completed"

@@ -7,18 +7,28 @@ linear in nodes + edges, so a 10,000-node blueprint is analysed in milliseconds.
 
 from __future__ import annotations
 
-from .lint import LintIssue, LintResult, lint_blueprint
+from .lint import (
+    BLOCKING_CODES,
+    InvalidBlueprint,
+    LintIssue,
+    LintResult,
+    check_runnable,
+    lint_blueprint,
+)
 from .mermaid import generate_mermaid
 from .shape import BlueprintAnalysis, analyze_blueprint
 from .types import BlueprintInput, Severity
 
 __all__ = [
+    "BLOCKING_CODES",
     "BlueprintAnalysis",
     "BlueprintInput",
+    "InvalidBlueprint",
     "LintIssue",
     "LintResult",
     "Severity",
     "analyze_blueprint",
+    "check_runnable",
     "generate_mermaid",
     "lint_blueprint",
 ]

@@ -31,6 +31,7 @@ from ..builtins.names import (
     SUBFLOW,
 )
 from ..context import cycle_entry_points
+from ..errors import FlowcraftError
 from .shape import _topology
 from .types import BlueprintInput, Severity
 
@@ -581,3 +582,43 @@ def _graph_issues(
                 )
             )
     return issues
+
+
+#: Findings that refuse a start: a run of such a blueprint would fail partway (a missing
+#: implementation, an expression that cannot compile, a graph the scheduler cannot run). A
+#: cycle without a declared bound still runs: its conditions end it, and the drivers' bounds
+#: stop it otherwise.
+BLOCKING_CODES = frozenset(
+    {
+        "INVALID_BLUEPRINT",
+        "INVALID_NODE",
+        "INVALID_EDGE",
+        "INVALID_EXPRESSION",
+        "DUPLICATE_NODE_ID",
+        "MISSING_IMPLEMENTATION",
+        "MISSING_FALLBACK",
+    }
+)
+
+
+class InvalidBlueprint(FlowcraftError, ValueError):
+    """A blueprint whose lint finds errors (an unknown ``uses``, a bad expression, a broken
+    graph): no run of it starts, and nothing is written. ``issues`` lists the findings."""
+
+    def __init__(self, blueprint_id: str, issues: list[dict[str, Any]]) -> None:
+        found = "; ".join(str(issue["message"]) for issue in issues)
+        super().__init__(f"blueprint {blueprint_id!r} cannot run: {found}")
+        self.blueprint_id = blueprint_id
+        self.issues = issues
+
+
+def check_runnable(blueprint: BlueprintInput, registry: Mapping[str, Any] | None) -> None:
+    """Raise InvalidBlueprint when lint finds what would fail a run partway (both drivers call
+    this once per blueprint, before anything runs or is written)."""
+    result = lint_blueprint(blueprint, registry)
+    blocking = [issue for issue in result.errors if issue.code in BLOCKING_CODES]
+    if blocking:
+        name = getattr(blueprint, "id", None) or (
+            blueprint.get("id") if isinstance(blueprint, Mapping) else None
+        )
+        raise InvalidBlueprint(str(name), [issue.to_dict() for issue in blocking])

@@ -17,7 +17,6 @@ from ..engine import Clock, SystemClock
 from ..scheduler import CompiledGraph, pick_waiting_key
 from ..status import AWAITING
 from .errors import (
-    InvalidBlueprint,
     InvalidResume,
     RunConflict,
     RunNotFound,
@@ -37,22 +36,6 @@ from .storable import check_storable
 from .stores import JobQueue, StatusStore
 
 _RESERVED = re.compile(r"#(?![0-9])")
-#: Lint findings that refuse a start: a run of such a blueprint would fail partway (a missing
-#: implementation, an expression that cannot compile, a graph the scheduler cannot run). A
-#: cycle without a declared bound still runs: its conditions end it, and past 10,000 passes
-#: (``plan.DEFAULT_MAX_PASSES``) the run fails naming the loop.
-BLOCKING_LINT = frozenset(
-    {
-        "INVALID_BLUEPRINT",
-        "INVALID_NODE",
-        "INVALID_EDGE",
-        "INVALID_EXPRESSION",
-        "DUPLICATE_NODE_ID",
-        "MISSING_IMPLEMENTATION",
-        "MISSING_FALLBACK",
-        "NO_START_NODE",
-    }
-)
 
 
 class WorkflowClient:
@@ -151,14 +134,11 @@ class WorkflowClient:
         """Lint a blueprint once; raise InvalidBlueprint naming every error found."""
         if blueprint_id in self._checked:
             return
-        from ..analysis import lint_blueprint
+        from ..analysis import check_runnable
         from ..builtins import default_registry
 
         registry = None if self.registry is None else {**default_registry(), **self.registry}
-        result = lint_blueprint(self.blueprints[blueprint_id], registry)
-        blocking = [i for i in result.errors if i.code in BLOCKING_LINT]
-        if blocking:
-            raise InvalidBlueprint(blueprint_id, [issue.to_dict() for issue in blocking])
+        check_runnable(self.blueprints[blueprint_id], registry)
         self._checked.add(blueprint_id)
 
     def head(self, run_id: str) -> RunHead:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..analysis.lint import InvalidBlueprint as InvalidBlueprint  # raised by both drivers
 from ..errors import FlowcraftError
 
 if TYPE_CHECKING:
@@ -72,25 +73,11 @@ class InvalidResume(FlowcraftError, ValueError):
         self.valid = valid
 
 
-class InvalidBlueprint(FlowcraftError, ValueError):
-    """A blueprint whose lint finds errors (an unknown ``uses``, a bad expression, a broken
-    graph): no run of it starts, and nothing is written. ``issues`` lists the findings."""
-
-    def __init__(self, blueprint_id: str, issues: list[dict[str, object]]) -> None:
-        found = "; ".join(str(issue["message"]) for issue in issues)
-        super().__init__(f"blueprint {blueprint_id!r} cannot run: {found}")
-        self.blueprint_id = blueprint_id
-        self.issues = issues
-
-
 class EdgeFailed(FlowcraftError, ValueError):
     """An edge's condition could not be evaluated on a node's result."""
 
-    def __init__(self, source: str, target: str, expression: str, error: Exception) -> None:
-        super().__init__(
-            f"node {source!r}: edge {source} -> {target}: condition {expression!r} "
-            f"could not be evaluated: {error}"
-        )
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 class WebhookRefused(FlowcraftError, PermissionError):

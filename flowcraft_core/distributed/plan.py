@@ -18,6 +18,8 @@ from ..scheduler import (
     CompiledGraph,
     LoopLimitError,
     choose_edges,
+    edge_failure_message,
+    failing_edge,
     instance_key,
     split_key,
 )
@@ -158,14 +160,10 @@ class Plan:
         error: ExpressionError,
     ) -> Exception:
         """Name the edge whose condition failed (conditions are evaluated one by one)."""
-        for edge in edges:
-            if edge.condition is None:
-                continue
-            try:
-                choose_edges([edge], edge.action or action, output, context, node_input)
-            except ExpressionError as exc:
-                return EdgeFailed(node_id, edge.target, edge.condition.source, exc)
-        return error
+        found = failing_edge(edges, action, output, context, node_input)
+        if found is None:
+            return error
+        return EdgeFailed(edge_failure_message(node_id, *found))
 
     def skipped_decisions(self, node_id: str) -> dict[int, bool]:
         """A skipped instance decides its edges as not taken (exits wait for the loop's end)."""

@@ -383,6 +383,12 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
         if record is not None:
             full = record.to_api()
             body["nodes"] = full["nodes"]
+            if head.status == RUNNING:
+                # Instances made ready that have no record yet are running (or queued).
+                sched = record.scheduler(plan.graph)
+                for key in sched.outstanding():
+                    if key not in record.nodes:
+                        body["nodes"][split_key(key)[0]] = RUNNING
             body["timeline"] = [
                 {k: iso_utc(v) if k in _TIMES and v is not None else v for k, v in entry.items()}
                 for entry in full["timeline"]
