@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import unquote
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -47,15 +47,36 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
 
 from flowcraft_core.routes import ROUTES as API_ROUTES
 from handlers import config
+from handlers.api_models import (
+    API_VERSION,
+    BAD_REQUEST,
+    CONFLICT,
+    JSON,
+    MAX_BODY_BYTES,
+    MAX_ID_LENGTH,
+    MAX_RUN_PATH_LENGTH,
+    NOT_FOUND,
+    TOO_LARGE,
+    ErrorBody,
+    NodePage,
+    ResumeAccepted,
+    ResumeRunRequest,
+    RunAccepted,
+    RunIdPath,
+    RunList,
+    RunStatus,
+    RunSummaryView,
+    RunView,
+    StartRunRequest,
+    documented,
+    reply,
+)
 from handlers.config import logger
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from flowcraft_core.aws.run_listing import InvalidPageToken
@@ -69,211 +90,9 @@ if TYPE_CHECKING:
         WebhookRefused,
     )
 
-#: Largest request body accepted (bytes, after base64 decoding). Jobs and run records live in
-#: SQS (256 KiB) and DynamoDB (400 KB) items, so a bigger starting context could never run.
-MAX_BODY_BYTES = 256 * 1024
-#: Run ids chosen by clients: safe in URLs, log lines and DynamoDB keys.
-#: Run ids a client may choose ("." and ".." would not survive URL normalisation).
-RUN_ID_PATTERN = r"^[A-Za-z0-9._:-]+$"
-#: Longest run id in a path: a child run's id is its parent's, the node key and a separator.
-MAX_RUN_PATH_LENGTH = 1000
-MAX_ID_LENGTH = 200
-API_VERSION = "1.0.0"
-JSON = "application/json"
 ROUTES = tuple(str(route) for route in API_ROUTES)
 
 app = APIGatewayRestResolver(enable_validation=True)
-
-
-# ------------------------------------------------------------------------------- models
-
-
-class _Request(BaseModel):
-    """camelCase on the wire; an unknown field is an error (a typo must not lose data)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class _Reply(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class StartRunRequest(_Request):
-    blueprint_id: str = Field(
-        min_length=1, max_length=MAX_ID_LENGTH, description="Id of a blueprint of the app."
-    )
-    context: dict[str, Any] = Field(
-        default_factory=dict, description="The run's initial context (a JSON object)."
-    )
-
-    @field_validator("run_id")
-    @classmethod
-    def _addressable_run_id(cls, value: str | None) -> str | None:
-        if value in (".", ".."):
-            raise ValueError("runId cannot be '.' or '..' (URLs would not reach it)")
-        return value
-
-    @field_validator("context")
-    @classmethod
-    def _storable_context(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from flowcraft_core.distributed.storable import check_storable
-
-        check_storable(value, "context")
-        return value
-
-    run_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        pattern=RUN_ID_PATTERN,
-        description="Idempotency key: starting the same runId again returns the same run.",
-    )
-
-
-class ResumeRunRequest(_Request):
-    node_id: str | None = Field(
-        default=None,
-        min_length=1,
-        max_length=MAX_ID_LENGTH,
-        description="The waiting node; optional when exactly one node waits.",
-    )
-    action: str | None = Field(
-        default=None, min_length=1, max_length=MAX_ID_LENGTH, description="Routes the edges."
-    )
-    output: Any = Field(default=None, description="The waiting node's output.")
-
-    @field_validator("output")
-    @classmethod
-    def _storable_output(cls, value: Any) -> Any:
-        from flowcraft_core.distributed.storable import check_storable
-
-        check_storable(value, "output")
-        return value
-
-
-class RunAccepted(_Reply):
-    run_id: str
-    status: str
-
-
-class ResumeAccepted(RunAccepted):
-    node_id: str
-
-
-class RunView(_Reply):
-    """``GET /runs/{runId}``; fields the engine adds later pass through."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-    run_id: str
-    blueprint_id: str
-    status: str = Field(description="running, awaiting, completed, failed or cancelled")
-    context: dict[str, Any]
-    error: str | None = None
-    created_at: str = Field(description="ISO 8601, UTC.")
-    updated_at: str = Field(description="ISO 8601, UTC.")
-    nodes: dict[str, Any] | None = Field(
-        default=None, description="Node id -> status (runs of up to 200 nodes)."
-    )
-    outputs: dict[str, Any] | None = Field(
-        default=None,
-        description="Node id -> output (runs of up to 200 nodes; values too large for the "
-        "answer read as {'$omitted': ..., 'storedBytes': n}).",
-    )
-    summary: dict[str, Any] | None = Field(
-        default=None, description="How many nodes the run has and where to page through them."
-    )
-
-
-class NodeResultView(_Reply):
-    """One node instance of a run (a loop member has one per pass: ``id#2``)."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-
-    node_id: str
-    instance: str
-    status: str = Field(
-        description="completed, skipped, failed, awaiting, waiting, retrying or sleeping"
-    )
-    attempts: int
-    output: Any = None
-    action: str | None = None
-    error: str | None = None
-    finished_at: str | None = Field(default=None, description="ISO 8601, UTC.")
-    next_attempt_at: str | None = Field(default=None, description="When a retry is due.")
-    wake_at: str | None = Field(default=None, description="When a sleep ends.")
-
-
-class NodePage(_Reply):
-    run_id: str
-    items: list[NodeResultView]
-    next_token: str | None = Field(
-        default=None, description="Pass as nextToken to read the next page; absent at the end."
-    )
-
-
-RunStatus = Literal["running", "awaiting", "completed", "failed", "cancelled"]
-
-
-class RunSummaryView(_Reply):
-    """One row of ``GET /runs``: what the status table holds about a run."""
-
-    run_id: str
-    blueprint_id: str
-    status: str
-    created_at: str = Field(description="ISO 8601, UTC.")
-    updated_at: str = Field(description="ISO 8601, UTC.")
-    error: str | None = None
-
-
-class RunList(_Reply):
-    items: list[RunSummaryView]
-    next_token: str | None = Field(
-        default=None, description="Pass it back as nextToken for the next page; absent at the end."
-    )
-
-
-class FieldProblem(BaseModel):
-    field: str
-    message: str
-    type: str
-
-
-class ErrorBody(BaseModel):
-    message: str
-    errors: list[FieldProblem] | None = None
-
-
-def _documented(description: str, model: type[BaseModel] = ErrorBody) -> OpenAPIResponse:
-    return {"description": description, "content": {JSON: {"model": model}}}
-
-
-_BAD_REQUEST = _documented("Invalid JSON, a body that breaks the schema, or an unknown blueprint")
-_NOT_FOUND = _documented("No run with this id")
-_CONFLICT = _documented("The run's status does not allow this")
-_TOO_LARGE = _documented(f"Body over {MAX_BODY_BYTES} bytes")
-
-
-def _reply(status: int, model: BaseModel) -> Response[dict[str, Any]]:
-    """Serialize a reply model ourselves (camelCase, absent fields omitted).
-
-    Routes are annotated ``Response[dict]`` so Powertools does not re-validate replies: a reply
-    that failed its validation would be reported as the *client's* 422. The reply models still
-    document the answers (``responses=`` below) and are built here, so a wrong reply fails
-    loudly (500) instead of silently.
-    """
-    return Response(status, JSON, model.model_dump(by_alias=True, exclude_none=True))
-
-
-RunIdPath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=MAX_RUN_PATH_LENGTH,
-        title="runId",
-        description="Run id (child runs of subflows extend their parent's id)",
-    ),
-]
 
 
 # ------------------------------------------------------------------------------- routes
@@ -283,10 +102,10 @@ RunIdPath = Annotated[
     "/runs",
     summary="Start a run",
     responses={
-        202: _documented("Started (or already started with this runId)", RunAccepted),
-        400: _BAD_REQUEST,
-        409: _documented("This runId belongs to a run of another blueprint"),
-        413: _TOO_LARGE,
+        202: documented("Started (or already started with this runId)", RunAccepted),
+        400: BAD_REQUEST,
+        409: documented("This runId belongs to a run of another blueprint"),
+        413: TOO_LARGE,
     },
     tags=["runs"],
 )
@@ -294,13 +113,13 @@ def start_run(body: Annotated[StartRunRequest, Body()]) -> Response[dict[str, An
     client = config.adapter().client
     run_id, status = client.start(body.blueprint_id, body.context, run_id=body.run_id)
     logger.info("run started", extra={"run_id": run_id, "blueprint_id": body.blueprint_id})
-    return _reply(202, RunAccepted(run_id=run_id, status=status))
+    return reply(202, RunAccepted(run_id=run_id, status=status))
 
 
 @app.get(
     "/runs",
     summary="List runs, newest first",
-    responses={200: _documented("A page of runs", RunList), 400: _BAD_REQUEST},
+    responses={200: documented("A page of runs", RunList), 400: BAD_REQUEST},
     tags=["runs"],
 )
 def list_runs(
@@ -319,35 +138,35 @@ def list_runs(
     page = config.adapter().statuses.list_runs(
         status=status, blueprint_id=blueprintId, limit=limit, next_token=nextToken
     )
-    reply = RunList(
+    runs = RunList(
         items=[RunSummaryView.model_validate(run.to_api()) for run in page.items],
         next_token=page.next_token,
     )
-    return _reply(200, reply)
+    return reply(200, runs)
 
 
 @app.get(
     "/runs/<runId>",
     summary="Get a run",
     responses={
-        200: _documented("The run", RunView),
-        400: _BAD_REQUEST,
-        404: _NOT_FOUND,
+        200: documented("The run", RunView),
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
     },
     tags=["runs"],
 )
 def get_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
-    return _reply(200, RunView.model_validate(config.adapter().client.view(runId)))
+    return reply(200, RunView.model_validate(config.adapter().client.view(runId)))
 
 
 @app.get(
     "/runs/<runId>/nodes",
     summary="Page through a run's node results",
     responses={
-        200: _documented("A page of node results, in blueprint order", NodePage),
-        400: _BAD_REQUEST,
-        404: _NOT_FOUND,
+        200: documented("A page of node results, in blueprint order", NodePage),
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
     },
     tags=["runs"],
 )
@@ -362,19 +181,19 @@ def list_nodes(
     try:
         page = config.adapter().client.nodes(runId, limit=limit, next_token=nextToken)
     except ValueError as exc:
-        return _reply(400, ErrorBody(message=str(exc)))
-    return _reply(200, NodePage.model_validate(page))
+        return reply(400, ErrorBody(message=str(exc)))
+    return reply(200, NodePage.model_validate(page))
 
 
 @app.post(
     "/runs/<runId>/resume",
     summary="Resume an awaiting run",
     responses={
-        202: _documented("Resumed", ResumeAccepted),
-        400: _BAD_REQUEST,
-        404: _NOT_FOUND,
-        409: _CONFLICT,
-        413: _TOO_LARGE,
+        202: documented("Resumed", ResumeAccepted),
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
+        409: CONFLICT,
+        413: TOO_LARGE,
     },
     tags=["runs"],
 )
@@ -391,18 +210,18 @@ def resume_run(
     )
     node_id = split_key(key)[0]
     logger.info("run resumed", extra={"run_id": runId, "node_id": node_id})
-    return _reply(202, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
+    return reply(202, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
 
 
 @app.post(
     "/runs/<runId>/cancel",
     summary="Cancel a run",
     responses={
-        202: _documented("Cancelled: no node of the run starts from now on", RunAccepted),
-        400: _BAD_REQUEST,
-        404: _NOT_FOUND,
-        409: _CONFLICT,
-        413: _TOO_LARGE,
+        202: documented("Cancelled: no node of the run starts from now on", RunAccepted),
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
+        409: CONFLICT,
+        413: TOO_LARGE,
     },
     tags=["runs"],
 )
@@ -410,18 +229,18 @@ def cancel_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
     config.adapter().client.cancel(runId)
     logger.info("run cancelled", extra={"run_id": runId})
-    return _reply(202, RunAccepted(run_id=runId, status="cancelled"))
+    return reply(202, RunAccepted(run_id=runId, status="cancelled"))
 
 
 @app.post(
     "/runs/<runId>/redrive",
     summary="Redrive a failed run",
     responses={
-        202: _documented("The failed nodes run again; committed results are kept", RunAccepted),
-        400: _BAD_REQUEST,
-        404: _NOT_FOUND,
-        409: _documented("The run has not failed"),
-        413: _TOO_LARGE,
+        202: documented("The failed nodes run again; committed results are kept", RunAccepted),
+        400: BAD_REQUEST,
+        404: NOT_FOUND,
+        409: documented("The run has not failed"),
+        413: TOO_LARGE,
     },
     tags=["runs"],
 )
@@ -429,7 +248,7 @@ def redrive_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
     again = config.adapter().client.redrive(runId)
     logger.info("run redriven", extra={"run_id": runId, "nodes": again})
-    return _reply(202, RunAccepted(run_id=runId, status="running"))
+    return reply(202, RunAccepted(run_id=runId, status="running"))
 
 
 @app.post(
@@ -441,11 +260,11 @@ def redrive_run(runId: RunIdPath) -> Response[dict[str, Any]]:
         "The JSON body becomes the node's output; `action` (query) routes its edges."
     ),
     responses={
-        202: _documented("The node goes on with the body as its output", ResumeAccepted),
-        400: _BAD_REQUEST,
-        403: _documented("Wrong or missing token; nothing was written"),
-        404: _documented("No webhook of that node waits in that run"),
-        413: _TOO_LARGE,
+        202: documented("The node goes on with the body as its output", ResumeAccepted),
+        400: BAD_REQUEST,
+        403: documented("Wrong or missing token; nothing was written"),
+        404: documented("No webhook of that node waits in that run"),
+        413: TOO_LARGE,
     },
     tags=["webhooks"],
 )
@@ -463,7 +282,7 @@ def call_webhook(
     header = app.current_event.headers.get("x-flowcraft-token")
     key = config.adapter().client.webhook(runId, nodeId, header or token, body, action)
     logger.info("webhook called", extra={"run_id": runId, "node_id": nodeId})
-    return _reply(202, ResumeAccepted(run_id=runId, status="running", node_id=split_key(key)[0]))
+    return reply(202, ResumeAccepted(run_id=runId, status="running", node_id=split_key(key)[0]))
 
 
 def _decoded(run_id: str) -> str:
