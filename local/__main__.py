@@ -163,7 +163,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != "local.demo":
             raise
-        print("python -m local demo: local/demo.py is not there yet.", file=sys.stderr)
+        print("python -m local demo: local/demo is not there yet.", file=sys.stderr)
         return 2
     result = demo.main(list(args.demo_args) + (["--verbose"] if args.verbose else []))
     return int(result or 0)

@@ -109,9 +109,11 @@ def test_a_workflow_the_user_adds_runs_too_and_a_removed_example_is_left_out(
 ) -> None:
     mine = {"id": "mine", "nodes": [{"id": "a", "uses": "a"}]}
     apps_blueprints = {k: v for k, v in blueprints.items() if k != "reminder"}
-    monkeypatch.setattr(demo, "blueprints", {**apps_blueprints, "mine": mine})
-    monkeypatch.setattr(demo, "sample_contexts", {**demo.sample_contexts, "mine": {"n": 1}})
-    examples = {e.blueprint_id: e for e in demo._examples()}
+    from local.demo import examples as known
+
+    monkeypatch.setattr(known, "blueprints", {**apps_blueprints, "mine": mine})
+    monkeypatch.setattr(known, "sample_contexts", {**known.sample_contexts, "mine": {"n": 1}})
+    examples = {e.blueprint_id: e for e in known._examples()}
     assert "reminder" not in examples
     assert examples["mine"].status is None and examples["mine"].context == {"n": 1}
     assert demo.check(examples["mine"], {"status": "awaiting"}) == []
