@@ -35,8 +35,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
 
-from flowcraft_core.environment import AWS_ENDPOINTS, FLOWCRAFT_VARIABLES
-
 if TYPE_CHECKING:
     from flowcraft_core.aws.adapter import SqsAdapter
     from flowcraft_core.aws.settings import AwsSettings
@@ -49,7 +47,9 @@ metrics = Metrics(
 )
 
 #: Variables whose values decide what :func:`runtime` builds (a change triggers a rebuild).
-_ENVIRONMENT_KEYS = (*FLOWCRAFT_VARIABLES, *AWS_ENDPOINTS)
+#: (Read from ``flowcraft_core.environment`` on first use: importing the engine at module import
+#: would put its ~70 ms on every cold start, before the handler is even called.)
+_environment_keys: tuple[str, ...] = ()
 
 HandlerT = TypeVar("HandlerT", bound=Callable[..., Any])
 
@@ -79,7 +79,12 @@ _fingerprint: tuple[str | None, ...] | None = None
 
 
 def _environment_fingerprint() -> tuple[str | None, ...]:
-    return tuple(os.environ.get(key) for key in _ENVIRONMENT_KEYS)
+    global _environment_keys
+    if not _environment_keys:
+        from flowcraft_core.environment import AWS_ENDPOINTS, FLOWCRAFT_VARIABLES
+
+        _environment_keys = (*FLOWCRAFT_VARIABLES, *AWS_ENDPOINTS)
+    return tuple(os.environ.get(key) for key in _environment_keys)
 
 
 def runtime() -> Runtime:

@@ -44,6 +44,9 @@ def test_the_packages_public_names_are_pinned() -> None:
         "is_truthy",
     }
     assert set(analysis.__all__) == {
+        "BLOCKING_CODES",
+        "InvalidBlueprint",
+        "check_runnable",
         "BlueprintAnalysis",
         "BlueprintInput",
         "LintIssue",
@@ -56,3 +59,11 @@ def test_the_packages_public_names_are_pinned() -> None:
     for module in (analysis, expressions):
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+def test_the_package_exports_every_name_it_lists() -> None:
+    import flowcraft_core
+
+    assert set(flowcraft_core.__all__) == set(flowcraft_core._HOMES)
+    for name in flowcraft_core.__all__:
+        assert getattr(flowcraft_core, name) is not None
