@@ -9,9 +9,17 @@ a message naming the key, the value and what is allowed: a typo must not deploy 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX, DEFAULT_RETENTION_DAYS
 
@@ -68,54 +76,154 @@ class SettingsError(ValueError):
     """A context value is missing, malformed or inconsistent with another one."""
 
 
-T = TypeVar("T")
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Typed deployment settings. Field names map to context keys (see ``CONTEXT_KEYS``)."""
+def _key(field_name: str) -> str:
+    """The context key of a setting (``batch_size`` -> ``flowcraft:batchSize``)."""
+    return CONTEXT_PREFIX + _camel(field_name)
 
-    prefix: str = DEFAULT_PREFIX
-    stack_name: str = ""  # empty: same as the prefix
-    architecture: Architecture = "arm64"
-    worker_timeout_seconds: int = 60
-    worker_memory_mb: int = 256
-    batch_size: int = 10
-    max_batching_window_seconds: int = 1
-    worker_max_concurrency: int = 20
+
+def _flag(value: Any) -> Any:
+    """cdk.json gives booleans; ``-c key=value`` gives text: only these words count."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in {"true", "1", "yes"}:
+            return True
+        if word in {"false", "0", "no"}:
+            return False
+    if isinstance(value, bool):
+        return value
+    raise ValueError("true or false")
+
+
+def _word(value: Any) -> Any:
+    """Choices match without case, ``-`` standing for ``_`` (``api-key`` is ``api_key``)."""
+    return str(value).strip().lower().replace("-", "_")
+
+
+def _text(value: Any) -> Any:
+    return str(value).strip()
+
+
+def _whole(value: Any) -> Any:
+    """Integers as numbers or text; ``True`` is not 1 here."""
+    if isinstance(value, bool):
+        raise ValueError("an integer")
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+
+
+Whole = Annotated[int, BeforeValidator(_whole), Field(strict=True)]
+Text = Annotated[str, BeforeValidator(_text)]
+
+
+def _optional(pattern: re.Pattern[str]) -> str:
+    """A pattern that also accepts the empty text (an unset optional value)."""
+    return f"(^$)|{pattern.pattern}"
+
+
+class Settings(BaseModel):
+    """Typed deployment settings, one per ``flowcraft:*`` context key (the field in camelCase):
+    bounds, patterns and choices are declared on the fields, and bad values fail synthesis
+    with a message naming the key, the value and what is allowed."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=_key,
+    )
+
+    prefix: Annotated[
+        str,
+        BeforeValidator(_text),
+        Field(
+            pattern=_PREFIX_PATTERN.pattern,
+            description="1-40 lowercase letters, digits or hyphens starting with a letter",
+        ),
+    ] = DEFAULT_PREFIX
+    #: Empty: the same as the prefix.
+    stack_name: Annotated[
+        Text,
+        Field(
+            pattern=_optional(_STACK_NAME_PATTERN),
+            description="a CloudFormation stack name (letters, digits, hyphens)",
+        ),
+    ] = ""
+    architecture: Annotated[Architecture, BeforeValidator(_word)] = "arm64"
+    worker_timeout_seconds: Annotated[Whole, Field(ge=1, le=900)] = 60
+    worker_memory_mb: Annotated[Whole, Field(ge=128, le=10240)] = 256
+    batch_size: Annotated[Whole, Field(ge=1, le=10000)] = 10
+    max_batching_window_seconds: Annotated[Whole, Field(ge=0, le=300)] = 1
+    worker_max_concurrency: Annotated[Whole, Field(ge=2, le=1000)] = 20
     #: Reserved concurrency of the worker; 0 means "the event source's maximum concurrency".
-    worker_reserved_concurrency: int = 0
+    worker_reserved_concurrency: Annotated[Whole, Field(ge=0, le=1000)] = 0
     #: Reserved concurrency of the API function: at most this many requests run at once.
-    api_reserved_concurrency: int = 10
+    api_reserved_concurrency: Annotated[Whole, Field(ge=1, le=1000)] = 10
     #: false leaves every function unreserved (accounts whose concurrency quota is too low).
-    reserved_concurrency: bool = True
-    reconciler_schedule_minutes: int = 1
-    stalled_seconds: int = 300
-    api_auth: ApiAuth = "iam"
-    cognito_user_pool_arn: str = ""
-    api_throttle_rate: int = 50
-    api_throttle_burst: int = 100
-    api_cloudwatch_role: bool = True
-    dashboard: bool = True
-    log_retention_days: int = 30
-    fifo: bool = False
-    tracing: bool = False
-    oldest_message_alarm_seconds: int = 300
-    api_latency_alarm_ms: int = 3000
-    alarm_topic_arn: str = ""
-    alarm_email: str = ""
-    removal_policy: RemovalPolicyName = "retain"
-    deletion_protection: bool = True
+    reserved_concurrency: Flag = True
+    reconciler_schedule_minutes: Annotated[Whole, Field(ge=1, le=1440)] = 1
+    stalled_seconds: Annotated[Whole, Field(ge=30, le=7 * 24 * 3600)] = 300
+    api_auth: Annotated[ApiAuth, BeforeValidator(_word)] = "iam"
+    cognito_user_pool_arn: Annotated[
+        Text, Field(pattern=_optional(_COGNITO_ARN_PATTERN), description="a Cognito user pool ARN")
+    ] = ""
+    api_throttle_rate: Annotated[Whole, Field(ge=1, le=10000)] = 50
+    api_throttle_burst: Annotated[Whole, Field(ge=1, le=5000)] = 100
+    api_cloudwatch_role: Flag = True
+    dashboard: Flag = True
+    log_retention_days: Annotated[Whole, Field(ge=0, le=3653)] = 30
+    fifo: Flag = False
+    tracing: Flag = False
+    oldest_message_alarm_seconds: Annotated[Whole, Field(ge=60, le=14 * 24 * 3600)] = 300
+    api_latency_alarm_ms: Annotated[Whole, Field(ge=100, le=29000)] = 3000
+    alarm_topic_arn: Annotated[
+        Text, Field(pattern=_optional(_SNS_ARN_PATTERN), description="an SNS topic ARN")
+    ] = ""
+    alarm_email: Annotated[
+        Text, Field(pattern=_optional(_EMAIL_PATTERN), description="an e-mail address")
+    ] = ""
+    removal_policy: Annotated[RemovalPolicyName, BeforeValidator(_word)] = "retain"
+    deletion_protection: Flag = True
     #: Days a finished run stays readable (``FLOWCRAFT_RETENTION_DAYS``); S3 payloads expire
     #: ``retention + DEFAULT_RUN_HORIZON_DAYS`` days after they were written.
-    retention_days: int = DEFAULT_RETENTION_DAYS
-    #: Comma-separated account ids or IAM ARNs: only they may call the API (IAM auth only).
+    retention_days: Annotated[Whole, Field(ge=1, le=3650)] = DEFAULT_RETENTION_DAYS
+    #: Account ids or IAM ARNs (a list, or comma-separated text): only they may call the API.
     api_allowed_principals: tuple[str, ...] = ()
     #: An interface VPC endpoint id: the API becomes private, reachable only through it.
-    api_source_vpce: str = ""
+    api_source_vpce: Annotated[
+        Text, Field(pattern=_optional(_VPCE_PATTERN), description="a VPC endpoint id (vpce-...)")
+    ] = ""
     #: Put a WAF web ACL (AWS managed rules + a per-IP rate limit) in front of the stage.
-    waf: bool = False
-    bundle_dependencies: bool = True
+    waf: Flag = False
+    bundle_dependencies: Flag = True
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _cloudwatch_period(cls, days: int) -> int:
+        if days not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
+            raise ValueError(f"one of {allowed} (0 = never expire)")
+        return days
+
+    @field_validator("api_allowed_principals", mode="before")
+    @classmethod
+    def _principals(cls, value: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        principals = tuple(str(item).strip() for item in items if str(item).strip())
+        for principal in principals:
+            if not _PRINCIPAL_PATTERN.fullmatch(principal):
+                raise ValueError(f"12-digit account ids or IAM role/user ARNs ({principal!r})")
+        return principals
 
     @property
     def resolved_worker_reserved_concurrency(self) -> int:
@@ -130,26 +238,30 @@ class Settings:
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> Settings:
         """Parse every ``flowcraft:*`` key of a CDK context mapping; reject unknown ones."""
-        unknown = sorted(
-            key for key in context if key.startswith(CONTEXT_PREFIX) and key not in FIELD_BY_KEY
-        )
+        known = {_key(name) for name in cls.model_fields}
+        unknown = sorted(k for k in context if k.startswith(CONTEXT_PREFIX) and k not in known)
         if unknown:
             raise SettingsError(
                 f"unknown context key(s) {', '.join(unknown)}; known keys: "
-                + ", ".join(sorted(FIELD_BY_KEY))
+                + ", ".join(sorted(known))
             )
-        values: dict[str, Any] = {}
-        for key, name in FIELD_BY_KEY.items():
-            if key in context and context[key] is not None:
-                values[name] = _PARSERS[name](key, context[key])
+        values = {k: v for k, v in context.items() if k in known and v is not None}
         # Lambda's FIFO event source has no batching window: default it to 0 there.
-        if values.get("fifo") and "max_batching_window_seconds" not in values:
-            values["max_batching_window_seconds"] = 0
-        settings = cls(**values)
-        settings.validate()
+        fifo = values.get(_key("fifo"))
+        if (
+            fifo is not None
+            and _flag_or_none(fifo)
+            and _key("max_batching_window_seconds") not in values
+        ):
+            values[_key("max_batching_window_seconds")] = 0
+        try:
+            settings = cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(_explain(cls, exc)) from None
+        settings.validate_together()
         return settings
 
-    def validate(self) -> None:
+    def validate_together(self) -> None:
         """Check rules that involve more than one value (single values are checked on parse)."""
         if self.fifo and self.max_batching_window_seconds:
             raise SettingsError(
@@ -196,134 +308,42 @@ class Settings:
         return self.stack_name or self.prefix
 
 
-# --------------------------------------------------------------------------- parsing helpers
+def _flag_or_none(value: Any) -> bool | None:
+    try:
+        return bool(_flag(value))
+    except ValueError:
+        return None
 
 
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
+def _explain(model: type[Settings], exc: ValidationError) -> str:
+    """The first problem, in words that name the key, the value and what is allowed."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    name = next((n for n in model.model_fields if _key(n) == field or n == field), field)
+    key = _key(name) if name in model.model_fields else field
+    value = error.get("input")
+    kind = error["type"]
+    info = model.model_fields.get(name)
+    if kind in ("greater_than_equal", "less_than_equal") and info is not None:
+        bounds = {type(m).__name__: m for m in info.metadata}
+        low = getattr(bounds.get("Ge"), "ge", None)
+        high = getattr(bounds.get("Le"), "le", None)
+        return f"{key} must be between {low} and {high}, got {value}"
+    if kind in ("int_parsing", "int_type", "int_from_float") or (
+        kind == "value_error" and "an integer" in str(error.get("msg"))
+    ):
+        return f"{key} must be an integer, got {value!r}"
+    if kind == "string_pattern_mismatch" and info is not None:
+        return f"{key} must be {info.description}, got {value!r}"
+    if kind == "literal_error" and info is not None:
+        choices = ", ".join(str(c) for c in get_args(info.annotation))
+        return f"{key} must be one of {choices}, got {value!r}"
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    if kind == "value_error":
+        return f"{key} must be {message}, got {value!r}"
+    return f"{key}: {message}, got {value!r}"
 
-
-def _key(field_name: str) -> str:
-    return CONTEXT_PREFIX + _camel(field_name)
-
-
-def _parse_bool(key: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"false", "0", "no"}:
-        return False
-    raise SettingsError(f"{key} must be true or false, got {value!r}")
-
-
-def _int_parser(low: int, high: int) -> Callable[[str, Any], int]:
-    def parse(key: str, value: Any) -> int:
-        if isinstance(value, bool):
-            raise SettingsError(f"{key} must be an integer, got {value!r}")
-        whole_float = isinstance(value, float) and value.is_integer()
-        digits = isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value) is not None
-        if not (isinstance(value, int) or whole_float or digits):
-            raise SettingsError(f"{key} must be an integer, got {value!r}")
-        number = int(value)
-        if not low <= number <= high:
-            raise SettingsError(f"{key} must be between {low} and {high}, got {number}")
-        return number
-
-    return parse
-
-
-def _choice_parser(*choices: str) -> Callable[[str, Any], str]:
-    def parse(key: str, value: Any) -> str:
-        text = str(value).strip().lower().replace("-", "_")
-        if text not in choices:
-            raise SettingsError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _pattern_parser(pattern: re.Pattern[str], what: str) -> Callable[[str, Any], str]:
-    def parse(key: str, value: Any) -> str:
-        text = str(value).strip()
-        if text and not pattern.fullmatch(text):
-            raise SettingsError(f"{key} must be {what}, got {value!r}")
-        return text
-
-    return parse
-
-
-def _parse_principals(key: str, value: Any) -> tuple[str, ...]:
-    """A list (cdk.json) or a comma-separated string (``-c key=a,b``) of principals."""
-    items = value if isinstance(value, list | tuple) else str(value).split(",")
-    principals = tuple(str(item).strip() for item in items if str(item).strip())
-    for principal in principals:
-        if not _PRINCIPAL_PATTERN.fullmatch(principal):
-            raise SettingsError(
-                f"{key} takes 12-digit account ids or IAM role/user ARNs, got {principal!r}"
-            )
-    return principals
-
-
-def _parse_retention(key: str, value: Any) -> int:
-    days = _int_parser(0, 3653)(key, value)
-    if days not in LOG_RETENTION_DAYS:
-        allowed = ", ".join(str(d) for d in LOG_RETENTION_DAYS)
-        raise SettingsError(f"{key} must be one of {allowed} (0 = never expire), got {days}")
-    return days
-
-
-def _parse_prefix(key: str, value: Any) -> str:
-    text = _pattern_parser(
-        _PREFIX_PATTERN,
-        "1-40 lowercase letters, digits or hyphens starting with a letter",
-    )(key, value)
-    if not text:
-        raise SettingsError(f"{key} must not be empty")
-    return text
-
-
-_PARSERS: dict[str, Callable[[str, Any], Any]] = {
-    "prefix": _parse_prefix,
-    "stack_name": _pattern_parser(
-        _STACK_NAME_PATTERN, "a CloudFormation stack name (letters, digits, hyphens)"
-    ),
-    "architecture": _choice_parser("arm64", "x86_64"),
-    "worker_timeout_seconds": _int_parser(1, 900),
-    "worker_memory_mb": _int_parser(128, 10240),
-    "batch_size": _int_parser(1, 10000),
-    "max_batching_window_seconds": _int_parser(0, 300),
-    "worker_max_concurrency": _int_parser(2, 1000),
-    "worker_reserved_concurrency": _int_parser(0, 1000),
-    "api_reserved_concurrency": _int_parser(1, 1000),
-    "reserved_concurrency": _parse_bool,
-    "reconciler_schedule_minutes": _int_parser(1, 1440),
-    "stalled_seconds": _int_parser(30, 7 * 24 * 3600),
-    "api_auth": _choice_parser("iam", "api_key", "cognito"),
-    "cognito_user_pool_arn": _pattern_parser(_COGNITO_ARN_PATTERN, "a Cognito user pool ARN"),
-    "api_throttle_rate": _int_parser(1, 10000),
-    "api_throttle_burst": _int_parser(1, 5000),
-    "api_cloudwatch_role": _parse_bool,
-    "dashboard": _parse_bool,
-    "log_retention_days": _parse_retention,
-    "fifo": _parse_bool,
-    "tracing": _parse_bool,
-    "oldest_message_alarm_seconds": _int_parser(60, 14 * 24 * 3600),
-    "api_latency_alarm_ms": _int_parser(100, 29000),
-    "alarm_topic_arn": _pattern_parser(_SNS_ARN_PATTERN, "an SNS topic ARN"),
-    "alarm_email": _pattern_parser(_EMAIL_PATTERN, "an e-mail address"),
-    "removal_policy": _choice_parser("retain", "destroy"),
-    "deletion_protection": _parse_bool,
-    "retention_days": _int_parser(1, 3650),
-    "api_allowed_principals": _parse_principals,
-    "api_source_vpce": _pattern_parser(_VPCE_PATTERN, "a VPC endpoint id (vpce-...)"),
-    "waf": _parse_bool,
-    "bundle_dependencies": _parse_bool,
-}
 
 #: Context key -> Settings field, e.g. ``flowcraft:workerTimeoutSeconds`` -> worker_timeout_seconds.
-FIELD_BY_KEY: dict[str, str] = {_key(f.name): f.name for f in fields(Settings)}
+FIELD_BY_KEY: dict[str, str] = {_key(name): name for name in Settings.model_fields}
 CONTEXT_KEYS: dict[str, str] = {name: key for key, name in FIELD_BY_KEY.items()}
-
-assert set(_PARSERS) == {f.name for f in fields(Settings)}, "every setting needs a parser"
