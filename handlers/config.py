@@ -59,7 +59,7 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Container:
     """Everything built once per container (per environment, see the module docstring)."""
 
     settings: AwsSettings
@@ -74,7 +74,7 @@ class Runtime:
 
 
 _lock = threading.Lock()
-_runtime: Runtime | None = None
+_runtime: Container | None = None
 _fingerprint: tuple[str | None, ...] | None = None
 
 
@@ -87,7 +87,7 @@ def _environment_fingerprint() -> tuple[str | None, ...]:
     return tuple(os.environ.get(key) for key in _environment_keys)
 
 
-def runtime() -> Runtime:
+def runtime() -> Container:
     """The container's settings, app and adapter; built on first use (thread-safe)."""
     global _runtime, _fingerprint
     fingerprint = _environment_fingerprint()
@@ -130,7 +130,7 @@ def _reset_clients() -> None:
         clients.reset_clients()
 
 
-def _build() -> Runtime:
+def _build() -> Container:
     from flowcraft_core.aws.settings import AwsSettings, SettingsError
 
     try:
@@ -158,7 +158,7 @@ def _build() -> Runtime:
         for node in blueprint.nodes
         if node.config.timeout is not None
     }
-    result = Runtime(settings=settings, app=app, adapter=built, node_timeouts_ms=timeouts)
+    result = Container(settings=settings, app=app, adapter=built, node_timeouts_ms=timeouts)
     logger.info(
         "Flowcraft configured",
         extra={

@@ -106,7 +106,7 @@ class HandedBack(RuntimeError):
 class _Invocation:
     """One invocation's state: its event loop, time budget, and why records failed."""
 
-    def __init__(self, runtime: config.Runtime, context: LambdaContext) -> None:
+    def __init__(self, runtime: config.Container, context: LambdaContext) -> None:
         from flowcraft_core.distributed.worker import WorkerStats
 
         self.runtime = runtime

@@ -103,7 +103,7 @@ class Reconciler:
         record = worker.views.load(plan, run_id, outputs=False, fanouts=True)
         if record is None:
             return
-        sent, next_look = worker.views.recover(plan, record)
+        sent, next_look = worker.views.restart_stalled(plan, record)
         stats.jobs_sent += sent
         # Runs whose every branch is parked (long sleeps, retry delays) are looked at again
         # when the first of them is due, not at every pass.

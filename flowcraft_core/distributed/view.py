@@ -117,7 +117,7 @@ class RunViews:
             )
 
     # ------------------------------------------------------------------ recovery
-    def recover(self, plan: Plan, record: RunRecord) -> tuple[int, float]:
+    def restart_stalled(self, plan: Plan, record: RunRecord) -> tuple[int, float]:
         """Reconciler entry: finish what interrupted steps left undone, re-send the nodes that
         are ready and not settled, and close the run when it is done.
 
