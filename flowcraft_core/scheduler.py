@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 from .blueprint import NodeDefinition, WorkflowBlueprint
@@ -35,9 +36,21 @@ from .expressions import CompiledExpression, ExpressionError, compile_expression
 from .graph_algorithms import cyclic_components
 from .status import COMPLETED, FAILED, SKIPPED
 
-_NORMAL, _BACK, _EXIT = 0, 1, 2
-#: An edge that closes a cycle which is not a loop: decided, but it starts nothing.
-_CUT = 3
+
+class EdgeKind(IntEnum):
+    """What an edge does in the graph's structure (set once, when the graph is compiled)."""
+
+    #: An ordinary edge.
+    NORMAL = 0
+    #: Closes a loop: it starts the loop's next pass.
+    BACK = 1
+    #: Leaves a loop.
+    EXIT = 2
+    #: Closes a cycle that is not a loop: decided, but it starts nothing.
+    CUT = 3
+
+
+_NORMAL, _BACK, _EXIT, _CUT = EdgeKind.NORMAL, EdgeKind.BACK, EdgeKind.EXIT, EdgeKind.CUT
 
 #: Join verdicts (``join_verdict``).
 WAIT, READY, SKIP = 0, 1, 2
@@ -93,7 +106,7 @@ class CompiledEdge:
     action: str | None
     condition: CompiledExpression | None
     transform: CompiledExpression | None
-    kind: int = _NORMAL
+    kind: EdgeKind = _NORMAL
     loop: int | None = None
     #: Precomputed for the hot path: decision key, target's join and input count.
     key0: str = ""

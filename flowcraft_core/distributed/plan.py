@@ -16,6 +16,7 @@ from ..expressions import ExpressionError
 from ..scheduler import (
     CompiledEdge,
     CompiledGraph,
+    EdgeKind,
     LoopLimitError,
     choose_edges,
     edge_failure_message,
@@ -25,7 +26,7 @@ from ..scheduler import (
 )
 from .errors import EdgeFailed
 
-NORMAL, BACK, EXIT, CUT = 0, 1, 2, 3
+NORMAL, BACK, EXIT, CUT = EdgeKind.NORMAL, EdgeKind.BACK, EdgeKind.EXIT, EdgeKind.CUT
 #: Passes a loop without a declared bound may make before its run fails (no run spins forever).
 DEFAULT_MAX_PASSES = 10_000
 
