@@ -1,38 +1,9 @@
-"""HTTP API (API Gateway REST, proxy integration): start, list, inspect, resume, cancel runs.
+"""HTTP API (API Gateway REST, proxy integration): the routes of ``flowcraft_core.routes``.
 
-| route | body | answer |
-|---|---|---|
-| ``POST /runs`` | ``{"blueprintId", "context"?, "runId"?}`` | 202 ``{"runId", "status"}`` |
-| ``GET /runs`` | query ``status``, ``blueprintId``, ``limit``, ``nextToken`` | 200 a page |
-| ``GET /runs/{runId}`` | | 200 status, context and a summary (node statuses and outputs of
-  runs up to 200 nodes); 404 |
-| ``GET /runs/{runId}/nodes`` | query ``limit``, ``nextToken`` | 200 a page of node results |
-| ``POST /runs/{runId}/resume`` | ``{"nodeId"?, "action"?, "output"?}`` | 202; 404; 409 |
-| ``POST /runs/{runId}/cancel`` | | 202; 404; 409 |
-| ``GET /openapi.json`` | | the OpenAPI 3.1 document of the routes above |
-
-409 means the run is not awaiting (resume) or already final (cancel). Path parameters keep the
-route's camelCase name (``runId``): Powertools binds them by name. Bodies are pydantic models
-validated by Powertools (``enable_validation=True``); the OpenAPI document is generated from the
-same models, so it cannot drift from what the code accepts.
-
-**Errors** are always JSON ``{"message": "..."}`` naming what is wrong, plus ``errors`` (one entry
-per offending field: ``field``, ``message``, ``type``) for validation failures, ``knownBlueprints``
-for an unknown blueprint and ``status`` for a conflict. Every client mistake that is about the
-request itself answers **400**: invalid JSON, a body that breaks the schema (Powertools would
-say 422), an unknown field, an unknown blueprint. Why 400 and not 422: API Gateway's own request
-validator (the stack enables it for ``POST /runs``) answers 400 for a body that breaks the
-schema, so the same mistake would otherwise get 400 or 422 depending on which layer caught it;
-one code for "fix your request" is what clients can act on. The generated OpenAPI document is
-adjusted to match (400 instead of Powertools' 422). Unknown runs are 404, state conflicts 409,
-bodies over 256 KiB 413 (checked on the raw event before anything is parsed).
-
-Bad input never reaches a queue or a table: validation happens before the client is called,
-and the client checks the blueprint id before its first write.
-
-The API speaks JSON only: every request body is parsed as JSON whatever its ``Content-Type``
-(``curl -d`` sends ``application/x-www-form-urlencoded`` by default, which Powertools would
-otherwise parse as a form and report as a missing ``blueprintId``).
+Bodies are pydantic models (``api_models``) validated by Powertools; the OpenAPI document is
+generated from them. Every client mistake answers 4xx with a JSON message naming what is wrong,
+and bad input never reaches a queue or a table: docs/design.md, section 6, says why 400 and not
+422, and why bodies are JSON whatever their ``Content-Type``.
 """
 
 from __future__ import annotations

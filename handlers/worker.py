@@ -1,58 +1,8 @@
 """SQS worker: one invocation runs a batch of jobs; each job is one node execution.
 
-``handler(event, context)`` returns ``{"batchItemFailures": [{"itemIdentifier": messageId}]}``
-naming only the records that must come back (the event source mapping runs with
-``ReportBatchItemFailures``); Lambda deletes the rest. The decisions, and why:
-
-**Failures are per record.** A record whose job raises returns to the queue; the others are done.
-What can raise is narrow, because node errors are handled by the engine (retries go back through
-the queue with a delay, a node that keeps failing fails its run): a body that is not a job
-(``MalformedJob``), a job naming a run that does not exist (``PoisonJob``), a record handed back
-for lack of time (``HandedBack``), or an unexpected error (AWS throttling, a bug). Malformed and
-poison jobs can never succeed, yet they are not dropped: they return to the queue and the redrive
-policy moves them to the dead-letter queue after ``maxReceiveCount`` receives, so nothing a user
-sent is lost without a trace. Each is logged once, as an error, with its message id.
-
-**When every record fails.** Powertools raises ``BatchProcessingError`` by default; a raise and a
-response naming every record have the same effect on the messages (all come back after the
-visibility timeout). They differ in what Lambda and the operators see: a raise is a failed
-invocation (the function's ``Errors`` metric and alarms, and the SQS poller backs off its
-concurrency), a response is a successful invocation. So we report (``raise_on_entire_batch_
-failure=False``) when the failures are about the messages themselves (malformed, poison, handed
-back): bad input must not page anyone or slow the queue down for everybody else; it is counted in
-the ``RecordFailures`` metric and ends in the DLQ. We raise only when every record failed and at
-least one failed unexpectedly: that looks like the worker itself is broken (permissions, a
-throttled table, a bug), which is what the ``Errors`` alarm and the poller's back-off are for.
-
-**Time budget.** Before starting a record we compare ``context.get_remaining_time_in_millis()``
-with what the job may need: its node's ``timeout`` plus a second, or, for nodes without one,
-10 s (at most a third of the invocation's budget, so a short function timeout still runs more
-than one job per batch). A record that does not fit is not started: it is reported as failed
-and its visibility is reset to 0 so another invocation picks it up at once rather than after
-the visibility timeout (FIFO records held back behind it too). The first job of an invocation
-always starts: a fresh invocation would not give it more time, and handing it back would only
-walk it to the DLQ. Each hand-back counts as a receive (toward ``maxReceiveCount``), so a
-function that keeps handing back needs a smaller batch or a longer timeout
-(see ``RecordsHandedBack``).
-
-**FIFO queues.** Records from a ``.fifo`` queue ARN go through ``SqsFifoPartialProcessor`` with
-``skip_group_on_error=True``: after a failure, the later records *of the same message group* are
-reported unprocessed, so order is kept where it is defined (the job queue groups by node
-instance) while other jobs in the batch proceed. FIFO queues have no per-message delay, so a job
-that is not due yet (a sleep, a retry delay) is reported failed with its visibility set to when
-it is due (up to 12 hours at a time; each deferral counts as a receive toward
-``maxReceiveCount``).
-
-**One event loop per invocation.** Jobs are coroutines; one loop is created per invocation,
-reused for each record in turn (records run one after the other: the engine's own concurrency is
-inside a job), and closed at the end without waiting for threads a timed-out sync node may have
-left behind.
-
-**Logs and metrics.** While a record is handled, every log line (ours and ``flowcraft_core``'s)
-carries ``message_id``, ``run_id``, ``node_id`` and ``attempt`` (thread-local keys, so the local
-stack's concurrent pollers do not mix them). Per invocation the worker's counters are reset and
-emitted as EMF metrics: ``NodesExecuted``, ``NodeFailures``, ``Retries``, ``RunsCompleted``,
-``RunsFailed``, ``NodeDuration`` (ms), ``RecordFailures``, ``RecordsHandedBack``.
+``handler(event, context)`` returns ``{"batchItemFailures": [...]}`` naming only the records that
+must come back. Why failures are per record, when a whole failed batch raises, the time budget,
+FIFO queues and the metrics: docs/design.md, section 5.
 """
 
 from __future__ import annotations
