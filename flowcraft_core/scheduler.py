@@ -108,12 +108,14 @@ class CompiledEdge:
     transform: CompiledExpression | None
     kind: EdgeKind = _NORMAL
     loop: int | None = None
-    #: Precomputed for the hot path: decision key, target's join and input count.
-    key0: str = ""
+    #: Precomputed for the hot path (an edge outside loops, decided on the first pass): its
+    #: decision key, whether its target is an ``any`` join, how many inputs the target expects,
+    #: and the arrival it brings (the edge and its source instance).
+    decision_key0: str = ""
     any_join: bool = False
-    inputs0: int = 0
-    plain: bool = True
-    arrival0: tuple[Any, str] | None = None
+    first_pass_inputs: int = 0
+    outside_loops: bool = True
+    first_pass_arrival: tuple[Any, str] | None = None
     #: Edges from one source to one target form a group counted as one predecessor: ``group``
     #: is the index of the group's first edge, ``group_size`` its number of edges.
     group: int = -1
@@ -184,18 +186,18 @@ class CompiledGraph:
                     e for e in incoming if e.kind == _NORMAL and e.loop == loop_index
                 ]
         for edge in self.edges:
-            edge.key0 = str(edge.index)
+            edge.decision_key0 = str(edge.index)
             edge.any_join = self.nodes[edge.target].config.join_strategy == "any"
-            edge.inputs0 = len(self.first_inputs[edge.target])
-            edge.plain = edge.kind == _NORMAL and edge.loop is None
-            edge.arrival0 = (edge, edge.source)
+            edge.first_pass_inputs = len(self.first_inputs[edge.target])
+            edge.outside_loops = edge.kind == _NORMAL and edge.loop is None
+            edge.first_pass_arrival = (edge, edge.source)
         #: Nodes all of whose out-edges are plain, unlabelled and unconditioned (every one is
         #: taken, whatever the result), with those edges: the hot path of ``complete``.
         self.take_all: dict[str, list[CompiledEdge]] = {
             n: self.out_edges[n]
             for n in self.order
             if all(
-                e.plain and e.action is None and e.condition is None and e.group_size == 1
+                e.outside_loops and e.action is None and e.condition is None and e.group_size == 1
                 for e in self.out_edges[n]
             )
         }
@@ -661,7 +663,7 @@ class Scheduler:
         everything = dict(self.decisions)
         for edges in self._implied:
             for edge in edges:
-                everything[edge.key0] = True
+                everything[edge.decision_key0] = True
         return everything
 
     def _take_all(self, edges: list[CompiledEdge], step: Step) -> None:
@@ -679,17 +681,17 @@ class Scheduler:
             # writes them out when the run's state is saved (a dict store less per edge).
             self._implied.append(edges)
         for edge in edges:
-            dkey = edge.key0
+            dkey = edge.decision_key0
             if reported is not None:
                 decisions[dkey] = True
                 reported[dkey] = True
             target = edge.target
-            undecided = undecided_of.get(target, edge.inputs0) - 1
+            undecided = undecided_of.get(target, edge.first_pass_inputs) - 1
             arrivals = arrivals_of.get(target)
             if arrivals is None:
-                arrivals_of[target] = [edge.arrival0]
+                arrivals_of[target] = [edge.first_pass_arrival]
             elif arrivals is not _CONSUMED:
-                arrivals.append(edge.arrival0)
+                arrivals.append(edge.first_pass_arrival)
             if target in fired or target in settled:
                 undecided_of[target] = undecided
                 continue
@@ -720,9 +722,9 @@ class Scheduler:
                 self._settle_skipped(key, step)
 
     def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step) -> None:
-        if edge.plain:
+        if edge.outside_loops:
             # The common case (no loop involved), kept free of calls and allocations.
-            dkey = edge.key0
+            dkey = edge.decision_key0
             self.decisions[dkey] = taken
             if step.decisions is not None:
                 step.decisions[dkey] = taken
@@ -732,14 +734,14 @@ class Scheduler:
                     return
                 edge, taken = merged
             target = edge.target
-            undecided = self._undecided.get(target, edge.inputs0) - 1
+            undecided = self._undecided.get(target, edge.first_pass_inputs) - 1
             self._undecided[target] = undecided
             arrivals = self._arrivals.get(target)
             if taken:
                 if arrivals is None:
-                    arrivals = self._arrivals[target] = [edge.arrival0]
+                    arrivals = self._arrivals[target] = [edge.first_pass_arrival]
                 elif arrivals is not _CONSUMED:
-                    arrivals.append(edge.arrival0)
+                    arrivals.append(edge.first_pass_arrival)
             if target in self._fired or target in self.settled:
                 return
             verdict = join_verdict(taken, edge.any_join, undecided, arrivals is not None)
@@ -915,7 +917,7 @@ class Scheduler:
             return None
         outputs = self.outputs
         if iteration == 0:
-            expected = arrivals[0][0].inputs0 if arrivals[0][0].kind != _BACK else 1
+            expected = arrivals[0][0].first_pass_inputs if arrivals[0][0].kind != _BACK else 1
         else:
             expected = len(self.graph.inputs_of(node_id, iteration))
         if expected == 1 or node.config.join_strategy == "any":
