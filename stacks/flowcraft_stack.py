@@ -130,12 +130,38 @@ RECONCILER_MEMORY_MB = 256
 STAGE_NAME = "prod"
 #: The webhook route in resource-policy form (any stage, runs, nodes).
 WEBHOOK_RESOURCE = "execute-api:/*/POST/runs/*/webhooks/*"
+
+
+def start_run_schema() -> dict[str, Any]:
+    """The gateway's StartRun model, generated from the function's request model (so its length
+    limits and run-id pattern cannot drift), in the JSON Schema draft 4 API Gateway reads.
+    Unknown fields are left to the function, whose answer names them."""
+    from handlers.api_models import StartRunRequest
+
+    schema = StartRunRequest.model_json_schema(by_alias=True)
+    properties: dict[str, Any] = {}
+    for name, prop in schema["properties"].items():
+        prop = {k: v for k, v in prop.items() if k not in ("title", "default")}
+        options = prop.pop("anyOf", None)
+        if options is not None:  # X or null: draft 4 spells it as a list of types
+            concrete = next(o for o in options if o.get("type") != "null")
+            prop = {**concrete, **prop, "type": [concrete["type"], "null"]}
+        properties[name] = prop
+    return {
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "StartRun",
+        "type": "object",
+        "required": schema["required"],
+        "properties": properties,
+    }
+
+
 #: Answer to a body that fails the StartRun model (``$message`` becomes API Gateway's quoted
 #: message). Keep it in step with the model in ``_rest_api``.
 BAD_REQUEST_BODY: dict[str, str] = {
     "message": "$message",
-    "detail": "POST /runs takes a JSON object: blueprintId (non-empty string, required), "
-    "context (object), runId (non-empty string)",
+    "detail": "POST /runs takes a JSON object: blueprintId (1-200 characters, required), "
+    "context (object), runId (1-200 letters, digits or . _ : -)",
 }
 #: One JSON object per request: who called, what, the answer, and why it failed when it did
 #: (authorizer, validation and integration errors never reach the function's own logs).
@@ -630,21 +656,12 @@ class FlowcraftStack(Stack):
             "StartRunModel",
             content_type="application/json",
             model_name="StartRun",
-            schema=apigw.JsonSchema(
-                schema=apigw.JsonSchemaVersion.DRAFT4,
-                title="StartRun",
-                type=apigw.JsonSchemaType.OBJECT,
-                required=["blueprintId"],
-                properties={
-                    "blueprintId": apigw.JsonSchema(type=apigw.JsonSchemaType.STRING, min_length=1),
-                    "context": apigw.JsonSchema(type=apigw.JsonSchemaType.OBJECT),
-                    "runId": apigw.JsonSchema(
-                        type=[apigw.JsonSchemaType.STRING, apigw.JsonSchemaType.NULL],
-                        min_length=1,
-                    ),
-                },
-            ),
+            # Replaced below by the schema generated from the function's own request model.
+            schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, title="StartRun"),
         )
+        model_resource = start_model.node.default_child
+        assert isinstance(model_resource, apigw.CfnModel)
+        model_resource.add_property_override("Schema", start_run_schema())
         integration = apigw.LambdaIntegration(self.api_function, allow_test_invoke=False)
         options = self._method_options(api)
         run_id = {"method.request.path.runId": True}

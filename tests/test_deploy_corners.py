@@ -272,6 +272,11 @@ def test_gateway_start_model_accepts_what_the_openapi_document_and_the_function_
     assert len(models) == 1
     errors = [e.message for e in jsonschema.Draft4Validator(models[0]).iter_errors(body)]
     assert errors == []  # API Gateway would answer 400 "Invalid request body" before the function
+    # Generated from the function's model: the same length limits and run-id pattern.
+    for bad in ({"blueprintId": "x" * 201}, {"blueprintId": "order", "runId": "has space"}):
+        assert list(jsonschema.Draft4Validator(models[0]).iter_errors(bad))
+        with pytest.raises(ValueError):
+            api.StartRunRequest.model_validate(bad)
 
 
 # ------------------------------------------------------------------ the OpenAPI document
