@@ -42,7 +42,7 @@ from flowcraft_core.aws.schema import (
 )
 from flowcraft_core.routes import ROUTES as API_ROUTES
 from stacks import FlowcraftStack, bundling, sam_env
-from stacks.flowcraft_stack import GRANT_RESOURCES, GRANTS
+from stacks.functions import GRANT_RESOURCES, GRANTS
 from stacks.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -27,7 +27,7 @@ from .models import NodePage, Run, RunAccepted, RunPage, RunSummary
 
 #: Where ``make up`` serves the API; the default target when nothing else is configured.
 LOCAL_API_URL = "http://127.0.0.1:3000"
-#: The stack output that holds the API's base URL (stacks/flowcraft_stack.py).
+#: The stack output that holds the API's base URL (``stacks/flowcraft_stack.py``).
 API_URL_OUTPUT = "ApiUrl"
 #: The stack output that names the API key of an ``apiAuth=api_key`` stack.
 API_KEY_ID_OUTPUT = "ApiKeyId"
