@@ -48,7 +48,7 @@ from .scheduler import (
     CompiledGraph,
     LoopLimitError,
     Scheduler,
-    Step,
+    Settlement,
     edge_failure_message,
     failing_edge,
     pick_waiting_key,
@@ -247,8 +247,10 @@ class _Run:
         # answered from the scheduler's results, never stored twice.
         context.attach_outputs(self.sched)
         self.view = context.view
-        #: Without an event bus nobody reads a step's decisions: one Step serves every node.
-        self._step: Step | None = Step(decisions=None) if runtime.event_bus is None else None
+        #: Without an event bus nobody reads a step's decisions: one Settlement serves every node.
+        self._step: Settlement | None = (
+            Settlement(decisions=None) if runtime.event_bus is None else None
+        )
         #: Node executions started so far, against the runtime's ``max_node_executions``.
         self.executed = 0
         #: Child runs parked inside subflow nodes: instance key -> the child's result.
@@ -317,7 +319,7 @@ class _Run:
         if self.bus is not None:
             self.bus.emit(FlowEvent(type_, self.run_id, node_id, data, time.time()))
 
-    def _apply(self, step: Step) -> None:
+    def _apply(self, step: Settlement) -> None:
         self.ready.extend(step.ready)
         if self.bus is not None and step.decisions is not None:
             for dkey, taken in step.decisions.items():

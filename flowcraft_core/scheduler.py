@@ -448,7 +448,7 @@ _CONSUMED: tuple[()] = ()
 
 
 @dataclass(slots=True)
-class Step:
+class Settlement:
     """What settling one node decided."""
 
     ready: list[str] = field(default_factory=list)
@@ -506,8 +506,8 @@ class Scheduler:
         self._implied: list[list[CompiledEdge]] = []
 
     # ----------------------------------------------------------------- starting and restoring
-    def start(self) -> Step:
-        step = Step(ready=list(self.graph.start_nodes))
+    def start(self) -> Settlement:
+        step = Settlement(ready=list(self.graph.start_nodes))
         self._fired.update(step.ready)
         return step
 
@@ -551,10 +551,10 @@ class Scheduler:
                 arrivals.sort(key=lambda arrival: arrival[1] != source)
         return sched
 
-    def settle_derived(self) -> Step:
+    def settle_derived(self) -> Settlement:
         """Decide what the stored decisions imply but a concurrent or interrupted step left
         undone: skips, and the end of loops whose last iteration has settled."""
-        step = Step()
+        step = Settlement()
         while True:
             before = len(step.decisions or {})
             step.skipped.extend(k for k in self.pending_skips() if k not in step.skipped)
@@ -619,11 +619,11 @@ class Scheduler:
         node_input: Any = None,
         *,
         report_decisions: bool = True,
-        into: Step | None = None,
-    ) -> Step:
+        into: Settlement | None = None,
+    ) -> Settlement:
         """Record a completed node and decide its outgoing edges.
 
-        ``into`` is an empty ``Step`` to fill instead of a new one (a driver that applies each
+        ``into`` is an empty ``Settlement`` to fill instead of a new one (a driver that applies each
         step at once may reuse one; its ``decisions`` says whether to report them)."""
         self.settled[key] = COMPLETED
         self.outputs[key] = output
@@ -631,7 +631,7 @@ class Scheduler:
             self.actions[key] = action
         step = into
         if step is None:
-            step = Step() if report_decisions else Step(decisions=None)
+            step = Settlement() if report_decisions else Settlement(decisions=None)
         node_id, iteration = split_key(key) if "#" in key else (key, 0)
         if iteration:
             self.latest[node_id] = output
@@ -666,7 +666,7 @@ class Scheduler:
                 everything[edge.decision_key0] = True
         return everything
 
-    def _take_all(self, edges: list[CompiledEdge], step: Step) -> None:
+    def _take_all(self, edges: list[CompiledEdge], step: Settlement) -> None:
         """``_decide(edge, 0, True)`` for plain edges outside loops, in one loop (the common
         case of a node that routes nowhere in particular: every edge is taken)."""
         decisions = self.decisions
@@ -705,14 +705,14 @@ class Scheduler:
                 undecided_of[target] = undecided
 
     # ----------------------------------------------------------------- internals
-    def _settle_skipped(self, key: str, step: Step) -> None:
+    def _settle_skipped(self, key: str, step: Settlement) -> None:
         self.settled[key] = SKIPPED
         node_id, iteration = split_key(key)
         for edge in self.graph.out_edges[node_id]:
             self._decide(edge, iteration, False, step)
         self._after_settle(key, step)
 
-    def _cascade(self, step: Step) -> None:
+    def _cascade(self, step: Settlement) -> None:
         # Skips found by _arrive are appended to step.skipped; settle them breadth-first.
         position = 0
         while position < len(step.skipped):
@@ -721,7 +721,7 @@ class Scheduler:
             if key not in self.settled:
                 self._settle_skipped(key, step)
 
-    def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step) -> None:
+    def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Settlement) -> None:
         if edge.outside_loops:
             # The common case (no loop involved), kept free of calls and allocations.
             dkey = edge.decision_key0
@@ -787,7 +787,9 @@ class Scheduler:
             return carrier, True
         return self.graph.edges[edge.group], False
 
-    def _arrive(self, edge: CompiledEdge, iteration: int, taken: bool, step: Step | None) -> None:
+    def _arrive(
+        self, edge: CompiledEdge, iteration: int, taken: bool, step: Settlement | None
+    ) -> None:
         """Count a decided edge at its target instance; fire or skip the target when due."""
         if edge.kind == _CUT:
             return  # closes a cycle that is not a loop: starts nothing
@@ -836,7 +838,7 @@ class Scheduler:
         elif verdict == SKIP and step is not None:
             step.skipped.append(target)
 
-    def _fire(self, target: str, step: Step | None) -> None:
+    def _fire(self, target: str, step: Settlement | None) -> None:
         self._fired.add(target)
         if step is not None:
             step.ready.append(target)
@@ -848,7 +850,7 @@ class Scheduler:
             slot = (loop_index, iteration)
             self._loop_settled[slot] = self._loop_settled.get(slot, 0) + 1
 
-    def _after_settle(self, key: str, step: Step) -> None:
+    def _after_settle(self, key: str, step: Settlement) -> None:
         if not self.graph.loops:
             return
         node_id, iteration = split_key(key)
@@ -858,7 +860,7 @@ class Scheduler:
         self._count_loop_member(key)
         self._maybe_end_loop(self.graph.loops[loop_index], iteration, step)
 
-    def _maybe_end_loop(self, loop: Loop, iteration: int, step: Step) -> None:
+    def _maybe_end_loop(self, loop: Loop, iteration: int, step: Settlement) -> None:
         """A loop ends when an iteration is fully settled and started no next iteration."""
         slot = (loop.index, iteration)
         if slot in self._loop_done:

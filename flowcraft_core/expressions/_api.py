@@ -6,7 +6,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from ._base import MAX_SOURCE_LENGTH, ExpressionError, _Fn, _OpError, _show
+from ._base import MAX_SOURCE_LENGTH, ExpressionError, _Evaluator, _OpError, _show
 from ._compiler import _Compiler
 from ._parser import _Parser
 
@@ -18,7 +18,7 @@ class CompiledExpression:
 
     source: str
 
-    def __init__(self, source: str, fn: _Fn) -> None:
+    def __init__(self, source: str, fn: _Evaluator) -> None:
         self.source = source
         self._fn = fn
 

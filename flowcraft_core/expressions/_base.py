@@ -35,7 +35,8 @@ MAX_SEQUENCE = 100_000
 _Scope = Mapping[str, Any]
 
 
-_Fn = Callable[[_Scope], Any]
+#: What compiling an expression makes: a closure from the scope to the value.
+_Evaluator = Callable[[_Scope], Any]
 
 
 class ExpressionError(FlowcraftError, ValueError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from ._base import ExpressionError, _error, _Fn, _OpError, _Scope
+from ._base import ExpressionError, _error, _Evaluator, _OpError, _Scope
 from ._parser import _name_allowed, _Node
 from ._values import (
     _FUNCTIONS,
@@ -31,19 +31,21 @@ from ._values import (
 )
 
 
-class _Code(NamedTuple):
-    fn: _Fn
+class _Compiled(NamedTuple):
+    """A compiled sub-expression, and its value when it is a constant (for folding)."""
+
+    fn: _Evaluator
     const: bool = False
     value: Any = None
     #: For list literals of constants: the items as a tuple (used by ``in [...]``).
     frozen: tuple[Any, ...] | None = None
 
 
-def _constant(value: Any) -> _Code:
+def _constant(value: Any) -> _Compiled:
     def constant(scope: _Scope) -> Any:
         return value
 
-    return _Code(constant, True, value)
+    return _Compiled(constant, True, value)
 
 
 _EMPTY_SCOPE: Mapping[str, Any] = {}
@@ -73,7 +75,7 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
 }
 
 
-def _make_path(root: str, keys: tuple[Any, ...]) -> _Fn:
+def _make_path(root: str, keys: tuple[Any, ...]) -> _Evaluator:
     """``root.k1.k2...`` with constant keys: the hot path of nearly every condition."""
     if not keys:
 
@@ -106,7 +108,7 @@ def _make_path(root: str, keys: tuple[Any, ...]) -> _Fn:
     return get_path
 
 
-def _make_walk(base: _Fn, keys: tuple[Any, ...]) -> _Fn:
+def _make_walk(base: _Evaluator, keys: tuple[Any, ...]) -> _Evaluator:
     def walk(scope: _Scope) -> Any:
         value = base(scope)
         for key in keys:
@@ -132,30 +134,30 @@ class _Compiler:
 
         return located
 
-    def compile(self, node: _Node) -> _Code:
+    def compile(self, node: _Node) -> _Compiled:
         return self._DISPATCH[node.kind](self, node)
 
-    def fold(self, fn: _Fn, parts: list[_Code]) -> _Code:
+    def fold_constants(self, fn: _Evaluator, parts: list[_Compiled]) -> _Compiled:
         """Evaluate now when every input is constant; errors become compile-time errors."""
         if all(part.const for part in parts):
             value = fn(_EMPTY_SCOPE)
             if _kind(value) not in ("list", "object"):  # never share a mutable result
                 return _constant(value)
-        return _Code(fn)
+        return _Compiled(fn)
 
-    def literal(self, node: _Node) -> _Code:
+    def literal(self, node: _Node) -> _Compiled:
         return _constant(node.value)
 
-    def name(self, node: _Node) -> _Code:
-        return _Code(_make_path(node.value, ()))
+    def name(self, node: _Node) -> _Compiled:
+        return _Compiled(_make_path(node.value, ()))
 
-    def access(self, node: _Node) -> _Code:
+    def access(self, node: _Node) -> _Compiled:
         base, *keys = node.children
         root: str | None = base.value if base.kind == "name" else None
-        fn: _Fn | None = None if root is not None else self.compile(base).fn
+        fn: _Evaluator | None = None if root is not None else self.compile(base).fn
         pending: list[Any] = []
 
-        def flush() -> _Fn:
+        def flush() -> _Evaluator:
             if root is not None:
                 return _make_path(root, tuple(pending))
             assert fn is not None
@@ -175,9 +177,9 @@ class _Compiler:
                 continue
             fn = _index(flush(), code.fn, self.where(pos))
             root, pending = None, []
-        return _Code(flush())
+        return _Compiled(flush())
 
-    def call(self, node: _Node) -> _Code:
+    def call(self, node: _Node) -> _Compiled:
         impl = _FUNCTIONS[node.value].impl
         parts = [self.compile(arg) for arg in node.children]
         where = self.where(node.pos)
@@ -191,7 +193,7 @@ class _Compiler:
                 except _OpError as exc:
                     raise where(exc) from None
 
-            return self.fold(call_one, parts)
+            return self.fold_constants(call_one, parts)
         fns = tuple(part.fn for part in parts)
 
         def call_many(scope: _Scope) -> Any:
@@ -201,9 +203,9 @@ class _Compiler:
             except _OpError as exc:
                 raise where(exc) from None
 
-        return self.fold(call_many, parts)
+        return self.fold_constants(call_many, parts)
 
-    def list_literal(self, node: _Node) -> _Code:
+    def list_literal(self, node: _Node) -> _Compiled:
         parts = [self.compile(item) for item in node.children]
         fns = tuple(part.fn for part in parts)
 
@@ -211,9 +213,9 @@ class _Compiler:
             return [f(scope) for f in fns]
 
         frozen = tuple(part.value for part in parts) if all(p.const for p in parts) else None
-        return _Code(make_list, frozen=frozen)
+        return _Compiled(make_list, frozen=frozen)
 
-    def object_literal(self, node: _Node) -> _Code:
+    def object_literal(self, node: _Node) -> _Compiled:
         pairs = tuple(
             (key, self.compile(value).fn)
             for key, value in zip(node.value, node.children, strict=True)
@@ -222,9 +224,9 @@ class _Compiler:
         def make_object(scope: _Scope) -> dict[str, Any]:
             return {key: f(scope) for key, f in pairs}
 
-        return _Code(make_object)
+        return _Compiled(make_object)
 
-    def unary(self, node: _Node) -> _Code:
+    def unary(self, node: _Node) -> _Compiled:
         part = self.compile(node.children[0])
         operand = part.fn
         if node.value in ("!", "not"):
@@ -232,7 +234,7 @@ class _Compiler:
             def negate(scope: _Scope) -> bool:
                 return not is_truthy(operand(scope))
 
-            return self.fold(negate, [part])
+            return self.fold_constants(negate, [part])
         op = _neg if node.value == "-" else _pos
         where = self.where(node.pos)
 
@@ -243,13 +245,15 @@ class _Compiler:
             except _OpError as exc:
                 raise where(exc) from None
 
-        return self.fold(sign, [part])
+        return self.fold_constants(sign, [part])
 
-    def power(self, node: _Node) -> _Code:
+    def power(self, node: _Node) -> _Compiled:
         parts = [self.compile(child) for child in node.children]
-        return self.fold(self._binary(_pow, parts[0].fn, parts[1].fn, node.pos), parts)
+        return self.fold_constants(self._binary(_pow, parts[0].fn, parts[1].fn, node.pos), parts)
 
-    def _binary(self, op: Callable[[Any, Any], Any], left: _Fn, right: _Fn, pos: int) -> _Fn:
+    def _binary(
+        self, op: Callable[[Any, Any], Any], left: _Evaluator, right: _Evaluator, pos: int
+    ) -> _Evaluator:
         where = self.where(pos)
 
         def binary(scope: _Scope) -> Any:
@@ -262,11 +266,13 @@ class _Compiler:
 
         return binary
 
-    def arith(self, node: _Node) -> _Code:
+    def arith(self, node: _Node) -> _Compiled:
         parts = [self.compile(child) for child in node.children]
         if len(parts) == 2:
             name, pos, _ = node.value[0]
-            return self.fold(self._binary(_ARITH[name], parts[0].fn, parts[1].fn, pos), parts)
+            return self.fold_constants(
+                self._binary(_ARITH[name], parts[0].fn, parts[1].fn, pos), parts
+            )
         first = parts[0].fn
         steps = tuple(
             (_ARITH[name], part.fn, self.where(pos))
@@ -283,9 +289,9 @@ class _Compiler:
                     raise where(exc) from None
             return value
 
-        return self.fold(arith_chain, parts)
+        return self.fold_constants(arith_chain, parts)
 
-    def logic(self, node: _Node) -> _Code:
+    def logic(self, node: _Node) -> _Compiled:
         parts = [self.compile(child) for child in node.children]
         ops = tuple(name for name, _, _ in node.value)
         if len(parts) == 2:
@@ -296,20 +302,20 @@ class _Compiler:
                     a = left(scope)
                     return right(scope) if is_truthy(a) else a
 
-                return self.fold(and_, parts)
+                return self.fold_constants(and_, parts)
             if ops[0] == "or":
 
                 def or_(scope: _Scope) -> Any:
                     a = left(scope)
                     return a if is_truthy(a) else right(scope)
 
-                return self.fold(or_, parts)
+                return self.fold_constants(or_, parts)
 
             def nullish(scope: _Scope) -> Any:
                 a = left(scope)
                 return a if a is not None else right(scope)
 
-            return self.fold(nullish, parts)
+            return self.fold_constants(nullish, parts)
         first = parts[0].fn
         steps = tuple(zip(ops, (part.fn for part in parts[1:]), strict=True))
 
@@ -326,9 +332,9 @@ class _Compiler:
                     value = f(scope)
             return value
 
-        return self.fold(logic_chain, parts)
+        return self.fold_constants(logic_chain, parts)
 
-    def compare(self, node: _Node) -> _Code:
+    def compare(self, node: _Node) -> _Compiled:
         parts = [self.compile(child) for child in node.children]
         for i, (name, _, _) in enumerate(node.value, start=1):
             if name in ("in", "not in") and parts[i].frozen is not None:
@@ -348,8 +354,8 @@ class _Compiler:
                     except _OpError as exc:
                         raise where(exc) from None
 
-                return self.fold(compare_constant, parts)
-            return self.fold(self._binary(op, left, parts[1].fn, pos), parts)
+                return self.fold_constants(compare_constant, parts)
+            return self.fold_constants(self._binary(op, left, parts[1].fn, pos), parts)
         first = parts[0].fn
         steps = tuple(
             (_COMPARE[name], part.fn, self.where(pos))
@@ -368,18 +374,18 @@ class _Compiler:
                 a = b
             return True
 
-        return self.fold(compare_chain, parts)
+        return self.fold_constants(compare_chain, parts)
 
-    def cond(self, node: _Node) -> _Code:
+    def cond(self, node: _Node) -> _Compiled:
         parts = [self.compile(child) for child in node.children]
         test, then, otherwise = (part.fn for part in parts)
 
         def conditional(scope: _Scope) -> Any:
             return then(scope) if is_truthy(test(scope)) else otherwise(scope)
 
-        return self.fold(conditional, parts)
+        return self.fold_constants(conditional, parts)
 
-    _DISPATCH: dict[str, Callable[[_Compiler, _Node], _Code]] = {
+    _DISPATCH: dict[str, Callable[[_Compiler, _Node], _Compiled]] = {
         "literal": literal,
         "name": name,
         "access": access,
@@ -395,7 +401,9 @@ class _Compiler:
     }
 
 
-def _index(base: _Fn, key_fn: _Fn, where: Callable[[_OpError], ExpressionError]) -> _Fn:
+def _index(
+    base: _Evaluator, key_fn: _Evaluator, where: Callable[[_OpError], ExpressionError]
+) -> _Evaluator:
     """``base[key]`` with a key computed at run time."""
 
     def index(scope: _Scope) -> Any:
