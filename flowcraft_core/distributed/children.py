@@ -79,8 +79,8 @@ class Children:
         node = state.plan.graph.nodes[split_key(key)[0]]
         child_id = own.child or child_run_id(run_id, key)
         child = worker.runs.head(child_id)
-        context = worker.context_of(state)
-        node_input = worker.input_of(state, context)
+        context = worker.inputs.context_of(state)
+        node_input = worker.inputs.input_of(state, context)
         if child is None:
             # Crashed between marking the node and starting the child: run the node again,
             # which starts the child (idempotently).

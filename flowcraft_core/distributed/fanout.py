@@ -55,7 +55,7 @@ class Fanout:
         worker = self.worker
         key, run_id = state.key, state.run_id
         if not spec.items:
-            context = worker.context_of(state)
+            context = worker.inputs.context_of(state)
             return worker.commit(
                 state, NodeResult(output=[]), node_input, BufferedContext(context), 1
             )
@@ -169,7 +169,7 @@ class Fanout:
             return None
         item = values[index % CHUNK]
         spec = MapSpec.from_dict({**fan["spec"], "items": []})
-        context = worker.context_of(state)
+        context = worker.inputs.context_of(state)
         base = worker.node_context(
             state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
         )
@@ -290,8 +290,8 @@ class Fanout:
         ordered = [worker.codec.decode(records[n].stored) for n in names]
         job = Job(run_id=run_id, blueprint_id=plan.graph.id, node_id=key)
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
-        context = worker.context_of(state)
-        node_input = worker.input_of(state, context)
+        context = worker.inputs.context_of(state)
+        node_input = worker.inputs.input_of(state, context)
         return worker.commit(
             state, NodeResult(output=ordered), node_input, BufferedContext(context), 1
         )
@@ -304,8 +304,8 @@ class Fanout:
         job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
         read = worker.runs.read(head.run_id, [key])
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
-        context = worker.context_of(state)
-        node_input = worker.input_of(state, context)
+        context = worker.inputs.context_of(state)
+        node_input = worker.inputs.input_of(state, context)
         buffered = BufferedContext(context)
         follow = await worker.fallback_or_fail(
             state, error, message, node_input, buffered, attempts

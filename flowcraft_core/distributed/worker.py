@@ -48,21 +48,18 @@ from ..nodes import (
 )
 from ..runtime import FlowRuntime, WorkflowResult
 from ..scheduler import (
-    CompiledEdge,
     CompiledGraph,
     GraphError,
     LoopLimitError,
-    Scheduler,
-    instance_key,
     split_key,
 )
 from ..status import AWAITING
 from .advance import Advanced, Advancer
-from .context_view import OverlayContext, StoredContext, StoredOutputs
+from .context_view import OverlayContext, StoredOutputs
 from .errors import CommitRejected, EdgeFailed, PoisonJob, StateTooLarge
 from .items import ItemStore
 from .job import Job
-from .layout import BUCKET, join_key, loop_exits_key
+from .layout import BUCKET
 from .payloads import PayloadsUnavailable, ValueCodec, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunHead
@@ -82,8 +79,6 @@ INLINE_SLEEP_SECONDS = 1.0
 #: A worker tells the status table a run is alive at most this often (the reconciler looks
 #: only at runs without a sign of life for its threshold).
 HEARTBEAT_SECONDS = 60.0
-#: Predecessor items read with the head in the job's first request.
-FIRST_READ = 90
 
 
 class FanOut(Exception):
@@ -198,6 +193,7 @@ class Worker:
         from .children import Children
         from .client import WorkflowClient
         from .fanout import Fanout
+        from .inputs import NodeInputs
         from .parking import Parking
         from .view import RunViews
 
@@ -228,6 +224,7 @@ class Worker:
         self.fanout = Fanout(self)
         self.children = Children(self)
         self.views = RunViews(self)
+        self.inputs = NodeInputs(self.runs, self.views)
         self.client = WorkflowClient(
             runs=runs,
             statuses=statuses,
@@ -351,7 +348,7 @@ class Worker:
             if not head.final:
                 self.fail_run(head, f"job names unknown node {node_id!r}")
             return None
-        sources, read = self._read_for(plan, job.run_id, key, known)
+        sources, read = self.inputs.read_for(plan, job.run_id, key, known)
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
@@ -382,123 +379,13 @@ class Worker:
             return None  # an older attempt's duplicate: the next attempt is on the queue
         if not await self.parking.until_due(job):
             return None
-        context = self.context_of(state)
+        context = self.inputs.context_of(state)
         try:
-            node_input = self.build_input(state, sources, context, read)
+            node_input = self.inputs.build_input(state, sources, context, read)
         except ExpressionError as exc:
             self.fail_run(head, f"node {node_id!r}: input: {exc}")
             return None
         return await self._execute(state, node_input, context)
-
-    def context_of(self, state: JobState) -> Mapping[str, Any]:
-        """The run's context as a node, its input and its edges see it: the head's values
-        (decoded on first use), then node outputs (``_outputs.<id>``, bare node ids)."""
-        stored = StoredContext(self.runs, state.run_id, state.head.context)
-        outputs = StoredOutputs(
-            self.runs,
-            state.plan,
-            state.run_id,
-            state.key,
-            self.views.latest_instances,
-            state.known,
-        )
-        return ContextView(stored, outputs)
-
-    def _read_for(
-        self, plan: Plan, run_id: str, key: str, known: Mapping[str, NodeRecord] | None = None
-    ) -> tuple[list[tuple[CompiledEdge, str | None]], JobRead]:
-        """One consistent read of the head, the instance and what its input is built from
-        (predecessors this invocation committed itself are not read again)."""
-        node_id, iteration = split_key(key)
-        sources = self._sources(plan, node_id, iteration)
-        extra: list[str] = []
-        if plan.is_any_join(node_id) and len(sources) > 1:
-            extra.append(join_key(run_id, key))
-        for edge, source in sources:
-            if source is None and edge.loop is not None:
-                extra.append(loop_exits_key(run_id, edge.loop))
-        wanted = [s for _, s in sources if s is not None and s not in (known or {})]
-        read = self.runs.read(run_id, [key, *wanted[:FIRST_READ]], dict.fromkeys(extra))
-        for instance, record in (known or {}).items():
-            read.nodes.setdefault(instance, record)
-        return sources, read
-
-    def input_of(self, state: JobState, context: Mapping[str, Any]) -> Any:
-        """The input of ``state``'s instance, read afresh (gathers and fallbacks)."""
-        sources, read = self._read_for(state.plan, state.run_id, state.key)
-        return self.build_input(state, sources, context, read)
-
-    def _sources(
-        self, plan: Plan, node_id: str, iteration: int
-    ) -> list[tuple[CompiledEdge, str | None]]:
-        if plan.graph.nodes[node_id].inputs is not None:
-            return []
-        return [(e, plan.source_instance(e, iteration)) for e in plan.expected(node_id, iteration)]
-
-    # ------------------------------------------------------------------ inputs
-    def build_input(
-        self,
-        state: JobState,
-        sources: list[tuple[CompiledEdge, str | None]],
-        context: Mapping[str, Any],
-        read: JobRead,
-    ) -> Any:
-        """The node's input from the predecessor items it is built from (read once)."""
-        plan, key, run_id = state.plan, state.key, state.run_id
-        node = plan.graph.nodes[split_key(key)[0]]
-        if node.inputs is not None:
-            return self._mapped_input(state, context)
-        if not sources:
-            # A start node: nothing, or (in a child run) what its parent node handed it.
-            return Scheduler.for_input(plan.graph, key, [], {}, {}).build_input(key, context)
-        resolved: list[tuple[CompiledEdge, str]] = []
-        for edge, source in sources:
-            if source is None:  # a loop exit: the pass that took it is recorded
-                exits = read.raw.get(loop_exits_key(run_id, edge.loop or 0)) or {}
-                taken_in = (exits.get("x") or {}).get(str(edge.index))
-                if taken_in is None:
-                    continue
-                source = instance_key(edge.source, int(taken_in))
-            resolved.append((edge, source))
-        records = dict(read.nodes)
-        missing = [s for _, s in resolved if s not in records]
-        if missing:
-            records.update(self.runs.nodes(run_id, missing))
-        arrivals: list[tuple[CompiledEdge, str]] = []
-        for edge, source in resolved:
-            record = records.get(source)
-            if record is None or record.status != COMPLETED:
-                continue
-            # Edges from one source to one target are one predecessor: the first taken one
-            # carries the output (and its transform).
-            for member in plan.group_of(edge):
-                if record.took(member.index):
-                    arrivals.append((member, source))
-                    break
-        if plan.is_any_join(node.id) and len(sources) > 1:
-            owner = (read.raw.get(join_key(run_id, key)) or {}).get("f")
-            if owner is not None:
-                owned = plan.expected(node.id, split_key(key)[1])[int(owner)]
-                arrivals.sort(key=lambda arrival: arrival[0] is not owned)
-        outputs = {s: self.codec.decode(records[s].stored) for _, s in arrivals}
-        actions = {s: records[s].action for _, s in arrivals}
-        sched = Scheduler.for_input(plan.graph, key, arrivals, outputs, actions)
-        return sched.build_input(key, context)
-
-    def _mapped_input(self, state: JobState, context: Mapping[str, Any]) -> Any:
-        """``inputs`` naming nodes: their latest outputs, read by key."""
-        plan, key = state.plan, state.key
-        node = plan.graph.nodes[split_key(key)[0]]
-        spec = node.inputs
-        refs = [spec] if isinstance(spec, str) else list((spec or {}).values())
-        named = {r.partition(".")[0] for r in refs} & set(plan.graph.nodes)
-        instances = self.views.latest_instances(plan, state.run_id, sorted(named), key)
-        records = self.runs.nodes(state.run_id, list(instances.values()))
-        outputs = {
-            i: self.codec.decode(r.stored) for i, r in records.items() if r.status == COMPLETED
-        }
-        sched = Scheduler.for_input(plan.graph, key, [], outputs, {})
-        return sched.build_input(key, context)
 
     # ------------------------------------------------------------------ executing
     def node_context(
@@ -593,8 +480,8 @@ class Worker:
         result = NodeResult(
             output=self.codec.decode(resume.get("output")), action=resume.get("action")
         )
-        context = self.context_of(state)
-        node_input = self.input_of(state, context)
+        context = self.inputs.context_of(state)
+        node_input = self.inputs.input_of(state, context)
         return self.commit(state, result, node_input, BufferedContext(context), state.own.attempts)
 
     # ------------------------------------------------------------------ committing
