@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
-from flowcraft_core import NodeContext, NodeResult
+from flowcraft_core import FlowRuntime, NodeContext, NodeResult
+
+
+def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = None) -> Any:
+    """One in-memory run to its end, from synchronous test code."""
+    return asyncio.run(runtime.run(blueprint, context))
+
+
+def const(value: Any, action: str | None = None) -> Any:
+    """A node implementation that always returns ``value`` (and ``action``)."""
+
+    def node(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=value, action=action)
+
+    return node
 
 
 def echo(ctx: NodeContext) -> NodeResult:

@@ -12,22 +12,7 @@ from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow, lo
 from flowcraft_core.durations import DurationError, parse_duration_ms
 from flowcraft_core.testing import FakeClock
 
-from .scenarios import bp
-
-
-def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = None) -> Any:
-    return asyncio.run(runtime.run(blueprint, context))
-
-
-def const(value: Any, action: str | None = None) -> Any:
-    def node(ctx: NodeContext) -> NodeResult:
-        return NodeResult(output=value, action=action)
-
-    return node
-
-
-def echo(ctx: NodeContext) -> NodeResult:
-    return NodeResult(output=ctx.input)
+from .scenarios import bp, const, echo, run
 
 
 # --------------------------------------------------------------------------- 1. built-ins

@@ -12,18 +12,7 @@ from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow
 from flowcraft_core.testing import FakeClock
 
 from .distributed_harness import Harness
-from .scenarios import bp
-
-
-def const(value: Any, action: str | None = None) -> Any:
-    def node(ctx: NodeContext) -> NodeResult:
-        return NodeResult(output=value, action=action)
-
-    return node
-
-
-def echo(ctx: NodeContext) -> NodeResult:
-    return NodeResult(output=ctx.input)
+from .scenarios import bp, const, echo
 
 
 async def count_body(ctx: NodeContext) -> NodeResult:

@@ -19,22 +19,7 @@ from flowcraft_core import (
 )
 from flowcraft_core.testing import FakeClock
 
-from .scenarios import bp
-
-
-def run(runtime: FlowRuntime, blueprint: Any, context: dict[str, Any] | None = None) -> Any:
-    return asyncio.run(runtime.run(blueprint, context))
-
-
-def const(value: Any, action: str | None = None) -> Any:
-    def node(ctx: NodeContext) -> NodeResult:
-        return NodeResult(output=value, action=action)
-
-    return node
-
-
-def echo(ctx: NodeContext) -> NodeResult:
-    return NodeResult(output=ctx.input)
+from .scenarios import bp, const, echo, run
 
 
 def test_if_else_merge_completes_and_untaken_branch_is_skipped() -> None:
