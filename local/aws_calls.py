@@ -62,8 +62,13 @@ class AwsCallCounter:
         parts = event_name.split(".")
         service = parts[1] if len(parts) > 1 else "?"
         operation = parts[2] if len(parts) > 2 else "?"
+        key = self._key(service, operation)
         with self._lock:
-            self._counts[(service, operation)] += 1
+            self._counts[key] += 1
+
+    def _key(self, service: str, operation: str) -> tuple[str, str]:
+        """What a request is counted under (a subclass may count by something else)."""
+        return service, operation
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import threading
-from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import boto3
 
 from flowcraft_core.aws.clients import reset_clients
+from local.aws_calls import AwsCallCounter
 from local.demo.base import Handler, Json
 
 #: Who is making AWS requests on this thread (or asyncio task) right now.
@@ -28,8 +28,8 @@ RUN, STATUS, RECONCILER, EVENT_SOURCE, OTHER = (
 )
 
 
-class RequestLedger:
-    """AWS requests counted by role and operation, from botocore's ``before-send`` event.
+class RequestLedger(AwsCallCounter):
+    """AWS requests counted by role and operation (``service.Operation``).
 
     ``stack.aws_calls`` counts by operation only, which cannot tell a run's own reads from the
     demo's status polling while both happen at once. So the handlers are wrapped
@@ -39,40 +39,25 @@ class RequestLedger:
     """
 
     def __init__(self) -> None:
-        self._counts: Counter[tuple[str, str]] = Counter()
-        self._lock = threading.Lock()
-        self._session: boto3.Session | None = None
-        self._unique_id = f"flowcraft-demo-ledger-{id(self)}"
+        super().__init__()
         self._in_flight = 0
         self._idle = threading.Condition(self._lock)
 
-    def install(self) -> None:
+    def install(self, session: boto3.Session | None = None) -> RequestLedger:
         """Hook boto3's default session (the one the stack's counter uses too).
 
         It must happen before any client exists (clients copy the hooks when created), hence
         before the stack starts; the shared client cache is cleared for the same reason.
         """
-        if boto3.DEFAULT_SESSION is None:
-            boto3.setup_default_session()
-        session = boto3.DEFAULT_SESSION
-        assert session is not None
-        session.events.register("before-send", self._on_send, unique_id=self._unique_id)
-        self._session = session
+        super().install(session)
         reset_clients()
+        return self
 
-    def uninstall(self) -> None:
-        if self._session is not None:
-            self._session.events.unregister("before-send", unique_id=self._unique_id)
-            self._session = None
-
-    def _on_send(self, event_name: str = "", **kwargs: Any) -> None:
-        parts = event_name.split(".")  # before-send.<service>.<Operation>
-        operation = ".".join(parts[1:3]) if len(parts) > 2 else event_name
+    def _key(self, service: str, operation: str) -> tuple[str, str]:
         role = _ROLE.get()
         if role is None:
             role = EVENT_SOURCE if "poller" in threading.current_thread().name else OTHER
-        with self._lock:
-            self._counts[(role, operation)] += 1
+        return role, f"{service}.{operation}"
 
     def wrap(self, module: str, role_of: Callable[[Json], str], *, worker: bool = False) -> Handler:
         """``<module>.handler``, imported on first call, with its requests tagged by role."""
@@ -98,10 +83,6 @@ class RequestLedger:
         """Wait for worker invocations in flight to return (their requests belong to the run)."""
         with self._idle:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout_s)
-
-    def snapshot(self) -> Counter[tuple[str, str]]:
-        with self._lock:
-            return Counter(self._counts)
 
 
 def api_role(event: Json) -> str:
