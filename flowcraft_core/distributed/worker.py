@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..blueprint import WorkflowBlueprint, load_blueprint
+from ..blueprint import NodeDefinition, WorkflowBlueprint, load_blueprint
 from ..builtins import default_registry
 from ..builtins.map import MapSpec
 from ..context import BufferedContext, ContextView
@@ -43,6 +43,7 @@ from ..nodes import (
     NodeContext,
     NodeResult,
     Registry,
+    ResolvedNode,
     UnknownImplementationError,
     resolve,
 )
@@ -314,14 +315,31 @@ class Worker:
             ctx = self.node_context(state, buffered, node_input, node.params, node.id, attempts)
             try:
                 resolved = resolve(self.registry, node.uses, node.params)
-                recovered = await run_fallback(node, resolved, ctx, error, self.registry)
-            except Exception as fallback_exc:
-                message = f"{message}; fallback failed: {describe_error(fallback_exc)}"
+            except Exception as resolve_exc:
+                message = f"{message}; fallback failed: {describe_error(resolve_exc)}"
             else:
-                if recovered is not None:
-                    return self.commit(state, recovered, node_input, buffered, attempts)
+                outcome = await self._fallback(node, resolved, ctx, error, message)
+                if isinstance(outcome, NodeResult):
+                    return self.commit(state, outcome, node_input, buffered, attempts)
+                message = outcome
         self.fail_run(state.head, message, key=state.key, attempts=attempts)
         return None
+
+    async def _fallback(
+        self,
+        node: NodeDefinition,
+        resolved: ResolvedNode,
+        ctx: NodeContext,
+        error: BaseException,
+        message: str,
+    ) -> NodeResult | str:
+        """The node's fallback result, or the message the run fails with (naming the
+        fallback's own failure when it raised)."""
+        try:
+            recovered = await run_fallback(node, resolved, ctx, error, self.registry)
+        except Exception as fallback_exc:
+            return f"{message}; fallback failed: {describe_error(fallback_exc)}"
+        return message if recovered is None else recovered
 
     def heartbeat(self, run_id: str) -> None:
         """Tell the status table the run is alive: once per container, then at most once a
@@ -452,20 +470,12 @@ class Worker:
                 return None
             if self.parking.retry(state, state.key, node.config, exc, node.id):
                 return None
-            try:
-                recovered = await run_fallback(node, resolved, ctx, exc, self.registry)
-            except Exception as fallback_exc:
-                message = (
-                    f"node {node.id!r}: {describe_error(exc)}; fallback failed: "
-                    f"{describe_error(fallback_exc)}"
-                )
-                self.fail_run(state.head, message, key=state.key, attempts=job.attempt)
+            message = f"node {node.id!r}: {describe_error(exc)}"
+            outcome = await self._fallback(node, resolved, ctx, exc, message)
+            if not isinstance(outcome, NodeResult):
+                self.fail_run(state.head, outcome, key=state.key, attempts=job.attempt)
                 return None
-            if recovered is None:
-                message = f"node {node.id!r}: {describe_error(exc)}"
-                self.fail_run(state.head, message, key=state.key, attempts=job.attempt)
-                return None
-            result = recovered
+            result = outcome
         finally:
             self.stats.durations_ms.append((time.perf_counter() - started) * 1000)
         self.stats.nodes_executed += 1
