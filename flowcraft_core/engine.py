@@ -211,6 +211,12 @@ def _wrap(mw: Middleware, ctx: NodeContext, call_next: CallNext) -> CallNext:
     return wrapped
 
 
+def fallback_failed(message: str, node: NodeDefinition, error: BaseException) -> str:
+    """How a failure reads when the node's fallback failed too (the same in both drivers)."""
+    which = node.config.fallback or "method"
+    return f"{message}; fallback {which} failed: {describe_error(error)}"
+
+
 async def run_fallback(
     node: NodeDefinition,
     resolved: ResolvedNode,
@@ -305,11 +311,7 @@ async def execute_with_policy(
             try:
                 recovered = await run_fallback(node, resolved, ctx, failure, registry)
             except Exception as fallback_exc:
-                which = node.config.fallback or "method"
-                message = (
-                    f"{describe_error(failure)}; fallback {which} failed: "
-                    f"{describe_error(fallback_exc)}"
-                )
+                message = fallback_failed(describe_error(failure), node, fallback_exc)
                 return NodeOutcome(status="failed", error=message, attempts=attempt)
             if recovered is None:
                 return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)

@@ -12,7 +12,7 @@ from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow
 from flowcraft_core.testing import FakeClock
 
 from .distributed_harness import Harness
-from .scenarios import bp, const, echo
+from .scenarios import bp, broken, const, echo
 
 
 async def count_body(ctx: NodeContext) -> NodeResult:
@@ -286,3 +286,23 @@ def test_a_class_node_recovers_after_each_failed_attempt_in_both_drivers() -> No
     h.drain()
     assert h.client.head(run_id).status == "failed"
     assert [attempt for _, attempt in calls] == in_memory_calls == [1, 2]
+
+
+def test_a_failing_fallback_fails_the_run_with_the_same_message_in_both_drivers() -> None:
+    def fallback_down(ctx: NodeContext) -> NodeResult:
+        raise ValueError("fallback down")
+
+    registry = {"broken": broken, "fallback_down": fallback_down}
+    blueprint = bp(
+        [{"id": "x", "uses": "broken", "config": {"fallback": "fallback_down"}}], id="falling"
+    )
+    want = asyncio.run(FlowRuntime(registry, clock=FakeClock()).run(blueprint))
+    assert want.status == "failed"
+    expected = want.errors[0].message
+    assert "always broken" in expected and "fallback fallback_down failed" in expected
+    h = Harness(blueprints={"falling": blueprint}, registry=registry)
+    run_id, _ = h.client.start("falling")
+    h.drain()
+    head = h.client.head(run_id)
+    assert head.status == "failed"
+    assert head.error == expected

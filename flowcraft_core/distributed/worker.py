@@ -34,6 +34,7 @@ from ..engine import (
     SystemClock,
     attempt_once,
     describe_error,
+    fallback_failed,
     recover,
     run_fallback,
 )
@@ -316,7 +317,7 @@ class Worker:
             try:
                 resolved = resolve(self.registry, node.uses, node.params)
             except Exception as resolve_exc:
-                message = f"{message}; fallback failed: {describe_error(resolve_exc)}"
+                message = fallback_failed(message, node, resolve_exc)
             else:
                 outcome = await self._fallback(node, resolved, ctx, error, message)
                 if isinstance(outcome, NodeResult):
@@ -338,7 +339,7 @@ class Worker:
         try:
             recovered = await run_fallback(node, resolved, ctx, error, self.registry)
         except Exception as fallback_exc:
-            return f"{message}; fallback failed: {describe_error(fallback_exc)}"
+            return fallback_failed(message, node, fallback_exc)
         return message if recovered is None else recovered
 
     def heartbeat(self, run_id: str) -> None:
