@@ -5,7 +5,8 @@ Request validation answers 400, not Powertools' 422 (docs/design.md, section 6).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
@@ -14,18 +15,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from handlers import config
 from handlers.api_models import JSON
 from handlers.config import logger
-
-if TYPE_CHECKING:
-    from flowcraft_core.aws.run_listing import InvalidPageToken
-    from flowcraft_core.distributed.errors import (
-        InvalidBlueprint,
-        InvalidResume,
-        RunConflict,
-        RunNotFound,
-        UnknownBlueprint,
-        UnknownWebhook,
-        WebhookRefused,
-    )
 
 
 def refuse(code: int, message: str, **extra: Any) -> Response[dict[str, Any]]:
@@ -66,39 +55,6 @@ def _invalid_request(exc: RequestValidationError) -> Response[dict[str, Any]]:
     return refuse(400, f"invalid request: {summary}", errors=problems)
 
 
-def _unknown_blueprint(exc: UnknownBlueprint) -> Response[dict[str, Any]]:
-    known = config.runtime().blueprint_ids
-    return refuse(400, str(exc), knownBlueprints=known)
-
-
-def _run_not_found(exc: RunNotFound) -> Response[dict[str, Any]]:
-    return refuse(404, str(exc))
-
-
-def _run_conflict(exc: RunConflict) -> Response[dict[str, Any]]:
-    return refuse(409, str(exc), status=exc.status)
-
-
-def _webhook_refused(exc: WebhookRefused) -> Response[dict[str, Any]]:
-    return refuse(403, str(exc))
-
-
-def _unknown_webhook(exc: UnknownWebhook) -> Response[dict[str, Any]]:
-    return refuse(404, str(exc))
-
-
-def _invalid_blueprint(exc: InvalidBlueprint) -> Response[dict[str, Any]]:
-    return refuse(400, str(exc), issues=exc.issues)
-
-
-def _invalid_resume(exc: InvalidResume) -> Response[dict[str, Any]]:
-    return refuse(400, f"invalid request: {exc}", validActions=exc.valid)
-
-
-def _invalid_page_token(exc: InvalidPageToken) -> Response[dict[str, Any]]:
-    return refuse(400, f"invalid request: {exc}")
-
-
 def register(app: APIGatewayRestResolver, routes: tuple[str, ...]) -> None:
     """The answers that need no engine import: invalid requests, unknown routes, crashes."""
     app.exception_handler(RequestValidationError)(_invalid_request)
@@ -136,11 +92,17 @@ def register_client_errors(app: APIGatewayRestResolver) -> None:
         WebhookRefused,
     )
 
-    app.exception_handler(WebhookRefused)(_webhook_refused)
-    app.exception_handler(UnknownWebhook)(_unknown_webhook)
-    app.exception_handler(InvalidBlueprint)(_invalid_blueprint)
-    app.exception_handler(InvalidResume)(_invalid_resume)
-    app.exception_handler(InvalidPageToken)(_invalid_page_token)
-    app.exception_handler(UnknownBlueprint)(_unknown_blueprint)
-    app.exception_handler(RunNotFound)(_run_not_found)
-    app.exception_handler(RunConflict)(_run_conflict)
+    answers: dict[type[Exception], Callable[[Any], Response[dict[str, Any]]]] = {
+        WebhookRefused: lambda exc: refuse(403, str(exc)),
+        UnknownWebhook: lambda exc: refuse(404, str(exc)),
+        InvalidBlueprint: lambda exc: refuse(400, str(exc), issues=exc.issues),
+        InvalidResume: lambda exc: refuse(400, f"invalid request: {exc}", validActions=exc.valid),
+        InvalidPageToken: lambda exc: refuse(400, f"invalid request: {exc}"),
+        UnknownBlueprint: lambda exc: refuse(
+            400, str(exc), knownBlueprints=config.runtime().blueprint_ids
+        ),
+        RunNotFound: lambda exc: refuse(404, str(exc)),
+        RunConflict: lambda exc: refuse(409, str(exc), status=exc.status),
+    }
+    for error, answer in answers.items():
+        app.exception_handler(error)(answer)
