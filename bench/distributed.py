@@ -128,6 +128,7 @@ def shapes() -> dict[str, tuple[dict[str, Any], dict[str, Any], str]]:
             {},
             "500-node chain, 10 KB outputs",
         ),
+        "chain2000": (chain(2000, name="chain2000"), {}, "2,000-node chain"),
         "fan50": (fan(50), {}, "fan-out/in of 50"),
         "fan500": (fan(500), {}, "fan-out/in of 500"),
         "fan2000": (fan(2000), {}, "fan-out/in of 2,000"),
