@@ -21,7 +21,8 @@ from .parking import delay_of
 from .records import WAITING, RunHead, child_run_id
 
 if TYPE_CHECKING:
-    from .worker import JobState, Worker
+    from .execution import JobState
+    from .worker import Worker
 
 
 class Children:
@@ -53,9 +54,9 @@ class Children:
             )
         except CommitRejected as rejected:
             if rejected.reason == "committed" and rejected.current is not None:
-                from .worker import index_decisions
+                from .commits import index_decisions
 
-                return worker.walk(
+                return worker.commits.walk(
                     state.plan, state.head, [(key, index_decisions(rejected.current))]
                 )
             return None
@@ -84,7 +85,7 @@ class Children:
         if child is None:
             # Crashed between marking the node and starting the child: run the node again,
             # which starts the child (idempotently).
-            return await worker._execute(state, node_input, context)
+            return await worker.execution.execute(state, node_input, context)
         if not child.final:
             if child.status == AWAITING and own.status != AWAITING:
                 self._wait_with(state, child)
@@ -94,7 +95,9 @@ class Children:
         }
         child_outputs = self._outputs_of(child.blueprint_id, child_id)
         buffered = BufferedContext(context)
-        ctx = worker.node_context(state, buffered, node_input, node.params, node.id, own.attempts)
+        ctx = worker.execution.node_context(
+            state, buffered, node_input, node.params, node.id, own.attempts
+        )
         blueprint_id = str(node.params.get("blueprintId"))
         try:
             result = await finish_subflow(
@@ -105,10 +108,10 @@ class Children:
             if verdict.attempt is not None:
                 return self._retry(state, own.attempts, verdict)
             message = f"node {node.id!r}: {exc}"
-            return await worker.fallback_or_fail(
+            return await worker.execution.fallback_or_fail(
                 state, exc, message, node_input, buffered, own.attempts
             )
-        return worker.commit(state, result, node_input, buffered, own.attempts)
+        return worker.commits.commit(state, result, node_input, buffered, own.attempts)
 
     def _wait_with(self, state: JobState, child: RunHead) -> None:
         """The child waits for a resume: so does this node (resuming it resumes the child)."""

@@ -26,13 +26,13 @@ from ..engine import attempt_once, describe_error
 from ..nodes import NodeResult, resolve
 from ..scheduler import split_key
 from .errors import CommitRejected, PoisonJob, StateTooLarge
+from .execution import FanOut, JobState, StartChild, Suspend
 from .items import Cond, ConditionFailed
 from .job import Job
 from .layout import fanout_key, item_park_key, map_join_target
 from .payloads import PayloadsUnavailable, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, RUNNING
-from .worker import FanOut, JobState, StartChild, Suspend
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -56,7 +56,7 @@ class Fanout:
         key, run_id = state.key, state.run_id
         if not spec.items:
             context = worker.inputs.context_of(state)
-            return worker.commit(
+            return worker.commits.commit(
                 state, NodeResult(output=[]), node_input, BufferedContext(context), 1
             )
         store = worker.runs.items
@@ -170,7 +170,7 @@ class Fanout:
         item = values[index % CHUNK]
         spec = MapSpec.from_dict({**fan["spec"], "items": []})
         context = worker.inputs.context_of(state)
-        base = worker.node_context(
+        base = worker.execution.node_context(
             state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
         )
         ctx = item_context(base, name, item, spec)
@@ -292,7 +292,7 @@ class Fanout:
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
         context = worker.inputs.context_of(state)
         node_input = worker.inputs.input_of(state, context)
-        return worker.commit(
+        return worker.commits.commit(
             state, NodeResult(output=ordered), node_input, BufferedContext(context), 1
         )
 
@@ -307,7 +307,7 @@ class Fanout:
         context = worker.inputs.context_of(state)
         node_input = worker.inputs.input_of(state, context)
         buffered = BufferedContext(context)
-        follow = await worker.fallback_or_fail(
+        follow = await worker.execution.fallback_or_fail(
             state, error, message, node_input, buffered, attempts
         )
         if follow is not None:

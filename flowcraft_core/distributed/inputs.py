@@ -19,8 +19,8 @@ from .records import COMPLETED, NodeRecord
 from .state import JobRead, RunItems
 
 if TYPE_CHECKING:
+    from .execution import JobState
     from .view import RunViews
-    from .worker import JobState
 
 #: Predecessor items read with the head in the job's first request.
 FIRST_READ = 90

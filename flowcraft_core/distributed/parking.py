@@ -20,7 +20,8 @@ from .plan import Plan
 from .records import RETRYING, RUNNING, SLEEPING, RunHead
 
 if TYPE_CHECKING:
-    from .worker import JobState, Worker
+    from .execution import JobState
+    from .worker import Worker
 
 logger = logging.getLogger("flowcraft.worker")
 

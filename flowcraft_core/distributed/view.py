@@ -127,7 +127,7 @@ class RunViews:
         queue; one whose time has passed is re-sent as the attempt it was waiting for. Returns
         the jobs sent and when the run should be looked at again.
         """
-        from .worker import index_decisions
+        from .commits import index_decisions
 
         worker = self.worker
         graph = plan.graph
