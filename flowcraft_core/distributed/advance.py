@@ -90,7 +90,7 @@ class Advancer:
                 return  # decided when the loop ends
             loop = edge.loop
             assert loop is not None
-            first = self.items.record_exit(run_id, loop, edge.index, iteration, self.now())
+            first = self.items.arrivals.record_exit(run_id, loop, edge.index, iteration, self.now())
             if first != iteration:
                 return  # an earlier pass took this exit; that one arrived
         target_iteration = plan.target_iteration(edge, iteration)
@@ -135,7 +135,7 @@ class Advancer:
             return NEVER if back else SKIP
         any_join = plan.is_any_join(edge.target) and not back
         target = instance_key(edge.target, target_iteration)
-        arrival = self.items.arrive(
+        arrival = self.items.arrivals.arrive(
             run_id,
             target,
             position,
@@ -171,7 +171,7 @@ class Advancer:
         work: deque[tuple[str, dict[int, bool]]],
     ) -> None:
         positions = plan.member_position[loop_index]
-        complete = self.items.settle_member(
+        complete = self.items.arrivals.settle_member(
             run_id, loop_index, iteration, positions[node_id], len(positions), self.now()
         )
         if not complete:
@@ -186,7 +186,7 @@ class Advancer:
             if item is not None and decode_decisions(item).get(edge.index):
                 started_next = True
         if not started_next:
-            taken = self.items.end_loop(run_id, loop_index, iteration, self.now())
+            taken = self.items.arrivals.end_loop(run_id, loop_index, iteration, self.now())
             for edge in loop.exit_edges:
                 if str(edge.index) in taken:
                     continue
@@ -194,8 +194,8 @@ class Advancer:
                 self._land(plan, run_id, edge.target, outcome, result, work)
         # The loop is done once it ended and every pass has settled (an earlier pass may still
         # hold a node, e.g. one waiting for a resume, after the last pass ended).
-        ended = self.items.loop_end(run_id, loop_index)
-        if ended is not None and self.items.passes_settled(
+        ended = self.items.arrivals.loop_end(run_id, loop_index)
+        if ended is not None and self.items.arrivals.passes_settled(
             run_id, loop_index, ended, len(positions)
         ):
             self._reach_end(plan, run_id, ("loop", loop_index), result)
@@ -209,7 +209,7 @@ class Advancer:
         if size == 1:
             result.run_complete = True
             return
-        arrival = self.items.arrive(
+        arrival = self.items.arrivals.arrive(
             run_id,
             END,
             position,

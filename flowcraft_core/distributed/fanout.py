@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..builtins.map import MapItemError, MapSpec, item_context
@@ -43,6 +44,37 @@ CHUNK = 100
 
 def chunk_key(run_id: str, instance: str, digest: str, chunk: int) -> str:
     return f"{fanout_key(run_id, instance)}#{digest}#c{chunk}"
+
+
+@dataclass(frozen=True)
+class _ItemJob:
+    """A map item's job once its run and the map's record (or chunk) are read."""
+
+    state: JobState
+    index: int
+    #: The item's own instance (``<map>[<index>]``).
+    name: str
+    #: The map's record or the item's chunk: count, digest and spec.
+    fan: dict[str, Any]
+
+    @property
+    def node_id(self) -> str:
+        return split_key(self.state.key)[0]
+
+    @property
+    def count(self) -> int:
+        return int(self.fan["count"])
+
+    @property
+    def digest(self) -> str:
+        return str(self.fan["digest"])
+
+
+@dataclass(frozen=True)
+class _Produced:
+    """An item's output, as opposed to the job that follows an item that did not finish."""
+
+    output: Any
 
 
 class Fanout:
@@ -130,19 +162,41 @@ class Fanout:
 
     async def _run_one(self, plan: Plan, job: Job) -> Job | None:
         """One item: run it, commit its result, count it; returns the lane's next item."""
-        worker = self.worker
-        key, index, run_id = job.node_id, job.item, job.run_id
+        item = self._read_item(plan, job)
+        if item is None:
+            return None
+        own = item.state.own
+        if own is not None and own.status == COMPLETED:
+            return self._arrived(plan, item)
+        if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
+            return None
+        if not await self.worker.parking.until_due(job):
+            return None
+        values = self._chunk_values(item)
+        if values is None:
+            self.worker.fail_run(
+                item.state.head, f"node {item.node_id!r}: the map's items are missing"
+            )
+            return None
+        produced = await self._attempt_item(plan, item, values[item.index % CHUNK])
+        if not isinstance(produced, _Produced):
+            return produced
+        return self._commit_item(plan, item, produced.output)
+
+    def _read_item(self, plan: Plan, job: Job) -> _ItemJob | None:
+        """The item's run and the map's record, in one read; ``None`` when nothing is to run
+        (the run is closed or not running, or the job names an item the map does not have)."""
+        worker, key, index = self.worker, job.node_id, job.item
         assert index is not None
-        node_id = split_key(key)[0]
         name = item_park_key(key, index)
         # The item's chunk (which carries the map's spec) comes with the first read; a job sent
         # without the chunk's digest (a recovery) reads the fan-out record instead.
         where = (
-            chunk_key(run_id, key, job.items, index // CHUNK)
+            chunk_key(job.run_id, key, job.items, index // CHUNK)
             if job.items is not None
-            else fanout_key(run_id, key)
+            else fanout_key(job.run_id, key)
         )
-        read = worker.runs.read(run_id, [name], [where])
+        read = worker.runs.read(job.run_id, [name], [where])
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
@@ -151,126 +205,135 @@ class Fanout:
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
         fan = read.raw.get(where)
         if fan is None or index >= int(fan["count"]):
+            node_id = split_key(key)[0]
             worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
             return None
-        count = int(fan["count"])
-        own = state.own
-        if own is not None and own.status == COMPLETED:
-            return self._arrived(plan, state, key, index, count, fan)
-        if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
-            return None
-        if not await worker.parking.until_due(job):
-            return None
-        chunk_name = chunk_key(run_id, key, str(fan["digest"]), index // CHUNK)
-        chunk = read.raw.get(chunk_name) or worker.runs.items.get_many([chunk_name]).get(chunk_name)
-        values = worker.codec.decode(chunk["v"]) if chunk else None
-        if not isinstance(values, list):
-            worker.fail_run(head, f"node {node_id!r}: the map's items are missing")
-            return None
-        item = values[index % CHUNK]
-        spec = MapSpec.from_dict({**fan["spec"], "items": []})
-        context = worker.inputs.context_of(state)
-        base = worker.execution.node_context(
-            state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
-        )
-        ctx = item_context(base, name, item, spec)
-        ctx.attempt = job.attempt
-        item_node = spec.item_node(node_id, index)
+        return _ItemJob(state=state, index=index, name=name, fan=fan)
+
+    def _chunk_values(self, item: _ItemJob) -> list[Any] | None:
+        """The stored items of the chunk that holds this one."""
+        runs, run_id = self.worker.runs, item.state.run_id
+        chunk_name = chunk_key(run_id, item.state.key, item.digest, item.index // CHUNK)
+        raw = item.state.read.raw if item.state.read is not None else {}
+        chunk = raw.get(chunk_name) or runs.items.get_many([chunk_name]).get(chunk_name)
+        values = runs.codec.decode(chunk["v"]) if chunk else None
+        return values if isinstance(values, list) else None
+
+    async def _attempt_item(self, plan: Plan, item: _ItemJob, value: Any) -> _Produced | Job | None:
+        """One attempt at the item, with the attempt policy after a failure (a retry parked,
+        or the map's fallback or failure); its output, or the job that follows instead."""
+        worker, state, job = self.worker, item.state, item.state.job
+        node_id, index = item.node_id, item.index
+        spec = MapSpec.from_dict({**item.fan["spec"], "items": []})
         started = time.perf_counter()
         try:
-            if spec.blueprint_id is not None:
-                # A map item's sub-blueprint runs inside this item's job.
-                child = await worker.child_runtime().run(
-                    spec.blueprint_id,
-                    {"item": item, "index": index},
-                    run_id=f"{run_id}/{node_id}[{index}]",
-                )
-                if child.status != "completed":
-                    details = "; ".join(e.message for e in child.errors) or child.status
-                    raise MapItemError(f"subflow {spec.blueprint_id!r}: {details}")
-                output = child.context.get("result", child.outputs)
-            else:
-                resolved = resolve(worker.registry, item_node.uses, item_node.params)
-                output = (
-                    await attempt_once(resolved, ctx, item_node.config, worker.middleware)
-                ).output
+            return _Produced(await self._item_output(state, item, spec, value))
         except Suspend as suspend:
-            worker.parking.sleep(state, name, suspend.until)
+            worker.parking.sleep(state, item.name, suspend.until)
             return None
         except (FanOut, StartChild):
             message = (
                 f"node {node_id!r}: item {index}: a map item cannot itself fan out or start a "
                 "child run when distributed; use a sub-blueprint per item (blueprintId)"
             )
-            worker.fail_run(head, message, key=key, attempts=job.attempt)
+            worker.fail_run(state.head, message, key=state.key, attempts=job.attempt)
             return None
         except Exception as exc:
             worker.stats.node_failures += 1
-            current = worker.runs.nodes(run_id, [name, key])
-            if name in current and current[name].status == COMPLETED:
+            current = worker.runs.nodes(state.run_id, [item.name, state.key])
+            if item.name in current and current[item.name].status == COMPLETED:
                 # Another delivery of this item committed it meanwhile: that result stands.
-                return self._arrived(plan, state, key, index, count, fan)
-            if worker.parking.retry(state, name, item_node.config, exc, item_node.id):
+                return self._arrived(plan, item)
+            item_node = spec.item_node(node_id, index)
+            if worker.parking.retry(state, item.name, item_node.config, exc, item_node.id):
                 return None
             message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
-            await self._fallback_or_fail(plan, head, key, exc, message, job.attempt)
+            await self._fallback_or_fail(plan, state.head, state.key, exc, message, job.attempt)
             return None
         finally:
             worker.stats.durations_ms.append((time.perf_counter() - started) * 1000)
+
+    async def _item_output(self, state: JobState, item: _ItemJob, spec: MapSpec, value: Any) -> Any:
+        """Run the item: its sub-blueprint as an in-process run, or the map's node."""
+        worker, node_id, index = self.worker, item.node_id, item.index
+        if spec.blueprint_id is not None:
+            # A map item's sub-blueprint runs inside this item's job.
+            child = await worker.child_runtime().run(
+                spec.blueprint_id,
+                {"item": value, "index": index},
+                run_id=f"{state.run_id}/{node_id}[{index}]",
+            )
+            if child.status != "completed":
+                details = "; ".join(e.message for e in child.errors) or child.status
+                raise MapItemError(f"subflow {spec.blueprint_id!r}: {details}")
+            return child.context.get("result", child.outputs)
+        own = state.own
+        context = worker.inputs.context_of(state)
+        base = worker.execution.node_context(
+            state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
+        )
+        ctx = item_context(base, item.name, value, spec)
+        ctx.attempt = state.job.attempt
+        item_node = spec.item_node(node_id, index)
+        resolved = resolve(worker.registry, item_node.uses, item_node.params)
+        return (await attempt_once(resolved, ctx, item_node.config, worker.middleware)).output
+
+    def _commit_item(self, plan: Plan, item: _ItemJob, output: Any) -> Job | None:
+        """Commit the item's result as an instance of its own, then count it."""
+        worker, state = self.worker, item.state
         worker.stats.nodes_executed += 1
+        where = f"node {item.node_id!r}: item {item.index}"
         try:
             worker.runs.commit(
-                run_id,
-                name,
+                state.run_id,
+                item.name,
                 output=output,
                 action=None,
-                attempts=job.attempt,
+                attempts=state.job.attempt,
                 decisions={},
                 context_set={},
                 context_delete=(),
                 now=worker.clock.now(),
-                where=f"node {node_id!r}: item {index}",
+                where=where,
             )
         except CommitRejected as rejected:
             if rejected.reason != "committed":
                 return None
         except (StateTooLarge, ValueTooLarge, PayloadsUnavailable, TypeError) as exc:
-            message = f"node {node_id!r}: item {index}: {exc}; nothing of this item was stored"
-            worker.fail_run(head, message, key=key, attempts=job.attempt)
+            message = f"{where}: {exc}; nothing of this item was stored"
+            worker.fail_run(state.head, message, key=state.key, attempts=state.job.attempt)
             return None
-        return self._arrived(plan, state, key, index, count, fan)
+        return self._arrived(plan, item)
 
-    def _arrived(
-        self, plan: Plan, state: JobState, key: str, index: int, count: int, fan: dict[str, Any]
-    ) -> Job | None:
+    def _arrived(self, plan: Plan, item: _ItemJob) -> Job | None:
         """A finished item: the lane goes on with its next item; a lane's last item reports the
         lane done, and the report that completes every lane gathers (which checks each item's
         result: an item still running when a recovery re-sent others walks its lane to the end
         and reports again)."""
-        worker = self.worker
-        concurrency = int(fan["spec"].get("concurrency") or 10)
-        lane = index % concurrency
-        following = index + concurrency
-        if following < count:
+        worker, state, key = self.worker, item.state, item.state.key
+        concurrency = int(item.fan["spec"].get("concurrency") or 10)
+        lane = item.index % concurrency
+        following = item.index + concurrency
+        if following < item.count:
             return Job(
                 run_id=state.run_id,
                 blueprint_id=plan.graph.id,
                 node_id=key,
                 item=following,
-                items=str(fan["digest"]),
+                items=item.digest,
             )
-        arrival = worker.runs.arrive(
+        arrival = worker.runs.arrivals.arrive(
             state.run_id,
             map_join_target(key),
             lane,
-            min(concurrency, count),
+            min(concurrency, item.count),
             True,
             claim=False,
             now=worker.clock.now(),
             bucket_size=worker.advancer.bucket_size,
         )
         if arrival.complete:
-            follow = self.gather(plan, state.run_id, key, count)
+            follow = self.gather(plan, state.run_id, key, item.count)
             if follow is not None:
                 worker.send([follow])
         return None

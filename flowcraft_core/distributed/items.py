@@ -101,6 +101,18 @@ class ItemStore(Protocol):
 _MISSING = object()
 
 
+#: BatchGetItem's limit on keys per request.
+GET_BATCH = 100
+
+
+def get_in_batches(store: ItemStore, keys: Sequence[str]) -> dict[str, Item]:
+    """The items found under ``keys``, read ``GET_BATCH`` keys per request."""
+    found: dict[str, Item] = {}
+    for start in range(0, len(keys), GET_BATCH):
+        found.update(store.get_many(list(keys[start : start + GET_BATCH])))
+    return found
+
+
 def get_path(item: Mapping[str, Any] | None, path: Path) -> Any:
     value: Any = item
     for part in path:

@@ -14,14 +14,21 @@ from typing import Any
 
 from ..scheduler import split_key
 from ..status import AWAITING
+from .arrivals import ArrivalItems
 from .errors import CommitRejected, StateTooLarge
-from .items import Cond, ConditionFailed, Item, ItemStore, ItemTooLarge, Update, Write
+from .items import (
+    Cond,
+    ConditionFailed,
+    Item,
+    ItemStore,
+    ItemTooLarge,
+    Update,
+    Write,
+    get_in_batches,
+)
 from .layout import (
     encode_decisions,
     head_key,
-    join_key,
-    loop_exits_key,
-    loop_iteration_key,
     node_key,
 )
 from .payloads import ValueCodec
@@ -33,18 +40,6 @@ START_VALUES = "$start"
 #: item of the node that wrote them, and the head points there (the head stays small).
 HEAD_VALUE_BYTES = 1024
 DAY = 86_400.0
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """A join's state after one arrival."""
-
-    complete: bool
-    any_taken: bool
-    #: For ``any`` joins: the position of the first taken arrival (the one that fires it).
-    owner: int | None
-    arrived: frozenset[int] = frozenset()
-    taken: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -113,12 +108,16 @@ class JobRead:
 
 
 class RunItems:
+    """A run's items: its head, its node instances and their conditional writes."""
+
     def __init__(
         self, items: ItemStore, codec: ValueCodec, retention: Retention | None = None
     ) -> None:
         self.items = items
         self.codec = codec
         self.retention = retention or Retention()
+        #: Join arrivals and loop passes (what advancing writes).
+        self.arrivals = ArrivalItems(items, self.retention)
 
     # ------------------------------------------------------------------ reads
     def read(
@@ -144,10 +143,7 @@ class RunItems:
         return found
 
     def raw(self, keys: Sequence[str]) -> dict[str, Item]:
-        found: dict[str, Item] = {}
-        for start in range(0, len(keys), 100):
-            found.update(self.items.get_many(list(keys[start : start + 100])))
-        return found
+        return get_in_batches(self.items, keys)
 
     def head(self, run_id: str) -> RunHead | None:
         return self.read(run_id).head
@@ -340,20 +336,7 @@ class RunItems:
             node[("a",)] = action
         for name, value in encode_decisions(dict(decisions)).items():
             node[(name,)] = value
-        head = Update()
-        written: dict[str, Any] = {}
-        for ckey, value in context_set.items():
-            stored = self.codec.encode(
-                value, run_id=run_id, name=f"{key}-context-{ckey}", where=f"{where}: context.{ckey}"
-            )
-            if ValueCodec.stored_size(stored) <= HEAD_VALUE_BYTES:
-                head.set[("ctx", ckey)] = stored
-            else:
-                written[ckey] = stored
-                head.set[("ctx", ckey)] = {"at": key}
-        for ckey in context_delete:
-            if ckey not in context_set:
-                head.remove.append(("ctx", ckey))
+        head, written = self._context_writes(run_id, key, where, context_set, context_delete)
         if written:
             node[("w",)] = written
         update = Update(set=node, remove=[("rt",), ("tm",), ("r",), ("c",)])
@@ -376,18 +359,49 @@ class RunItems:
             else:
                 self.items.update(node_key(run_id, key), update, condition)
         except ConditionFailed as failed:
-            if failed.index == 1:
-                raise CommitRejected("closed", None) from None
-            current = failed.current
-            if current is None:
-                current = self.items.get_many([node_key(run_id, key)]).get(node_key(run_id, key))
-            record = node_from_item(current, key) if current else None
-            reason = "committed" if record is not None and record.settled else "parked"
-            raise CommitRejected(reason, record) from None
+            raise self._rejected(failed, run_id, key) from None
         except ItemTooLarge as exc:
             raise StateTooLarge(str(exc)) from None
         written_item = {path[0]: value for path, value in node.items()}
         return node_from_item(written_item, key)
+
+    def _context_writes(
+        self,
+        run_id: str,
+        key: str,
+        where: str,
+        context_set: Mapping[str, Any],
+        context_delete: Iterable[str],
+    ) -> tuple[Update, dict[str, Any]]:
+        """A node's context writes: the head's update, and the large values that stay in the
+        node's own item (the head points there, so it stays small)."""
+        head = Update()
+        written: dict[str, Any] = {}
+        for ckey, value in context_set.items():
+            stored = self.codec.encode(
+                value, run_id=run_id, name=f"{key}-context-{ckey}", where=f"{where}: context.{ckey}"
+            )
+            if ValueCodec.stored_size(stored) <= HEAD_VALUE_BYTES:
+                head.set[("ctx", ckey)] = stored
+            else:
+                written[ckey] = stored
+                head.set[("ctx", ckey)] = {"at": key}
+        for ckey in context_delete:
+            if ckey not in context_set:
+                head.remove.append(("ctx", ckey))
+        return head, written
+
+    def _rejected(self, failed: ConditionFailed, run_id: str, key: str) -> CommitRejected:
+        """Why a commit's condition failed: the run closed, or the node settled or parked
+        meanwhile (with its current record)."""
+        if failed.index == 1:
+            return CommitRejected("closed", None)
+        current = failed.current
+        if current is None:
+            current = self.items.get_many([node_key(run_id, key)]).get(node_key(run_id, key))
+        record = node_from_item(current, key) if current else None
+        reason = "committed" if record is not None and record.settled else "parked"
+        return CommitRejected(reason, record)
 
     def skip(self, run_id: str, key: str, decisions: Mapping[int, bool], now: float) -> None:
         """Record a skipped instance (idempotent: an existing record stays)."""
@@ -471,121 +485,3 @@ class RunItems:
         except ConditionFailed:
             return False
         return True
-
-    # ------------------------------------------------------------------ arrivals
-    def arrive(
-        self,
-        run_id: str,
-        target: str,
-        position: int,
-        size: int,
-        taken: bool,
-        *,
-        claim: bool,
-        now: float,
-        bucket_size: int,
-    ) -> Arrival:
-        """Record that incoming edge ``position`` (of ``size``) of ``target`` was decided.
-
-        Number-set additions make a repeated arrival count once. A join wider than
-        ``bucket_size`` counts its arrivals in buckets and the full buckets in a top item, so
-        every write stays small. ``claim`` (``any`` joins) names the first taken arrival the
-        owner, in the top item.
-        """
-        ttl = self.retention.running(now)
-        if size <= bucket_size:
-            update = Update(add={("a",): {position}}, set={("ttl",): ttl})
-            if taken:
-                update.add[("tk",)] = {position}
-                if claim:
-                    update.set_if_absent[("f",)] = position
-            item = self.items.update(join_key(run_id, target), update)
-            return _arrival(item, size)
-        bucket, offset = divmod(position, bucket_size)
-        buckets = -(-size // bucket_size)
-        bucket_len = min(bucket_size, size - bucket * bucket_size)
-        update = Update(add={("a",): {offset}}, set={("ttl",): ttl})
-        if taken:
-            update.add[("tk",)] = {offset}
-        item = self.items.update(join_key(run_id, target, bucket), update)
-        done = _arrival(item, bucket_len)
-        owner: int | None = None
-        top_update = Update(set={("ttl",): ttl})
-        if taken and claim:
-            top_update.set_if_absent[("f",)] = position
-        if done.complete:
-            top_update.add[("a",)] = {bucket}
-            if done.any_taken:
-                top_update.add[("tk",)] = {bucket}
-        if len(top_update.set) == 1 and not top_update.set_if_absent and not top_update.add:
-            return Arrival(complete=False, any_taken=taken, owner=None)
-        top = self.items.update(join_key(run_id, target), top_update)
-        owner = int(top["f"]) if top.get("f") is not None else None
-        whole = _arrival(top, buckets)
-        return Arrival(complete=whole.complete, any_taken=whole.any_taken, owner=owner)
-
-    def join_state(self, run_id: str, target: str) -> Item | None:
-        return self.items.get_many([join_key(run_id, target)]).get(join_key(run_id, target))
-
-    def settle_member(
-        self, run_id: str, loop: int, iteration: int, position: int, size: int, now: float
-    ) -> bool:
-        """A loop member of ``iteration`` settled; True once every member has."""
-        item = self.items.update(
-            loop_iteration_key(run_id, loop, iteration),
-            Update(add={("a",): {position}}, set={("ttl",): self.retention.running(now)}),
-        )
-        return len(item.get("a") or ()) >= size
-
-    def record_exit(
-        self, run_id: str, loop: int, edge_index: int, iteration: int, now: float
-    ) -> int:
-        """A loop exit was taken in ``iteration``; returns the iteration that took it first."""
-        item = self.items.update(
-            loop_exits_key(run_id, loop),
-            Update(
-                set={("ttl",): self.retention.running(now)},
-                set_if_absent={("x",): {}},
-            ),
-        )
-        if str(edge_index) not in (item.get("x") or {}):
-            item = self.items.update(
-                loop_exits_key(run_id, loop),
-                Update(set_if_absent={("x", str(edge_index)): iteration}),
-            )
-        return int(item["x"][str(edge_index)])
-
-    def end_loop(self, run_id: str, loop: int, iteration: int, now: float) -> dict[str, int]:
-        """Mark the loop ended (after ``iteration``); returns the exits it took."""
-        item = self.items.update(
-            loop_exits_key(run_id, loop),
-            Update(
-                set={("ttl",): self.retention.running(now)},
-                set_if_absent={("end",): iteration, ("x",): {}},
-            ),
-        )
-        return {k: int(v) for k, v in (item.get("x") or {}).items()}
-
-    def loop_end(self, run_id: str, loop: int) -> int | None:
-        """The last pass of a loop that ended; None while it goes on."""
-        item = self.items.get_many([loop_exits_key(run_id, loop)]).get(loop_exits_key(run_id, loop))
-        return int(item["end"]) if item and item.get("end") is not None else None
-
-    def passes_settled(self, run_id: str, loop: int, last: int, members: int) -> bool:
-        """Whether every member of passes 0..``last`` has settled."""
-        keys = [loop_iteration_key(run_id, loop, i) for i in range(last + 1)]
-        found = self.raw(keys)
-        return all(len((found.get(k) or {}).get("a") or ()) >= members for k in keys)
-
-
-def _arrival(item: Mapping[str, Any], size: int) -> Arrival:
-    arrived = frozenset(int(v) for v in item.get("a") or ())
-    taken = frozenset(int(v) for v in item.get("tk") or ())
-    owner = item.get("f")
-    return Arrival(
-        complete=len(arrived) >= size,
-        any_taken=bool(taken),
-        owner=int(owner) if owner is not None else None,
-        arrived=arrived,
-        taken=taken,
-    )
