@@ -140,8 +140,17 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
     keeps the loader's problems as ``INVALID_BLUEPRINT`` issues, so no problem is ever lost.
     """
     issues: list[LintIssue] = []
-    raw_id = data.get("id")
-    blueprint_id = raw_id if isinstance(raw_id, str) else "<no id>"
+    blueprint_id = _lenient_id(data.get("id"), issues)
+    raw_nodes = _lenient_node_list(data.get("nodes"), issues)
+    raw_edges = _lenient_edge_list(data.get("edges"), issues)
+    metadata = _lenient_metadata(data.get("metadata"), issues)
+    nodes = _lenient_nodes(raw_nodes, issues)
+    edges = _lenient_edges(raw_edges, issues)
+    return _Parsed(blueprint_id, nodes, edges, metadata, issues, load_error)
+
+
+def _lenient_id(raw_id: Any, issues: list[LintIssue]) -> str:
+    """The blueprint's id (``<no id>`` when it is not a string); a bad one is an issue."""
     if not isinstance(raw_id, str) or not raw_id:
         issues.append(
             LintIssue("INVALID_BLUEPRINT", "error", "id: the blueprint needs a non-empty string id")
@@ -154,29 +163,45 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
                 f"id: blueprint id is longer than {MAX_ID_LENGTH} characters",
             )
         )
+    return raw_id if isinstance(raw_id, str) else "<no id>"
 
-    raw_nodes = data.get("nodes")
+
+def _lenient_node_list(raw_nodes: Any, issues: list[LintIssue]) -> list[Any]:
+    """The raw node list; anything but a non-empty list is an issue (and an empty list)."""
     if not isinstance(raw_nodes, list) or not raw_nodes:
         issues.append(
             LintIssue("INVALID_BLUEPRINT", "error", "nodes: the blueprint needs a non-empty list")
         )
-        raw_nodes = raw_nodes if isinstance(raw_nodes, list) else []
-    raw_edges = data.get("edges")
-    if raw_edges is None:
-        raw_edges = []
-    elif not isinstance(raw_edges, list):
-        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "edges: must be a list"))
-        raw_edges = []
-    metadata = data.get("metadata")
-    if metadata is None:
-        metadata = {}
-    elif not isinstance(metadata, Mapping):
-        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "metadata: must be an object"))
-        metadata = {}
+        return raw_nodes if isinstance(raw_nodes, list) else []
+    return raw_nodes
 
+
+def _lenient_edge_list(raw_edges: Any, issues: list[LintIssue]) -> list[Any]:
+    """The raw edge list; missing means none, anything but a list is an issue."""
+    if raw_edges is None:
+        return []
+    if not isinstance(raw_edges, list):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "edges: must be a list"))
+        return []
+    return raw_edges
+
+
+def _lenient_metadata(metadata: Any, issues: list[LintIssue]) -> Mapping[str, Any]:
+    """The metadata object; missing means empty, anything but an object is an issue."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "metadata: must be an object"))
+        return {}
+    return metadata
+
+
+def _lenient_nodes(
+    raw_nodes: list[Any], issues: list[LintIssue]
+) -> list[tuple[str, NodeDefinition | None]]:
+    """Validate each node on its own; one that fails but has an id still counts for the graph."""
     nodes: list[tuple[str, NodeDefinition | None]] = []
     for index, item in enumerate(raw_nodes):
-        label = _node_label(index, item)
         node_id = item.get("id") if isinstance(item, Mapping) else None
         try:
             node = NodeDefinition.model_validate(item)
@@ -184,7 +209,7 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
         except ValidationError as exc:
             if isinstance(node_id, str) and node_id:
                 nodes.append((node_id, None))
-            for line in _validation_messages(exc, label):
+            for line in _validation_messages(exc, _node_label(index, item)):
                 issues.append(
                     LintIssue(
                         "INVALID_NODE",
@@ -193,44 +218,57 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
                         node_id=node_id if isinstance(node_id, str) else None,
                     )
                 )
+    return nodes
 
+
+def _lenient_edges(
+    raw_edges: list[Any], issues: list[LintIssue]
+) -> list[tuple[int, EdgeDefinition]]:
+    """Validate each edge on its own, keeping those that validate with their index."""
     edges: list[tuple[int, EdgeDefinition]] = []
     for index, item in enumerate(raw_edges):
-        label = _edge_label(index, item)
-        if not isinstance(item, Mapping):
-            issues.append(
-                LintIssue("INVALID_EDGE", "error", f"{label}: must be an object", edge_index=index)
-            )
-            continue
-        # Expressions are checked by the shared pass (INVALID_EXPRESSION), not by the model.
-        expressions = {key: item.get(key) for key in ("condition", "transform")}
-        bad_types = [
-            key
-            for key, value in expressions.items()
-            if value is not None and not isinstance(value, str)
-        ]
-        try:
-            edge = EdgeDefinition.model_validate(
-                {key: value for key, value in item.items() if key not in expressions}
-            )
-        except ValidationError as exc:
-            for line in _validation_messages(exc, label):
-                issues.append(LintIssue("INVALID_EDGE", "error", line, edge_index=index))
-            continue
-        if bad_types:
-            for key in bad_types:
-                issues.append(
-                    LintIssue(
-                        "INVALID_EDGE",
-                        "error",
-                        f"{label}: {key}: must be a string expression",
-                        edge_index=index,
-                    )
-                )
-            continue
-        edges.append((index, edge.model_copy(update=expressions)))
+        edge = _lenient_edge(index, item, issues)
+        if edge is not None:
+            edges.append((index, edge))
+    return edges
 
-    return _Parsed(blueprint_id, nodes, edges, metadata, issues, load_error)
+
+def _lenient_edge(index: int, item: Any, issues: list[LintIssue]) -> EdgeDefinition | None:
+    """One edge, or None after reporting why it is unusable.
+
+    Its expressions are kept as written, uncompiled: the shared pass reports those that do not
+    compile (``INVALID_EXPRESSION``), so only their type is checked here.
+    """
+    label = _edge_label(index, item)
+    if not isinstance(item, Mapping):
+        issues.append(
+            LintIssue("INVALID_EDGE", "error", f"{label}: must be an object", edge_index=index)
+        )
+        return None
+    expressions = {key: item.get(key) for key in ("condition", "transform")}
+    try:
+        edge = EdgeDefinition.model_validate(
+            {key: value for key, value in item.items() if key not in expressions}
+        )
+    except ValidationError as exc:
+        for line in _validation_messages(exc, label):
+            issues.append(LintIssue("INVALID_EDGE", "error", line, edge_index=index))
+        return None
+    bad_types = [
+        key
+        for key, value in expressions.items()
+        if value is not None and not isinstance(value, str)
+    ]
+    for key in bad_types:
+        issues.append(
+            LintIssue(
+                "INVALID_EDGE",
+                "error",
+                f"{label}: {key}: must be a string expression",
+                edge_index=index,
+            )
+        )
+    return None if bad_types else edge.model_copy(update=expressions)
 
 
 def _parse(blueprint: Any) -> _Parsed:
