@@ -174,38 +174,7 @@ class SqsEventSource:
         started = time.monotonic()
         event = {"Records": [self._record(message, arn) for message in messages]}
         ids = [record["messageId"] for record in event["Records"]]
-        context = make_context(
-            self.function_name,
-            timeout_s=self.function_timeout_s,
-            region=self.region,
-            account_id=self._account_id,
-        )
-        error: str | None = None
-        raised = False
-        failed: list[str] = []
-        try:
-            response = self.handler(event, context)
-        except Exception as exc:  # Lambda reports any exception as a failed invocation.
-            logger.exception("%s raised on a batch of %d", self.function_name, len(ids))
-            error = f"{type(exc).__name__}: {exc}"
-            raised = True
-        else:
-            elapsed = time.monotonic() - started
-            if elapsed > self.function_timeout_s:
-                error = f"Task timed out after {elapsed:.2f} seconds"
-            else:
-                failed, error = parse_batch_response(response, ids)
-
-        if error is not None:
-            if not raised:  # an exception was already logged with its traceback
-                logger.error(
-                    "%s: whole batch of %d failed (%s); nothing deleted, it returns after the "
-                    "visibility timeout",
-                    self.function_name,
-                    len(ids),
-                    error,
-                )
-            failed = list(ids)
+        failed, error = self._invoke(event, ids, started)
         failed_set = set(failed)
         to_delete = [m for m, mid in zip(messages, ids, strict=True) if mid not in failed_set]
         deleted = self._delete(to_delete)
@@ -216,21 +185,8 @@ class SqsEventSource:
             handler_error=error,
             duration_s=time.monotonic() - started,
         )
-        with self._lock:
-            self._stats.batches += 1
-            self._stats.records += report.received
-            self._stats.deleted += len(deleted)
-            self._stats.failures += len(failed)
-            self._stats.handler_errors += error is not None
-        logger.info(
-            "%s: batch of %d in %.0f ms: %d deleted, %d failed%s",
-            self.function_name,
-            report.received,
-            report.duration_s * 1000,
-            len(deleted),
-            len(failed),
-            f" ({error})" if error else "",
-        )
+        self._count(report)
+        self._log_report(report)
         return report
 
     def run(self, stop_event: threading.Event) -> None:
@@ -283,6 +239,66 @@ class SqsEventSource:
             except Exception:
                 logger.exception("%s: polling %s failed", self.function_name, self.queue_url)
                 stop_event.wait(1.0)
+
+    def _invoke(
+        self, event: dict[str, Any], ids: list[str], started: float
+    ) -> tuple[list[str], str | None]:
+        """Call the handler as Lambda would: (failed ids, whole-batch error or ``None``).
+
+        A whole-batch failure (an exception, a timeout, an invalid partial batch response)
+        fails every record, so nothing of the batch is deleted.
+        """
+        context = make_context(
+            self.function_name,
+            timeout_s=self.function_timeout_s,
+            region=self.region,
+            account_id=self._account_id,
+        )
+        try:
+            response = self.handler(event, context)
+        except Exception as exc:  # Lambda reports any exception as a failed invocation.
+            logger.exception("%s raised on a batch of %d", self.function_name, len(ids))
+            return list(ids), f"{type(exc).__name__}: {exc}"
+        elapsed = time.monotonic() - started
+        if elapsed > self.function_timeout_s:
+            return self._whole_batch_failed(ids, f"Task timed out after {elapsed:.2f} seconds")
+        failed, error = parse_batch_response(response, ids)
+        if error is not None:
+            return self._whole_batch_failed(ids, error)
+        return failed, None
+
+    def _whole_batch_failed(self, ids: list[str], error: str) -> tuple[list[str], str]:
+        """Every record failed: say so (no traceback to show) and keep all of them."""
+        logger.error(
+            "%s: whole batch of %d failed (%s); nothing deleted, it returns after the "
+            "visibility timeout",
+            self.function_name,
+            len(ids),
+            error,
+        )
+        return list(ids), error
+
+    def _count(self, report: BatchReport) -> None:
+        """Add one handled batch to the running totals."""
+        with self._lock:
+            self._stats.batches += 1
+            self._stats.records += report.received
+            self._stats.deleted += len(report.deleted)
+            self._stats.failures += len(report.failed)
+            self._stats.handler_errors += report.handler_error is not None
+
+    def _log_report(self, report: BatchReport) -> None:
+        """One INFO line per handled batch."""
+        error = report.handler_error
+        logger.info(
+            "%s: batch of %d in %.0f ms: %d deleted, %d failed%s",
+            self.function_name,
+            report.received,
+            report.duration_s * 1000,
+            len(report.deleted),
+            len(report.failed),
+            f" ({error})" if error else "",
+        )
 
     def _load_queue_attributes(self) -> None:
         with self._lock:
