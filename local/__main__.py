@@ -37,7 +37,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TypeAlias
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX
 
@@ -46,6 +46,8 @@ logger = logging.getLogger("flowcraft.local")
 up_logger = logging.getLogger("flowcraft.local.up")
 
 Handler = Callable[[dict[str, Any], Any], Any]
+#: What ``ArgumentParser.add_subparsers`` returns.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -183,7 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one short line per run event)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_provision_command(commands)
+    _add_up_command(commands)
+    _add_demo_command(commands)
+    return parser
 
+
+def _add_provision_command(commands: Subcommands) -> None:
     provision = commands.add_parser(
         "provision",
         help="create queues and tables on AWS_ENDPOINT_URL and print the settings as JSON",
@@ -196,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provision.set_defaults(func=_cmd_provision)
 
+
+def _add_up_command(commands: Subcommands) -> None:
     up = commands.add_parser("up", help="emulator + API + queue poller + reconciler, until Ctrl-C")
     up.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
     up.add_argument("--api-port", type=int, default=3000, help="HTTP API port (0: any free port)")
@@ -224,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=_cmd_up)
 
+
+def _add_demo_command(commands: Subcommands) -> None:
+    # No -h of its own: '--help' after 'demo' reaches the demo's parser, like its other options.
     demo = commands.add_parser(
         "demo",
         help="run the example workflows end to end (options after 'demo', such as --out DIR, "
@@ -231,7 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
