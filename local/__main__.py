@@ -1,27 +1,8 @@
 """``python -m local``: run Flowcraft on a laptop against an embedded AWS emulator.
 
-Subcommands:
-
-``up``
-    Start the embedded moto server (or reuse the one ``AWS_ENDPOINT_URL`` names), provision the
-    queue, DLQ and tables, serve the HTTP API on 127.0.0.1 (``--api-port``, default 3000), poll
-    the queue into ``handlers.worker.handler`` like Lambda's event source
-    (``--concurrency`` pollers), and run ``handlers.reconciler.handler`` every
-    ``--reconcile-every`` seconds. Runs until Ctrl-C (or SIGTERM), then stops cleanly.
-    ``--emulator-port 4566`` gives the emulator a fixed port other shells can point at.
-
-``provision``
-    Create the resources on ``AWS_ENDPOINT_URL`` (idempotently) and print the ``FLOWCRAFT_*``
-    settings as a JSON object on stdout (logs go to stderr). It deliberately does *not* start an
-    emulator of its own: the emulator keeps its state in memory, so resources created in one
-    that stops when the command exits would be gone before anyone used them. Without
-    ``AWS_ENDPOINT_URL`` it also refuses to run, so it can never create resources in a real AWS
-    account by accident; it exits with status 2 and says what to do instead (``up`` provisions
-    by itself; or ``python -m local up --emulator-port 4566`` in one shell, then
-    ``AWS_ENDPOINT_URL=http://127.0.0.1:4566 python -m local provision``).
-
-``demo``
-    Runs ``local.demo.main()``: the example workflows end to end; exits 0 when they finish.
+Subcommands ``up`` (the whole stack until Ctrl-C), ``provision`` (an already running emulator
+only) and ``demo`` (the example workflows end to end).
+Why they behave this way: docs/local.md, 'The command line'.
 """
 
 from __future__ import annotations

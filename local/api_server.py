@@ -1,27 +1,8 @@
 """A local HTTP front for ``handlers.api.handler`` that speaks API Gateway's REST proxy format.
 
-``sam local start-api`` needs a container runtime, which this project cannot assume, and a bare
-web framework would hand the handler something other than what API Gateway sends. This server
-turns each HTTP request into a real REST API (payload version 1.0) proxy event, calls the handler
-in-process with a Lambda-like context, and maps the proxy response back, with API Gateway's rules:
-
-* Resources are the stack's: ``/runs``, ``/runs/{runId}``, ``/runs/{runId}/resume``,
-  ``/runs/{runId}/cancel``, ``/openapi.json``; any other path goes to ``/{proxy+}`` (and ``/`` to
-  ``/``). Every method reaches the handler (as an ``ANY`` method would); the handler's router
-  answers 404/405 itself.
-* ``headers`` / ``queryStringParameters`` hold the last value of a repeated name, the
-  ``multiValue*`` variants hold all of them; both are ``null`` when empty, as API Gateway sends.
-  Path and path parameters are URL-decoded. API Gateway's ``X-Forwarded-*`` headers are added.
-* The body is passed as text; a body that is not valid UTF-8 is base64-encoded with
-  ``isBase64Encoded: true`` (what API Gateway does for binary media types).
-* The response must be a proxy response (``statusCode``, optional ``headers``,
-  ``multiValueHeaders``, ``body`` string, ``isBase64Encoded``) and nothing else; anything else,
-  or a handler exception, answers 502 ``{"message": "Internal server error"}`` as API Gateway
-  does. Headers from ``headers`` and ``multiValueHeaders`` are merged (``multiValueHeaders`` wins
-  for a name present in both), and ``Content-Type`` defaults to ``application/json``.
-
-Not emulated: the 29 s integration timeout, the 10 MB payload limit, authorizers, request
-validation, throttling, and CORS preflight (the handler answers ``OPTIONS`` if it wants to).
+Each HTTP request becomes a real REST API (payload 1.0) proxy event, the handler runs in-process
+with a Lambda-like context, and its proxy response is mapped back with API Gateway's rules.
+Why it is shaped this way, and what it does not emulate: docs/local.md, 'The API server'.
 """
 
 from __future__ import annotations

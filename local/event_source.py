@@ -1,28 +1,9 @@
 """Poll an SQS queue into a handler the way Lambda's SQS event source mapping does.
 
-Locally there is no Lambda service to own the polling loop, yet the worker's correctness depends
-on exactly what that loop does: which records arrive together, what ``attributes`` and
-``messageAttributes`` look like, and which messages get deleted afterwards. This module
-reproduces those rules so ``handlers.worker.handler`` runs unchanged:
-
-* Receive up to ``batch_size`` messages (long polling, all system and message attributes),
-  gathering for at most ``max_batching_window_s`` once the first message is in.
-* Build the real Lambda SQS event (``Records`` with ``messageId``, ``receiptHandle``, ``body``,
-  ``attributes``, lowercase ``messageAttributes``, ``md5OfBody``, ``eventSource``,
-  ``eventSourceARN``, ``awsRegion``) and a Lambda-like context whose remaining time counts down
-  from ``function_timeout_s``.
-* Partial batch responses (``ReportBatchItemFailures``, which the stack enables) are always on:
-  delete every record *not* named in ``batchItemFailures``. A raised exception, a response that
-  is not a valid partial batch response, an ``itemIdentifier`` that is not in the batch, or a run
-  longer than ``function_timeout_s`` (Lambda would have killed it) is a whole-batch failure and
-  deletes nothing.
-* Failed messages are left alone: they reappear after the queue's visibility timeout, and the
-  queue's own redrive policy moves them to the DLQ after ``maxReceiveCount``. That is SQS's job
-  (moto does it faithfully), so it is not re-implemented here.
-
-What is not emulated: Lambda's scaling of pollers (``concurrency`` is fixed), the 6 MB payload cap
-on a batch, and killing a handler that overruns (a thread cannot be killed; the overrun is
-detected afterwards and treated as the timeout it would have been).
+The worker's correctness depends on that loop's rules (batching, the records' shape, partial
+batch responses, which messages are deleted), so they are reproduced here and
+``handlers.worker.handler`` runs unchanged.
+Why it is shaped this way, and what it does not emulate: docs/local.md, 'The SQS event source'.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """Start the whole local stack in-process: emulator, resources, API, queue poller, reconciler.
 
-``python -m local up``, the demo and end-to-end tests all need the same assembly in the same
-order, and the order matters:
-
-0. Load and check the app module (``FLOWCRAFT_APP``): a broken one stops everything here.
-1. Start the embedded emulator, or reuse the one ``AWS_ENDPOINT_URL`` names.
-2. Export its environment (``AWS_ENDPOINT_URL``, region, dummy credentials) into ``os.environ``,
-   because boto3 reads endpoints and credentials from there, never from our code.
-3. Provision the queue, DLQ and tables; export the ``FLOWCRAFT_*`` settings into ``os.environ``.
-4. Only now import the handlers (they read ``FLOWCRAFT_*`` and may create clients at import),
-   then start the API server, the SQS event source and the reconciler timer.
-
-:class:`LocalStack` is a context manager; :meth:`LocalStack.stop` undoes all of it, including the
-environment variables, so a test process is left as it was found. Handlers can be injected
-(``worker_handler=...``) to run the stack around stand-ins.
+``python -m local up``, the demo and end-to-end tests share this assembly, whose order matters;
+:class:`LocalStack` starts it and undoes all of it, environment variables included.
+Why it is shaped this way: docs/local.md, 'The stack'.
 """
 
 from __future__ import annotations
