@@ -1,17 +1,6 @@
 """A fluent builder for blueprints, for teams who would rather write Python than JSON.
 
-The builder only collects plain data and hands it to ``load_blueprint`` at the end, so a built
-blueprint is validated by exactly the same code as a JSON one and its errors name the node or edge
-at fault the same way. Implementations given inline (functions or ``BaseNode`` classes) are kept
-in a registry beside the blueprint, since a blueprint itself must stay JSON-serialisable.
-
-    blueprint, registry = (
-        create_flow("order")
-        .node("validate", validate_order, max_retries=2)
-        .node("charge", "payments.charge")
-        .edge("validate", "charge", condition="result.valid === true")
-        .build()
-    )
+Start with ``create_flow``; ``FlowBuilder.build`` returns the validated blueprint and its registry.
 """
 
 from __future__ import annotations
@@ -38,7 +27,13 @@ def _is_implementation(value: Any) -> bool:
 
 
 class FlowBuilder:
-    """Collects nodes, edges and metadata in call order; see ``create_flow``."""
+    """Collects nodes, edges and metadata in call order; see ``create_flow``.
+
+    It only collects plain data and hands it to ``load_blueprint`` at the end, so a built
+    blueprint is validated by exactly the same code as a JSON one and its errors name the node or
+    edge at fault the same way. Implementations given inline (functions or ``BaseNode`` classes)
+    are kept in a registry beside the blueprint, since a blueprint must stay JSON-serialisable.
+    """
 
     def __init__(self, blueprint_id: str) -> None:
         self._id = blueprint_id
@@ -218,63 +213,20 @@ class FlowBuilder:
         ignored: set[str] = set()
         for loop in self._loops:
             ignored.add(loop["id"])
-            edges.append(
-                {
-                    "source": loop["end"],
-                    "target": loop["start"],
-                    "data": {
-                        "isLoopback": True,
-                        "condition": loop["condition"],
-                        "label": f"continue if: {loop['condition']}",
-                    },
-                }
-            )
-            for edge in blueprint["edges"]:
-                if edge["source"] == loop["id"] and edge.get("action") == "break":
-                    edges.append({**edge, "source": loop["end"]})
-                elif edge["target"] == loop["id"] and edge["source"] != loop["end"]:
-                    edges.append({**edge, "target": loop["start"]})
+            edges.extend(_loop_graph_edges(loop, blueprint["edges"]))
         node_by_id = {node["id"]: node for node in blueprint["nodes"]}
         for node in blueprint["nodes"]:
             if node["uses"] != "batch-scatter":
                 continue
-            params = node.get("params") or {}
-            gather_id = params.get("gatherNodeId")
+            gather_id = (node.get("params") or {}).get("gatherNodeId")
             if not gather_id:
                 continue
             ignored.update({node["id"], gather_id})
             batch_id = node["id"].removesuffix("_scatter")
-            gather = node_by_id.get(gather_id, {})
-            nodes.append(
-                {
-                    "id": batch_id,
-                    "uses": params.get("workerUsesKey"),
-                    "type": "batch-worker",
-                    "data": {
-                        "label": f"Batch: {batch_id}",
-                        "isBatchPlaceholder": True,
-                        "workerUsesKey": params.get("workerUsesKey"),
-                        "inputKey": node.get("inputs"),
-                        "outputKey": (gather.get("params") or {}).get("outputKey"),
-                    },
-                }
-            )
-            for edge in blueprint["edges"]:
-                if edge["target"] == node["id"]:
-                    edges.append({**edge, "target": batch_id})
-                if edge["source"] == gather_id:
-                    edges.append({**edge, "source": batch_id})
+            nodes.append(_batch_graph_node(batch_id, node, node_by_id.get(gather_id, {})))
+            edges.extend(_batch_graph_edges(batch_id, node["id"], gather_id, blueprint["edges"]))
         nodes.extend(node for node in blueprint["nodes"] if node["id"] not in ignored)
-        for edge in blueprint["edges"]:
-            if edge["source"] in ignored or edge["target"] in ignored:
-                continue
-            if not any(
-                e["source"] == edge["source"]
-                and e["target"] == edge["target"]
-                and e.get("action") == edge.get("action")
-                for e in edges
-            ):
-                edges.append(edge)
+        _add_plain_edges(edges, blueprint["edges"], ignored)
         return {"nodes": nodes, "edges": edges}
 
     def metadata(self, **values: Any) -> FlowBuilder:
@@ -347,6 +299,87 @@ class FlowBuilder:
         return self.to_blueprint(), self.registry
 
 
+def _loop_graph_edges(loop: Mapping[str, str], edges: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The UI edges of a loop without its controller: the loop-back, then its exits leaving
+    from the body's end and the edges into it entering the body's start."""
+    condition = loop["condition"]
+    result: list[dict[str, Any]] = [
+        {
+            "source": loop["end"],
+            "target": loop["start"],
+            "data": {
+                "isLoopback": True,
+                "condition": condition,
+                "label": f"continue if: {condition}",
+            },
+        }
+    ]
+    for edge in edges:
+        if edge["source"] == loop["id"] and edge.get("action") == "break":
+            result.append({**edge, "source": loop["end"]})
+        elif edge["target"] == loop["id"] and edge["source"] != loop["end"]:
+            result.append({**edge, "target": loop["start"]})
+    return result
+
+
+def _batch_graph_node(
+    batch_id: str, scatter: Mapping[str, Any], gather: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The one ``batch-worker`` node that stands for a scatter/gather pair in the UI."""
+    params = scatter.get("params") or {}
+    return {
+        "id": batch_id,
+        "uses": params.get("workerUsesKey"),
+        "type": "batch-worker",
+        "data": {
+            "label": f"Batch: {batch_id}",
+            "isBatchPlaceholder": True,
+            "workerUsesKey": params.get("workerUsesKey"),
+            "inputKey": scatter.get("inputs"),
+            "outputKey": (gather.get("params") or {}).get("outputKey"),
+        },
+    }
+
+
+def _batch_graph_edges(
+    batch_id: str, scatter_id: str, gather_id: str, edges: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The edges into the scatter node and out of the gather node, moved to the batch node."""
+    result: list[dict[str, Any]] = []
+    for edge in edges:
+        if edge["target"] == scatter_id:
+            result.append({**edge, "target": batch_id})
+        if edge["source"] == gather_id:
+            result.append({**edge, "source": batch_id})
+    return result
+
+
+def _add_plain_edges(
+    graph_edges: list[dict[str, Any]], edges: list[dict[str, Any]], ignored: set[str]
+) -> None:
+    """Append the edges between shown nodes, unless one with the same ends and action is
+    already there (a rewired edge, or an earlier duplicate)."""
+    for edge in edges:
+        if edge["source"] in ignored or edge["target"] in ignored:
+            continue
+        if not any(
+            e["source"] == edge["source"]
+            and e["target"] == edge["target"]
+            and e.get("action") == edge.get("action")
+            for e in graph_edges
+        ):
+            graph_edges.append(edge)
+
+
 def create_flow(blueprint_id: str) -> FlowBuilder:
-    """Start building the blueprint ``blueprint_id``."""
+    """Start building the blueprint ``blueprint_id``::
+
+    blueprint, registry = (
+        create_flow("order")
+        .node("validate", validate_order, max_retries=2)
+        .node("charge", "payments.charge")
+        .edge("validate", "charge", condition="result.valid === true")
+        .build()
+    )
+    """
     return FlowBuilder(blueprint_id)

@@ -1,27 +1,8 @@
 """``python -m local``: run Flowcraft on a laptop against an embedded AWS emulator.
 
-Subcommands:
-
-``up``
-    Start the embedded moto server (or reuse the one ``AWS_ENDPOINT_URL`` names), provision the
-    queue, DLQ and tables, serve the HTTP API on 127.0.0.1 (``--api-port``, default 3000), poll
-    the queue into ``handlers.worker.handler`` like Lambda's event source
-    (``--concurrency`` pollers), and run ``handlers.reconciler.handler`` every
-    ``--reconcile-every`` seconds. Runs until Ctrl-C (or SIGTERM), then stops cleanly.
-    ``--emulator-port 4566`` gives the emulator a fixed port other shells can point at.
-
-``provision``
-    Create the resources on ``AWS_ENDPOINT_URL`` (idempotently) and print the ``FLOWCRAFT_*``
-    settings as a JSON object on stdout (logs go to stderr). It deliberately does *not* start an
-    emulator of its own: the emulator keeps its state in memory, so resources created in one
-    that stops when the command exits would be gone before anyone used them. Without
-    ``AWS_ENDPOINT_URL`` it also refuses to run, so it can never create resources in a real AWS
-    account by accident; it exits with status 2 and says what to do instead (``up`` provisions
-    by itself; or ``python -m local up --emulator-port 4566`` in one shell, then
-    ``AWS_ENDPOINT_URL=http://127.0.0.1:4566 python -m local provision``).
-
-``demo``
-    Runs ``local.demo.main()``: the example workflows end to end; exits 0 when they finish.
+Subcommands ``up`` (the whole stack until Ctrl-C), ``provision`` (an already running emulator
+only) and ``demo`` (the example workflows end to end).
+Why they behave this way: docs/local.md, 'The command line'.
 """
 
 from __future__ import annotations
@@ -37,7 +18,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, TypeAlias
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX
 
@@ -46,6 +27,8 @@ logger = logging.getLogger("flowcraft.local")
 up_logger = logging.getLogger("flowcraft.local.up")
 
 Handler = Callable[[dict[str, Any], Any], Any]
+#: What ``ArgumentParser.add_subparsers`` returns.
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -183,7 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: one short line per run event)",
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    _add_provision_command(commands)
+    _add_up_command(commands)
+    _add_demo_command(commands)
+    return parser
 
+
+def _add_provision_command(commands: Subcommands) -> None:
     provision = commands.add_parser(
         "provision",
         help="create queues and tables on AWS_ENDPOINT_URL and print the settings as JSON",
@@ -196,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     provision.set_defaults(func=_cmd_provision)
 
+
+def _add_up_command(commands: Subcommands) -> None:
     up = commands.add_parser("up", help="emulator + API + queue poller + reconciler, until Ctrl-C")
     up.add_argument("--prefix", default=DEFAULT_PREFIX, help="resource name prefix")
     up.add_argument("--api-port", type=int, default=3000, help="HTTP API port (0: any free port)")
@@ -224,6 +215,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.set_defaults(func=_cmd_up)
 
+
+def _add_demo_command(commands: Subcommands) -> None:
+    # No -h of its own: '--help' after 'demo' reaches the demo's parser, like its other options.
     demo = commands.add_parser(
         "demo",
         help="run the example workflows end to end (options after 'demo', such as --out DIR, "
@@ -231,7 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     demo.set_defaults(func=_cmd_demo)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

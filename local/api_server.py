@@ -1,27 +1,8 @@
 """A local HTTP front for ``handlers.api.handler`` that speaks API Gateway's REST proxy format.
 
-``sam local start-api`` needs a container runtime, which this project cannot assume, and a bare
-web framework would hand the handler something other than what API Gateway sends. This server
-turns each HTTP request into a real REST API (payload version 1.0) proxy event, calls the handler
-in-process with a Lambda-like context, and maps the proxy response back, with API Gateway's rules:
-
-* Resources are the stack's: ``/runs``, ``/runs/{runId}``, ``/runs/{runId}/resume``,
-  ``/runs/{runId}/cancel``, ``/openapi.json``; any other path goes to ``/{proxy+}`` (and ``/`` to
-  ``/``). Every method reaches the handler (as an ``ANY`` method would); the handler's router
-  answers 404/405 itself.
-* ``headers`` / ``queryStringParameters`` hold the last value of a repeated name, the
-  ``multiValue*`` variants hold all of them; both are ``null`` when empty, as API Gateway sends.
-  Path and path parameters are URL-decoded. API Gateway's ``X-Forwarded-*`` headers are added.
-* The body is passed as text; a body that is not valid UTF-8 is base64-encoded with
-  ``isBase64Encoded: true`` (what API Gateway does for binary media types).
-* The response must be a proxy response (``statusCode``, optional ``headers``,
-  ``multiValueHeaders``, ``body`` string, ``isBase64Encoded``) and nothing else; anything else,
-  or a handler exception, answers 502 ``{"message": "Internal server error"}`` as API Gateway
-  does. Headers from ``headers`` and ``multiValueHeaders`` are merged (``multiValueHeaders`` wins
-  for a name present in both), and ``Content-Type`` defaults to ``application/json``.
-
-Not emulated: the 29 s integration timeout, the 10 MB payload limit, authorizers, request
-validation, throttling, and CORS preflight (the handler answers ``OPTIONS`` if it wants to).
+Each HTTP request becomes a real REST API (payload 1.0) proxy event, the handler runs in-process
+with a Lambda-like context, and its proxy response is mapped back with API Gateway's rules.
+Why it is shaped this way, and what it does not emulate: docs/local.md, 'The API server'.
 """
 
 from __future__ import annotations
@@ -102,38 +83,21 @@ def build_event(
     resource, path_parameters = match_resource(path)
     if path_parameters:
         path_parameters = {k: unquote(v) for k, v in path_parameters.items()}
-
-    single_headers: dict[str, str] = {}
-    multi_headers: dict[str, list[str]] = {}
-    for name, value in headers:
-        single_headers[name] = value
-        multi_headers.setdefault(name, []).append(value)
-    lowered = {name.lower() for name in single_headers}
-    host = next((v for k, v in single_headers.items() if k.lower() == "host"), "127.0.0.1")
-    for name, value in (
-        ("X-Forwarded-For", source_ip),
-        ("X-Forwarded-Port", host.rsplit(":", 1)[1] if ":" in host else "80"),
-        ("X-Forwarded-Proto", "http"),
-    ):
-        if name.lower() not in lowered:
-            single_headers[name] = value
-            multi_headers[name] = [value]
-
-    single_query: dict[str, str] = {}
-    multi_query: dict[str, list[str]] = {}
-    for name, value in parse_qsl(split.query, keep_blank_values=True):
-        single_query[name] = value
-        multi_query.setdefault(name, []).append(value)
-
-    try:
-        text: str | None = body.decode("utf-8") if body else None
-        is_base64 = False
-    except UnicodeDecodeError:
-        text, is_base64 = base64.b64encode(body).decode("ascii"), True
-
-    now = datetime.now(UTC)
-    request_id = request_id or str(uuid.uuid4())
-    user_agent = next((v for k, v in single_headers.items() if k.lower() == "user-agent"), None)
+    single_headers, multi_headers = _event_headers(headers, source_ip)
+    single_query, multi_query = _last_and_all(parse_qsl(split.query, keep_blank_values=True))
+    text, is_base64 = _event_body(body)
+    request_context = _request_context(
+        resource=resource,
+        path=path,
+        method=method,
+        headers=single_headers,
+        source_ip=source_ip,
+        stage=stage,
+        account_id=account_id,
+        api_id=api_id,
+        protocol=protocol,
+        request_id=request_id or str(uuid.uuid4()),
+    )
     return {
         "resource": resource,
         "path": path,
@@ -144,38 +108,109 @@ def build_event(
         "multiValueQueryStringParameters": multi_query or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
-        "requestContext": {
-            "resourceId": uuid.uuid5(uuid.NAMESPACE_URL, resource).hex[:6],
-            "resourcePath": resource,
-            "httpMethod": method,
-            "extendedRequestId": request_id,
-            "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "path": f"/{stage}{path}",
-            "accountId": account_id,
-            "protocol": protocol,
-            "stage": stage,
-            "domainPrefix": host.split(".")[0].split(":")[0],
-            "requestTimeEpoch": int(now.timestamp() * 1000),
-            "requestId": request_id,
-            "identity": {
-                "cognitoIdentityPoolId": None,
-                "accountId": None,
-                "cognitoIdentityId": None,
-                "caller": None,
-                "sourceIp": source_ip,
-                "principalOrgId": None,
-                "accessKey": None,
-                "cognitoAuthenticationType": None,
-                "cognitoAuthenticationProvider": None,
-                "userArn": None,
-                "userAgent": user_agent,
-                "user": None,
-            },
-            "domainName": host,
-            "apiId": api_id,
-        },
+        "requestContext": request_context,
         "body": text,
         "isBase64Encoded": is_base64,
+    }
+
+
+def _last_and_all(pairs: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Name -> last value, and name -> every value: the event's plain and ``multiValue*`` maps."""
+    single: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in pairs:
+        single[name] = value
+        multi.setdefault(name, []).append(value)
+    return single, multi
+
+
+def _event_headers(
+    headers: list[tuple[str, str]], source_ip: str
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The request's headers plus the ``X-Forwarded-*`` ones API Gateway adds if absent."""
+    single_headers, multi_headers = _last_and_all(headers)
+    lowered = {name.lower() for name in single_headers}
+    host = _host(single_headers)
+    for name, value in (
+        ("X-Forwarded-For", source_ip),
+        ("X-Forwarded-Port", host.rsplit(":", 1)[1] if ":" in host else "80"),
+        ("X-Forwarded-Proto", "http"),
+    ):
+        if name.lower() not in lowered:
+            single_headers[name] = value
+            multi_headers[name] = [value]
+    return single_headers, multi_headers
+
+
+def _header(headers: Mapping[str, str], lowered_name: str) -> str | None:
+    """A header's value whatever its capitalization, or ``None``."""
+    return next((v for k, v in headers.items() if k.lower() == lowered_name), None)
+
+
+def _host(headers: Mapping[str, str]) -> str:
+    """The ``Host`` the client sent (an HTTP/1.0 client may send none)."""
+    host = _header(headers, "host")
+    return "127.0.0.1" if host is None else host
+
+
+def _event_body(body: bytes) -> tuple[str | None, bool]:
+    """(body, isBase64Encoded): text when the bytes are UTF-8, base64 otherwise (binary media)."""
+    try:
+        return (body.decode("utf-8") if body else None), False
+    except UnicodeDecodeError:
+        return base64.b64encode(body).decode("ascii"), True
+
+
+def _request_context(
+    *,
+    resource: str,
+    path: str,
+    method: str,
+    headers: Mapping[str, str],
+    source_ip: str,
+    stage: str,
+    account_id: str,
+    api_id: str,
+    protocol: str,
+    request_id: str,
+) -> dict[str, Any]:
+    """The event's ``requestContext``: where the request went and who sent it."""
+    now = datetime.now(UTC)
+    host = _host(headers)
+    return {
+        "resourceId": uuid.uuid5(uuid.NAMESPACE_URL, resource).hex[:6],
+        "resourcePath": resource,
+        "httpMethod": method,
+        "extendedRequestId": request_id,
+        "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+        "path": f"/{stage}{path}",
+        "accountId": account_id,
+        "protocol": protocol,
+        "stage": stage,
+        "domainPrefix": host.split(".")[0].split(":")[0],
+        "requestTimeEpoch": int(now.timestamp() * 1000),
+        "requestId": request_id,
+        "identity": _identity(source_ip, _header(headers, "user-agent")),
+        "domainName": host,
+        "apiId": api_id,
+    }
+
+
+def _identity(source_ip: str, user_agent: str | None) -> dict[str, Any]:
+    """``requestContext.identity`` for an unauthenticated caller (no IAM, no Cognito)."""
+    return {
+        "cognitoIdentityPoolId": None,
+        "accountId": None,
+        "cognitoIdentityId": None,
+        "caller": None,
+        "sourceIp": source_ip,
+        "principalOrgId": None,
+        "accessKey": None,
+        "cognitoAuthenticationType": None,
+        "cognitoAuthenticationProvider": None,
+        "userArn": None,
+        "userAgent": user_agent,
+        "user": None,
     }
 
 

@@ -1,19 +1,8 @@
 """What ``make up`` prints by default: one short line per event a person follows.
 
-The handlers log the way they do on Lambda: Powertools JSON records (~650 characters each) and
-an EMF metrics document per invocation, which CloudWatch wants and a terminal does not. Without
-``--verbose`` the local stack instead prints
-
-``22:41:03  run 3f2a...  order      started``
-``22:41:03  run 3f2a...  order      node validate completed (2 attempts)``
-``22:41:04  retry       node 'charge' attempt 1 failed (RuntimeError: x); retrying in 0.100s``
-``22:41:04  run 3f2a...  order      completed in 1.2 s``
-
-and warnings and errors on one line each; the idle reconciler, the API's access lines and the
-poller say nothing. How: the Powertools handler is silenced (a filter), metric documents are
-dropped from stdout, and :class:`RunNarrator` wraps the worker and API handlers to describe what
-each call changed, from the run's public view (``GET /runs/{runId}``'s ``to_api()``), so the
-lines follow the API contract rather than log wording.
+Lambda-style output (Powertools JSON records, EMF metric documents) buries a terminal, so it is
+silenced and :class:`RunNarrator` describes what each worker and API call changed instead.
+Why it is shaped this way: docs/local.md, 'The quiet console'.
 """
 
 from __future__ import annotations

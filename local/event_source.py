@@ -1,28 +1,9 @@
 """Poll an SQS queue into a handler the way Lambda's SQS event source mapping does.
 
-Locally there is no Lambda service to own the polling loop, yet the worker's correctness depends
-on exactly what that loop does: which records arrive together, what ``attributes`` and
-``messageAttributes`` look like, and which messages get deleted afterwards. This module
-reproduces those rules so ``handlers.worker.handler`` runs unchanged:
-
-* Receive up to ``batch_size`` messages (long polling, all system and message attributes),
-  gathering for at most ``max_batching_window_s`` once the first message is in.
-* Build the real Lambda SQS event (``Records`` with ``messageId``, ``receiptHandle``, ``body``,
-  ``attributes``, lowercase ``messageAttributes``, ``md5OfBody``, ``eventSource``,
-  ``eventSourceARN``, ``awsRegion``) and a Lambda-like context whose remaining time counts down
-  from ``function_timeout_s``.
-* Partial batch responses (``ReportBatchItemFailures``, which the stack enables) are always on:
-  delete every record *not* named in ``batchItemFailures``. A raised exception, a response that
-  is not a valid partial batch response, an ``itemIdentifier`` that is not in the batch, or a run
-  longer than ``function_timeout_s`` (Lambda would have killed it) is a whole-batch failure and
-  deletes nothing.
-* Failed messages are left alone: they reappear after the queue's visibility timeout, and the
-  queue's own redrive policy moves them to the DLQ after ``maxReceiveCount``. That is SQS's job
-  (moto does it faithfully), so it is not re-implemented here.
-
-What is not emulated: Lambda's scaling of pollers (``concurrency`` is fixed), the 6 MB payload cap
-on a batch, and killing a handler that overruns (a thread cannot be killed; the overrun is
-detected afterwards and treated as the timeout it would have been).
+The worker's correctness depends on that loop's rules (batching, the records' shape, partial
+batch responses, which messages are deleted), so they are reproduced here and
+``handlers.worker.handler`` runs unchanged.
+Why it is shaped this way, and what it does not emulate: docs/local.md, 'The SQS event source'.
 """
 
 from __future__ import annotations
@@ -174,38 +155,7 @@ class SqsEventSource:
         started = time.monotonic()
         event = {"Records": [self._record(message, arn) for message in messages]}
         ids = [record["messageId"] for record in event["Records"]]
-        context = make_context(
-            self.function_name,
-            timeout_s=self.function_timeout_s,
-            region=self.region,
-            account_id=self._account_id,
-        )
-        error: str | None = None
-        raised = False
-        failed: list[str] = []
-        try:
-            response = self.handler(event, context)
-        except Exception as exc:  # Lambda reports any exception as a failed invocation.
-            logger.exception("%s raised on a batch of %d", self.function_name, len(ids))
-            error = f"{type(exc).__name__}: {exc}"
-            raised = True
-        else:
-            elapsed = time.monotonic() - started
-            if elapsed > self.function_timeout_s:
-                error = f"Task timed out after {elapsed:.2f} seconds"
-            else:
-                failed, error = parse_batch_response(response, ids)
-
-        if error is not None:
-            if not raised:  # an exception was already logged with its traceback
-                logger.error(
-                    "%s: whole batch of %d failed (%s); nothing deleted, it returns after the "
-                    "visibility timeout",
-                    self.function_name,
-                    len(ids),
-                    error,
-                )
-            failed = list(ids)
+        failed, error = self._invoke(event, ids, started)
         failed_set = set(failed)
         to_delete = [m for m, mid in zip(messages, ids, strict=True) if mid not in failed_set]
         deleted = self._delete(to_delete)
@@ -216,21 +166,8 @@ class SqsEventSource:
             handler_error=error,
             duration_s=time.monotonic() - started,
         )
-        with self._lock:
-            self._stats.batches += 1
-            self._stats.records += report.received
-            self._stats.deleted += len(deleted)
-            self._stats.failures += len(failed)
-            self._stats.handler_errors += error is not None
-        logger.info(
-            "%s: batch of %d in %.0f ms: %d deleted, %d failed%s",
-            self.function_name,
-            report.received,
-            report.duration_s * 1000,
-            len(deleted),
-            len(failed),
-            f" ({error})" if error else "",
-        )
+        self._count(report)
+        self._log_report(report)
         return report
 
     def run(self, stop_event: threading.Event) -> None:
@@ -283,6 +220,66 @@ class SqsEventSource:
             except Exception:
                 logger.exception("%s: polling %s failed", self.function_name, self.queue_url)
                 stop_event.wait(1.0)
+
+    def _invoke(
+        self, event: dict[str, Any], ids: list[str], started: float
+    ) -> tuple[list[str], str | None]:
+        """Call the handler as Lambda would: (failed ids, whole-batch error or ``None``).
+
+        A whole-batch failure (an exception, a timeout, an invalid partial batch response)
+        fails every record, so nothing of the batch is deleted.
+        """
+        context = make_context(
+            self.function_name,
+            timeout_s=self.function_timeout_s,
+            region=self.region,
+            account_id=self._account_id,
+        )
+        try:
+            response = self.handler(event, context)
+        except Exception as exc:  # Lambda reports any exception as a failed invocation.
+            logger.exception("%s raised on a batch of %d", self.function_name, len(ids))
+            return list(ids), f"{type(exc).__name__}: {exc}"
+        elapsed = time.monotonic() - started
+        if elapsed > self.function_timeout_s:
+            return self._whole_batch_failed(ids, f"Task timed out after {elapsed:.2f} seconds")
+        failed, error = parse_batch_response(response, ids)
+        if error is not None:
+            return self._whole_batch_failed(ids, error)
+        return failed, None
+
+    def _whole_batch_failed(self, ids: list[str], error: str) -> tuple[list[str], str]:
+        """Every record failed: say so (no traceback to show) and keep all of them."""
+        logger.error(
+            "%s: whole batch of %d failed (%s); nothing deleted, it returns after the "
+            "visibility timeout",
+            self.function_name,
+            len(ids),
+            error,
+        )
+        return list(ids), error
+
+    def _count(self, report: BatchReport) -> None:
+        """Add one handled batch to the running totals."""
+        with self._lock:
+            self._stats.batches += 1
+            self._stats.records += report.received
+            self._stats.deleted += len(report.deleted)
+            self._stats.failures += len(report.failed)
+            self._stats.handler_errors += report.handler_error is not None
+
+    def _log_report(self, report: BatchReport) -> None:
+        """One INFO line per handled batch."""
+        error = report.handler_error
+        logger.info(
+            "%s: batch of %d in %.0f ms: %d deleted, %d failed%s",
+            self.function_name,
+            report.received,
+            report.duration_s * 1000,
+            len(report.deleted),
+            len(report.failed),
+            f" ({error})" if error else "",
+        )
 
     def _load_queue_attributes(self) -> None:
         with self._lock:

@@ -1,22 +1,8 @@
 """Create Flowcraft's queue, dead-letter queue and tables on whatever ``AWS_ENDPOINT_URL`` names.
 
-Everything is built from :mod:`flowcraft_core.aws.schema`, the same specs the CDK stack uses, so a
-laptop runs against the names, keys, indexes, TTL attribute and redrive settings that deploy.
-
-Provisioning is idempotent and converges: a resource that already exists is reused (a queue whose
-attributes drifted is updated to the spec; a table is left as it is, with TTL switched on if it
-was off). It costs about nine requests, because the emulator serves ~250 requests a second and
-this runs before every local session and in tests (plus the payload bucket: ``CreateBucket``
-and its lifecycle rule when new):
-
-* SQS: ``CreateQueue`` for the DLQ, ``GetQueueAttributes`` for its ARN, ``CreateQueue`` for the
-  job queue (``GetQueueUrl`` + ``SetQueueAttributes`` only when an existing queue drifted).
-* DynamoDB, per table: ``CreateTable`` + ``UpdateTimeToLive`` when new, or
-  ``DescribeTimeToLive`` (+ ``UpdateTimeToLive`` if off) when it exists. A table AWS reports as
-  ``CREATING`` is waited for, since TTL cannot be set before it is active; moto creates tables
-  ``ACTIVE``, so that costs nothing locally.
-
-Endpoints are never passed explicitly: boto3 reads ``AWS_ENDPOINT_URL`` itself.
+Built from :mod:`flowcraft_core.aws.schema`, the specs the CDK stack deploys; idempotent, and
+cheap in requests because it runs before every local session and in tests.
+Why it is shaped this way: docs/local.md, 'Provisioning'.
 """
 
 from __future__ import annotations

@@ -1,19 +1,8 @@
 """Start the whole local stack in-process: emulator, resources, API, queue poller, reconciler.
 
-``python -m local up``, the demo and end-to-end tests all need the same assembly in the same
-order, and the order matters:
-
-0. Load and check the app module (``FLOWCRAFT_APP``): a broken one stops everything here.
-1. Start the embedded emulator, or reuse the one ``AWS_ENDPOINT_URL`` names.
-2. Export its environment (``AWS_ENDPOINT_URL``, region, dummy credentials) into ``os.environ``,
-   because boto3 reads endpoints and credentials from there, never from our code.
-3. Provision the queue, DLQ and tables; export the ``FLOWCRAFT_*`` settings into ``os.environ``.
-4. Only now import the handlers (they read ``FLOWCRAFT_*`` and may create clients at import),
-   then start the API server, the SQS event source and the reconciler timer.
-
-:class:`LocalStack` is a context manager; :meth:`LocalStack.stop` undoes all of it, including the
-environment variables, so a test process is left as it was found. Handlers can be injected
-(``worker_handler=...``) to run the stack around stand-ins.
+``python -m local up``, the demo and end-to-end tests share this assembly, whose order matters;
+:class:`LocalStack` starts it and undoes all of it, environment variables included.
+Why it is shaped this way: docs/local.md, 'The stack'.
 """
 
 from __future__ import annotations
@@ -64,6 +53,14 @@ def local_aws_defaults() -> dict[str, str]:
     return defaults
 
 
+def _default_batching_window(batch_size: int, requested: float | None) -> float:
+    """The batching window asked for, else Lambda's minimum for the batch size."""
+    if requested is not None:
+        return requested
+    # Lambda needs a window of at least 1 s for batches above 10; 0.5 s otherwise.
+    return 1.0 if batch_size > 10 else 0.5
+
+
 class LocalStack:
     """Everything ``python -m local up`` runs, startable and stoppable from Python."""
 
@@ -104,10 +101,7 @@ class LocalStack:
         self.api_port = api_port
         self.concurrency = concurrency
         self.batch_size = batch_size
-        # Lambda needs a window of at least 1 s for batches above 10; 0.5 s otherwise.
-        if max_batching_window_s is None:
-            max_batching_window_s = 1.0 if batch_size > 10 else 0.5
-        self.max_batching_window_s = max_batching_window_s
+        self.max_batching_window_s = _default_batching_window(batch_size, max_batching_window_s)
         self.function_timeout_s = function_timeout_s
         self.reconcile_every_s = reconcile_every_s
         self.poll_wait_s = poll_wait_s
@@ -117,8 +111,11 @@ class LocalStack:
             "reconciler": reconciler_handler,
         }
         self._run = {"worker": run_worker, "api": run_api, "reconciler": run_reconciler}
-
         self.aws_calls: AwsCallCounter | None = AwsCallCounter() if count_aws_calls else None
+        self._init_parts()
+
+    def _init_parts(self) -> None:
+        """What :meth:`start` fills in: nothing runs yet, no environment variable is saved."""
         self.emulator: Emulator | None = None
         self.settings: dict[str, str] = {}
         self.api_server: ApiHTTPServer | None = None

@@ -7,9 +7,7 @@ fails, so it also accepts the raw dict (or JSON text) and reports every problem 
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -26,87 +24,12 @@ from ..builtins.names import (
     BATCH_GATHER,
     BATCH_SCATTER,
     BUILTIN_NODE_NAMES,
-    LOOP_CONTROLLER,
-    LOOP_NAMES,
     SUBFLOW,
 )
-from ..context import cycle_entry_points
 from ..errors import FlowcraftError
-from .shape import _topology
-from .types import BlueprintInput, Severity
-
-
-@dataclass(frozen=True)
-class LintIssue:
-    """One problem. ``code`` is stable (match on it); ``message`` is for humans and names the
-    node or edge at fault."""
-
-    code: str
-    severity: Severity
-    message: str
-    node_id: str | None = None
-    edge_index: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """camelCase form for JSON answers (unset locations omitted)."""
-        result: dict[str, Any] = {
-            "code": self.code,
-            "severity": self.severity,
-            "message": self.message,
-        }
-        if self.node_id is not None:
-            result["nodeId"] = self.node_id
-        if self.edge_index is not None:
-            result["edgeIndex"] = self.edge_index
-        return result
-
-
-@dataclass(frozen=True)
-class LintResult:
-    """All issues found; the blueprint is valid when none of them is an error."""
-
-    issues: list[LintIssue] = field(default_factory=list)
-
-    @property
-    def is_valid(self) -> bool:
-        """True when no issue has severity ``error`` (warnings do not block a run)."""
-        return not any(issue.severity == "error" for issue in self.issues)
-
-    @property
-    def errors(self) -> list[LintIssue]:
-        """The issues that make the blueprint unusable."""
-        return [issue for issue in self.issues if issue.severity == "error"]
-
-    @property
-    def warnings(self) -> list[LintIssue]:
-        """The issues worth a look that do not stop a run."""
-        return [issue for issue in self.issues if issue.severity == "warning"]
-
-    @property
-    def codes(self) -> list[str]:
-        """Issue codes in report order (handy for asserting in tests)."""
-        return [issue.code for issue in self.issues]
-
-    def to_dict(self) -> dict[str, Any]:
-        """camelCase form for JSON answers."""
-        return {"isValid": self.is_valid, "issues": [issue.to_dict() for issue in self.issues]}
-
-
-@dataclass
-class _Parsed:
-    """What lint could make of its input: the usable nodes and edges, plus problems found."""
-
-    blueprint_id: str
-    #: (id, definition) in blueprint order; the definition is None for a node that failed
-    #: validation but has an id, so edges to it still count and no false reference error appears.
-    nodes: list[tuple[str, NodeDefinition | None]]
-    edges: list[tuple[int, EdgeDefinition]]
-    metadata: Mapping[str, Any]
-    issues: list[LintIssue]
-    load_error: BlueprintError | None = None
-    #: True when this lint call loaded the blueprint itself, so the loader already compiled every
-    #: expression. A model handed in is re-checked: models are mutable after validation.
-    expressions_checked: bool = False
+from ._lint_graph import _graph_issues
+from ._lint_types import LintIssue, LintResult, _Parsed
+from .types import BlueprintInput
 
 
 def _validation_messages(exc: ValidationError, prefix: str) -> list[str]:
@@ -140,8 +63,17 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
     keeps the loader's problems as ``INVALID_BLUEPRINT`` issues, so no problem is ever lost.
     """
     issues: list[LintIssue] = []
-    raw_id = data.get("id")
-    blueprint_id = raw_id if isinstance(raw_id, str) else "<no id>"
+    blueprint_id = _lenient_id(data.get("id"), issues)
+    raw_nodes = _lenient_node_list(data.get("nodes"), issues)
+    raw_edges = _lenient_edge_list(data.get("edges"), issues)
+    metadata = _lenient_metadata(data.get("metadata"), issues)
+    nodes = _lenient_nodes(raw_nodes, issues)
+    edges = _lenient_edges(raw_edges, issues)
+    return _Parsed(blueprint_id, nodes, edges, metadata, issues, load_error)
+
+
+def _lenient_id(raw_id: Any, issues: list[LintIssue]) -> str:
+    """The blueprint's id (``<no id>`` when it is not a string); a bad one is an issue."""
     if not isinstance(raw_id, str) or not raw_id:
         issues.append(
             LintIssue("INVALID_BLUEPRINT", "error", "id: the blueprint needs a non-empty string id")
@@ -154,29 +86,45 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
                 f"id: blueprint id is longer than {MAX_ID_LENGTH} characters",
             )
         )
+    return raw_id if isinstance(raw_id, str) else "<no id>"
 
-    raw_nodes = data.get("nodes")
+
+def _lenient_node_list(raw_nodes: Any, issues: list[LintIssue]) -> list[Any]:
+    """The raw node list; anything but a non-empty list is an issue (and an empty list)."""
     if not isinstance(raw_nodes, list) or not raw_nodes:
         issues.append(
             LintIssue("INVALID_BLUEPRINT", "error", "nodes: the blueprint needs a non-empty list")
         )
-        raw_nodes = raw_nodes if isinstance(raw_nodes, list) else []
-    raw_edges = data.get("edges")
-    if raw_edges is None:
-        raw_edges = []
-    elif not isinstance(raw_edges, list):
-        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "edges: must be a list"))
-        raw_edges = []
-    metadata = data.get("metadata")
-    if metadata is None:
-        metadata = {}
-    elif not isinstance(metadata, Mapping):
-        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "metadata: must be an object"))
-        metadata = {}
+        return raw_nodes if isinstance(raw_nodes, list) else []
+    return raw_nodes
 
+
+def _lenient_edge_list(raw_edges: Any, issues: list[LintIssue]) -> list[Any]:
+    """The raw edge list; missing means none, anything but a list is an issue."""
+    if raw_edges is None:
+        return []
+    if not isinstance(raw_edges, list):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "edges: must be a list"))
+        return []
+    return raw_edges
+
+
+def _lenient_metadata(metadata: Any, issues: list[LintIssue]) -> Mapping[str, Any]:
+    """The metadata object; missing means empty, anything but an object is an issue."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, Mapping):
+        issues.append(LintIssue("INVALID_BLUEPRINT", "error", "metadata: must be an object"))
+        return {}
+    return metadata
+
+
+def _lenient_nodes(
+    raw_nodes: list[Any], issues: list[LintIssue]
+) -> list[tuple[str, NodeDefinition | None]]:
+    """Validate each node on its own; one that fails but has an id still counts for the graph."""
     nodes: list[tuple[str, NodeDefinition | None]] = []
     for index, item in enumerate(raw_nodes):
-        label = _node_label(index, item)
         node_id = item.get("id") if isinstance(item, Mapping) else None
         try:
             node = NodeDefinition.model_validate(item)
@@ -184,7 +132,7 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
         except ValidationError as exc:
             if isinstance(node_id, str) and node_id:
                 nodes.append((node_id, None))
-            for line in _validation_messages(exc, label):
+            for line in _validation_messages(exc, _node_label(index, item)):
                 issues.append(
                     LintIssue(
                         "INVALID_NODE",
@@ -193,44 +141,57 @@ def _parse_leniently(data: Mapping[str, Any], load_error: BlueprintError) -> _Pa
                         node_id=node_id if isinstance(node_id, str) else None,
                     )
                 )
+    return nodes
 
+
+def _lenient_edges(
+    raw_edges: list[Any], issues: list[LintIssue]
+) -> list[tuple[int, EdgeDefinition]]:
+    """Validate each edge on its own, keeping those that validate with their index."""
     edges: list[tuple[int, EdgeDefinition]] = []
     for index, item in enumerate(raw_edges):
-        label = _edge_label(index, item)
-        if not isinstance(item, Mapping):
-            issues.append(
-                LintIssue("INVALID_EDGE", "error", f"{label}: must be an object", edge_index=index)
-            )
-            continue
-        # Expressions are checked by the shared pass (INVALID_EXPRESSION), not by the model.
-        expressions = {key: item.get(key) for key in ("condition", "transform")}
-        bad_types = [
-            key
-            for key, value in expressions.items()
-            if value is not None and not isinstance(value, str)
-        ]
-        try:
-            edge = EdgeDefinition.model_validate(
-                {key: value for key, value in item.items() if key not in expressions}
-            )
-        except ValidationError as exc:
-            for line in _validation_messages(exc, label):
-                issues.append(LintIssue("INVALID_EDGE", "error", line, edge_index=index))
-            continue
-        if bad_types:
-            for key in bad_types:
-                issues.append(
-                    LintIssue(
-                        "INVALID_EDGE",
-                        "error",
-                        f"{label}: {key}: must be a string expression",
-                        edge_index=index,
-                    )
-                )
-            continue
-        edges.append((index, edge.model_copy(update=expressions)))
+        edge = _lenient_edge(index, item, issues)
+        if edge is not None:
+            edges.append((index, edge))
+    return edges
 
-    return _Parsed(blueprint_id, nodes, edges, metadata, issues, load_error)
+
+def _lenient_edge(index: int, item: Any, issues: list[LintIssue]) -> EdgeDefinition | None:
+    """One edge, or None after reporting why it is unusable.
+
+    Its expressions are kept as written, uncompiled: the shared pass reports those that do not
+    compile (``INVALID_EXPRESSION``), so only their type is checked here.
+    """
+    label = _edge_label(index, item)
+    if not isinstance(item, Mapping):
+        issues.append(
+            LintIssue("INVALID_EDGE", "error", f"{label}: must be an object", edge_index=index)
+        )
+        return None
+    expressions = {key: item.get(key) for key in ("condition", "transform")}
+    try:
+        edge = EdgeDefinition.model_validate(
+            {key: value for key, value in item.items() if key not in expressions}
+        )
+    except ValidationError as exc:
+        for line in _validation_messages(exc, label):
+            issues.append(LintIssue("INVALID_EDGE", "error", line, edge_index=index))
+        return None
+    bad_types = [
+        key
+        for key, value in expressions.items()
+        if value is not None and not isinstance(value, str)
+    ]
+    for key in bad_types:
+        issues.append(
+            LintIssue(
+                "INVALID_EDGE",
+                "error",
+                f"{label}: {key}: must be a string expression",
+                edge_index=index,
+            )
+        )
+    return None if bad_types else edge.model_copy(update=expressions)
 
 
 def _parse(blueprint: Any) -> _Parsed:
@@ -453,135 +414,6 @@ def _edge_issues(
         if joins_known:
             graph_edges.append((edge.source, edge.target))
     return graph_edges
-
-
-def _graph_issues(
-    parsed: _Parsed,
-    graph_ids: Mapping[str, NodeDefinition | None],
-    nodes: Mapping[str, NodeDefinition],
-    graph_edges: list[tuple[str, str]],
-    fed_invalidly: set[str] | frozenset[str] = frozenset(),
-) -> list[LintIssue]:
-    """Start nodes, reachability, orphans, joins and cycle bounds."""
-    issues: list[LintIssue] = []
-    topology = _topology(list(graph_ids), graph_edges, cycle_entry_points(parsed.metadata))
-
-    if not topology.has_natural_start:
-        issues.append(
-            LintIssue(
-                "NO_START_NODE",
-                "warning",
-                f"blueprint {parsed.blueprint_id!r} has no start node: every node has an "
-                "incoming edge, so each closed cycle is entered at a node listed in "
-                "metadata.cycleEntryPoints, else at its first node",
-            )
-        )
-
-    reached = set(topology.start_node_ids)
-    queue = deque(topology.start_node_ids)
-    while queue:
-        for target in topology.successors[queue.popleft()]:
-            if target not in reached:
-                reached.add(target)
-                queue.append(target)
-
-    many = len(graph_ids) > 1
-    for node_id in graph_ids:
-        incoming = topology.incoming[node_id]
-        if node_id not in reached:
-            issues.append(
-                LintIssue(
-                    "UNREACHABLE_NODE",
-                    "error",
-                    f"node {node_id!r} cannot be reached from any start node",
-                    node_id=node_id,
-                )
-            )
-        if incoming == 0 and node_id in fed_invalidly:
-            issues.append(
-                LintIssue(
-                    "ORPHAN_NODE",
-                    "error",
-                    f"node {node_id!r} is reached only through invalid edges, so it is not "
-                    "reachable from any start node",
-                    node_id=node_id,
-                )
-            )
-        elif many and incoming == 0 and topology.outgoing[node_id] == 0:
-            issues.append(
-                LintIssue(
-                    "ORPHAN_NODE",
-                    "warning",
-                    f"node {node_id!r} has no edges: it runs on its own as a separate start",
-                    node_id=node_id,
-                )
-            )
-        node = nodes.get(node_id)
-        if (
-            node is not None
-            and "join_strategy" in node.config.model_fields_set
-            and node.config.join_strategy == "any"
-            and incoming < 2
-        ):
-            issues.append(
-                LintIssue(
-                    "JOIN_ON_SINGLE_INPUT",
-                    "warning",
-                    f"node {node_id!r} sets joinStrategy 'any' but has {incoming} incoming "
-                    "edge(s), so there is nothing to join",
-                    node_id=node_id,
-                )
-            )
-
-    conditional = {
-        (edge.source, edge.target) for _, edge in parsed.edges if edge.condition is not None
-    }
-    entry_points = cycle_entry_points(parsed.metadata)
-    sources_of: dict[str, list[str]] = {}
-    for source, target in graph_edges:
-        sources_of.setdefault(target, []).append(source)
-    for cycle in topology.cycles:
-        # A member that failed validation might carry the bound: do not guess there.
-        controlled = any(
-            node_id not in nodes
-            or nodes[node_id].uses in LOOP_NAMES
-            or nodes[node_id].config.max_iterations is not None
-            for node_id in cycle
-        )
-        if controlled:
-            continue
-        members = set(cycle)
-        path = " -> ".join(repr(node_id) for node_id in [*cycle, cycle[0]])
-        # As the scheduler decides: the cycle repeats when an edge into its entry (a member
-        # fed from outside, a listed entry point first; else a listed one, else its first
-        # member) carries a condition.
-        fed = [n for n in cycle if any(s not in members for s in sources_of.get(n, ()))]
-        preferred = [n for n in entry_points if n in members]
-        entry = next((n for n in preferred if n in fed), fed[0] if fed else None)
-        if entry is None:
-            entry = preferred[0] if preferred else cycle[0]
-        if any(s in members and t == entry for s, t in conditional):
-            issues.append(
-                LintIssue(
-                    "UNBOUNDED_CYCLE",
-                    "warning",
-                    f"cycle {path} repeats while its conditions hold, with no bound but the "
-                    f"run's bound on node executions: add a {LOOP_CONTROLLER!r} node or set "
-                    "config.maxIterations on one of its nodes",
-                    node_id=cycle[0],
-                )
-            )
-        else:
-            issues.append(
-                LintIssue(
-                    "CYCLE_RUNS_ONCE",
-                    "warning",
-                    f"cycle {path} has no loop node: as in flowcraft, each of its nodes runs "
-                    f"once; add a {LOOP_CONTROLLER!r} node to repeat it",
-                    node_id=cycle[0],
-                )
-            )
-    return issues
 
 
 #: Findings that refuse a start: a run of such a blueprint would fail partway (a missing

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX
 from local.demo.base import LAMBDA_LOG, LOGGERS_TO_QUIET
-from local.demo.examples import EXAMPLES
+from local.demo.examples import EXAMPLES, Example
 from local.demo.http import Api
 from local.demo.ledger import _ROLE, RECONCILER, RUN, RequestLedger, api_role
 from local.demo.report import describe, write_diagram
@@ -137,13 +137,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"demo: {', '.join(missing)} not found; the demo needs the Lambda handlers.")
         return 2
     examples = [e for e in EXAMPLES if not args.only or e.blueprint_id in args.only]
+    say = _printer()
+    begun = time.monotonic()
+    reports, stack_total = _run_examples(args, examples, say)
+    for report in reports:
+        write_diagram(report, args.out)
+    _print_results(reports, say)
+    return _print_summary(args, reports, begun, stack_total, say)
 
+
+def _run_examples(
+    args: argparse.Namespace, examples: Sequence[Example], say: Callable[[str], None]
+) -> tuple[list[RunReport], int]:
+    """Each example, one after another, on a fresh stack: (their reports, the AWS requests)."""
     from local.stack import LocalStack  # after the checks: it imports boto3 and moto lazily
 
     ledger = RequestLedger()
-    say = _printer()
     reports: list[RunReport] = []
-    begun = time.monotonic()
     with _quiet(args.verbose, args.out / LAMBDA_LOG):
         ledger.install()
         try:
@@ -165,14 +175,26 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stack_total = stack.aws_calls.total if stack.aws_calls is not None else 0
         finally:
             ledger.uninstall()
+    return reports, stack_total
 
-    for report in reports:
-        write_diagram(report, args.out)
+
+def _print_results(reports: Sequence[RunReport], say: Callable[[str], None]) -> None:
+    """Per run: status, timeline and AWS requests."""
     say("\n" + "=" * 30 + " results " + "=" * 30)
     for report in reports:
         say("")
         for text in describe(report):
             say(text)
+
+
+def _print_summary(
+    args: argparse.Namespace,
+    reports: Sequence[RunReport],
+    begun: float,
+    stack_total: int,
+    say: Callable[[str], None],
+) -> int:
+    """The closing lines: how many runs went as expected, and where the files are; the exit code."""
     failed = [r for r in reports if not r.ok]
     say(
         f"\n{len(reports) - len(failed)}/{len(reports)} runs as expected in "
