@@ -1,29 +1,6 @@
-"""Build the Lambda code asset on the host, without Docker.
+"""Build the Lambda code asset on the host with pip, without Docker (``LocalBundler``).
 
-Why this exists: CDK's Python bundling (``PythonFunction``, or ``Code.from_asset`` with a bundling
-image) runs pip inside a container, and not every machine that synthesizes has Docker. pip can
-fetch wheels for another platform directly (``--platform manylinux2014_aarch64 --python-version
-3.13 --only-binary=:all:``), which is all a pure-wheel dependency set such as ours needs; that gets
-the right ``pydantic_core`` binary for the Lambda runtime from any host.
-
-The dependencies come from ``requirements.lock``: every package of the resolved set (direct and
-transitive) pinned to one version with the sha256 of each of its files, generated from
-``requirements.txt`` by ``make lock`` (``uv pip compile --generate-hashes`` for Python 3.13 on
-manylinux). pip installs it with ``--require-hashes``, so a file that differs from the one the
-lock was made from, or a dependency missing from the lock, stops the build. The cache key and the
-asset hash read the lock, so they change exactly when the resolved set changes.
-
-The asset is: the dependencies (cached under ``.build/`` because pip takes ~30 s), then the
-packages ``flowcraft_core/``, ``handlers/`` and ``workflows/`` without tests, caches or dot-files,
-then bytecode compiled by Python 3.13 in ``unchecked-hash`` mode. Lambda's code folder is
-read-only, so a cold start cannot write ``.pyc`` files itself: shipping them halves import time.
-The bytecode must come from the runtime's own minor version; ``.pyc`` files from another version
-are never read, so without a ``python3.13`` we skip compilation and say so.
-
-CDK sees this through ``jsii``: ``LocalBundler`` implements ``aws_cdk.ILocalBundling`` and its
-``try_bundle`` writes into the folder CDK hands it. The asset hash is computed here from the exact
-inputs (sources, the lock, platform, flags), so CDK never fingerprints the project root,
-whose ``.venv`` alone is half a gigabyte.
+Why, and what the asset holds: docs/deploy.md, "The Lambda artifact".
 """
 
 from __future__ import annotations

@@ -58,10 +58,21 @@ class FlowcraftStack(Storage, Functions, RestApi, Monitoring):
             RemovalPolicy.DESTROY if settings.removal_policy == "destroy" else RemovalPolicy.RETAIN
         )
         self.log_retention = RETENTION[settings.log_retention_days]
+        self._build_storage()
+        self._build_functions(project_root)
+        self._build_api()
+        self._build_monitoring()
+        self._outputs()
 
+    def _build_storage(self) -> None:
+        """The tables, the payload bucket and the job queue with its DLQ."""
         self.tables: dict[str, dynamodb.Table] = {spec.role: self._table(spec) for spec in TABLES}
         self.payload_bucket = self._payload_bucket()
         self.dead_letter_queue, self.queue = self._queues()
+
+    def _build_functions(self, project_root: Path) -> None:
+        """The three functions on one shared asset, then their grants, event source, schedule."""
+        settings = self.settings
         code = lambda_code(
             BundleSpec(
                 project_root=project_root,
@@ -99,15 +110,19 @@ class FlowcraftStack(Storage, Functions, RestApi, Monitoring):
         self._grant()
         self._wire_worker()
         self._schedule_reconciler()
+
+    def _build_api(self) -> None:
         self.api = self._rest_api()
         # Webhook nodes hand out URLs under the API (the route needs no AWS signature).
         self.worker.add_environment("FLOWCRAFT_WEBHOOK_BASE_URL", self.api.url)
+
+    def _build_monitoring(self) -> None:
+        """The alarm topic, the alarms and, when the settings ask for it, the dashboard."""
         self.alarm_topic = self._alarm_topic()
         self.alarms = self._alarms()
         self.dashboard: cloudwatch.Dashboard | None = (
-            self._dashboard() if settings.dashboard else None
+            self._dashboard() if self.settings.dashboard else None
         )
-        self._outputs()
 
     def _outputs(self) -> None:
         outputs = {

@@ -114,7 +114,34 @@ class Functions(StackParts):
         retries: int | None = None,
         reserved: int,
     ) -> lambda_.Function:
-        """A function with its own role, log group and reserved concurrency.
+        """A function with its own role, log group and reserved concurrency."""
+        label = role_name.capitalize()
+        log_group, role = self._log_group_and_role(role_name)
+        function = lambda_.Function(
+            self,
+            f"{label}Function",
+            function_name=f"{self.settings.prefix}-{role_name}",
+            description=f"Flowcraft {role_name}",
+            runtime=lambda_.Runtime.PYTHON_3_13,
+            architecture=self._architecture(),
+            handler=HANDLERS[role_name],
+            code=code,
+            timeout=Duration.seconds(timeout_seconds),
+            memory_size=memory_mb,
+            role=role,
+            log_group=log_group,
+            environment=self._environment(),
+            tracing=lambda_.Tracing.ACTIVE if self.settings.tracing else None,
+            retry_attempts=retries,
+            reserved_concurrent_executions=(
+                reserved if self.settings.reserved_concurrency else None
+            ),
+        )
+        self._acknowledge_function(function, role)
+        return function
+
+    def _log_group_and_role(self, role_name: str) -> tuple[logs.LogGroup, iam.Role]:
+        """A function's log group and a role that may write to it and nowhere else.
 
         The role is built here, not by ``lambda.Function``, so it gets write access to this
         one log group instead of the AWS-managed ``AWSLambdaBasicExecutionRole`` (which allows
@@ -134,31 +161,15 @@ class Functions(StackParts):
             description=f"Flowcraft {role_name} function ({self.settings.prefix})",
         )
         log_group.grant_write(role)
-        architecture = (
-            lambda_.Architecture.ARM_64
-            if self.settings.architecture == "arm64"
-            else lambda_.Architecture.X86_64
-        )
-        function = lambda_.Function(
-            self,
-            f"{label}Function",
-            function_name=f"{self.settings.prefix}-{role_name}",
-            description=f"Flowcraft {role_name}",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=architecture,
-            handler=HANDLERS[role_name],
-            code=code,
-            timeout=Duration.seconds(timeout_seconds),
-            memory_size=memory_mb,
-            role=role,
-            log_group=log_group,
-            environment=self._environment(),
-            tracing=lambda_.Tracing.ACTIVE if self.settings.tracing else None,
-            retry_attempts=retries,
-            reserved_concurrent_executions=(
-                reserved if self.settings.reserved_concurrency else None
-            ),
-        )
+        return log_group, role
+
+    def _architecture(self) -> lambda_.Architecture:
+        if self.settings.architecture == "arm64":
+            return lambda_.Architecture.ARM_64
+        return lambda_.Architecture.X86_64
+
+    def _acknowledge_function(self, function: lambda_.Function, role: iam.Role) -> None:
+        """The cdk-nag findings every function carries by design."""
         acknowledge(
             function,
             "AwsSolutions-L1",
@@ -172,7 +183,6 @@ class Functions(StackParts):
                 "AwsSolutions-IAM5[Resource::*]",
                 "X-Ray trace upload actions do not support resource-level permissions.",
             )
-        return function
 
     def grant_resources(self, name: str) -> list[str]:
         """The ARNs a ``GRANTS`` resource name stands for."""

@@ -74,13 +74,18 @@ class Monitoring(StackParts):
         return alarm
 
     def _alarms(self) -> list[cloudwatch.Alarm]:
-        """Every alarm notifies the alarm topic, when it fires and when it clears."""
-        settings = self.settings
+        """Every alarm notifies the alarm topic, when it fires and when it clears.
+
+        The order is the dashboard's alarm-status order: jobs, then the API, then capacity.
+        """
+        return [*self._job_alarms(), *self._api_alarms(), *self._capacity_alarms()]
+
+    def _job_alarms(self) -> list[cloudwatch.Alarm]:
+        """Jobs that failed for good, failed invocations, a backlog, a failing reconciler."""
         minute = Duration.minutes(1)
         five_minutes = Duration.minutes(5)
-        timeout_ms = settings.worker_timeout_seconds * 1000
-        near_timeout_ms = int(timeout_ms * WORKER_DURATION_ALARM_RATIO)
-        alarms = [
+        oldest_seconds = self.settings.oldest_message_alarm_seconds
+        return [
             self._alarm(
                 "DeadLetterQueueNotEmpty",
                 "dlq-not-empty",
@@ -101,12 +106,12 @@ class Monitoring(StackParts):
             self._alarm(
                 "OldestJobAge",
                 "oldest-job-age",
-                f"Jobs wait in the queue longer than {settings.oldest_message_alarm_seconds} s: "
+                f"Jobs wait in the queue longer than {oldest_seconds} s: "
                 "workers are behind or failing",
                 self.queue.metric_approximate_age_of_oldest_message(
                     period=five_minutes, statistic="Maximum"
                 ),
-                settings.oldest_message_alarm_seconds,
+                oldest_seconds,
             ),
             self._alarm(
                 "ReconcilerErrors",
@@ -115,6 +120,12 @@ class Monitoring(StackParts):
                 self.reconciler.metric_errors(period=five_minutes, statistic="Sum"),
                 0,
             ),
+        ]
+
+    def _api_alarms(self) -> list[cloudwatch.Alarm]:
+        five_minutes = Duration.minutes(5)
+        latency_ms = self.settings.api_latency_alarm_ms
+        return [
             self._alarm(
                 "ApiServerErrors",
                 "api-5xx",
@@ -125,20 +136,28 @@ class Monitoring(StackParts):
             self._alarm(
                 "ApiLatency",
                 "api-latency",
-                f"API p90 latency above {settings.api_latency_alarm_ms} ms for 15 minutes",
+                f"API p90 latency above {latency_ms} ms for 15 minutes",
                 self.api.metric_latency(period=five_minutes, statistic="p90"),
-                settings.api_latency_alarm_ms,
+                latency_ms,
                 evaluation_periods=3,
             ),
+        ]
+
+    def _capacity_alarms(self) -> list[cloudwatch.Alarm]:
+        """Limits about to bite: a worker close to its timeout, any function throttled."""
+        five_minutes = Duration.minutes(5)
+        timeout_seconds = self.settings.worker_timeout_seconds
+        near_timeout_ms = int(timeout_seconds * 1000 * WORKER_DURATION_ALARM_RATIO)
+        alarms = [
             self._alarm(
                 "WorkerNearTimeout",
                 "worker-near-timeout",
                 f"A worker invocation ran longer than {near_timeout_ms} ms "
-                f"({WORKER_DURATION_ALARM_RATIO:.0%} of its {settings.worker_timeout_seconds} s "
+                f"({WORKER_DURATION_ALARM_RATIO:.0%} of its {timeout_seconds} s "
                 "timeout): raise the timeout or make nodes shorter before invocations time out",
                 self.worker.metric_duration(period=five_minutes, statistic="Maximum"),
                 near_timeout_ms,
-            ),
+            )
         ]
         for role_name, function in self.functions.items():
             alarms.append(
@@ -165,39 +184,46 @@ class Monitoring(StackParts):
         )
 
     def _dashboard(self) -> cloudwatch.Dashboard:
-        def graph(
-            title: str, *metrics: cloudwatch.IMetric, width: int = 8
-        ) -> cloudwatch.GraphWidget:
-            return cloudwatch.GraphWidget(title=title, left=list(metrics), width=width)
-
-        minute = Duration.minutes(1)
+        """One row of alarm states, then one row each for runs, the queue, the functions and
+        the API with the reconciler."""
         dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{self.settings.prefix}-dashboard"
         )
         dashboard.add_widgets(
             cloudwatch.AlarmStatusWidget(alarms=list(self.alarms), width=24, height=4),
         )
-        dashboard.add_widgets(
-            graph(
+        dashboard.add_widgets(*self._run_graphs())
+        dashboard.add_widgets(*self._queue_graphs())
+        dashboard.add_widgets(*self._function_graphs())
+        dashboard.add_widgets(*self._api_graphs())
+        return dashboard
+
+    def _run_graphs(self) -> list[cloudwatch.GraphWidget]:
+        """The engine's own figures: runs, nodes and node duration."""
+        return [
+            _graph(
                 "Runs per minute",
                 self.runs_started,
                 self._emf_metric("RunsCompleted", "Runs completed"),
                 self._emf_metric("RunsFailed", "Runs failed"),
             ),
-            graph(
+            _graph(
                 "Nodes per minute",
                 self._emf_metric("NodesExecuted", "Nodes executed"),
                 self._emf_metric("NodeFailures", "Node failures"),
                 self._emf_metric("Retries", "Retries"),
             ),
-            graph(
+            _graph(
                 "Node duration (ms)",
                 self._emf_metric("NodeDuration", "p50", statistic="p50"),
                 self._emf_metric("NodeDuration", "p99", statistic="p99"),
             ),
-        )
-        dashboard.add_widgets(
-            graph(
+        ]
+
+    def _queue_graphs(self) -> list[cloudwatch.GraphWidget]:
+        minute = Duration.minutes(1)
+        return [
+            _graph(
                 "Job queue depth",
                 self.queue.metric_approximate_number_of_messages_visible(
                     period=minute, label="Visible"
@@ -206,43 +232,51 @@ class Monitoring(StackParts):
                     period=minute, label="In flight"
                 ),
             ),
-            graph(
+            _graph(
                 "Oldest job age (s)",
                 self.queue.metric_approximate_age_of_oldest_message(period=minute),
             ),
-            graph(
+            _graph(
                 "Dead-letter queue depth",
                 self.dead_letter_queue.metric_approximate_number_of_messages_visible(
                     period=minute, label="Dead letters"
                 ),
             ),
-        )
+        ]
+
+    def _function_graphs(self) -> list[cloudwatch.GraphWidget]:
+        """Errors, p99 duration and throttles, one line per function."""
+        minute = Duration.minutes(1)
         functions = self.functions.items()
-        dashboard.add_widgets(
-            graph(
+        return [
+            _graph(
                 "Lambda errors",
                 *(f.metric_errors(period=minute, label=name) for name, f in functions),
             ),
-            graph(
+            _graph(
                 "Lambda duration p99 (ms)",
                 *(
                     f.metric_duration(period=minute, statistic="p99", label=name)
                     for name, f in functions
                 ),
             ),
-            graph(
+            _graph(
                 "Lambda throttles",
                 *(f.metric_throttles(period=minute, label=name) for name, f in functions),
             ),
-        )
-        dashboard.add_widgets(
-            graph(
+        ]
+
+    def _api_graphs(self) -> list[cloudwatch.GraphWidget]:
+        """The API's requests and latency, and the reconciler's passes beside them."""
+        minute = Duration.minutes(1)
+        return [
+            _graph(
                 "API requests",
                 self.api.metric_count(period=minute, label="Requests"),
                 self.api.metric_client_error(period=minute, label="4XX"),
                 self.api.metric_server_error(period=minute, label="5XX"),
             ),
-            graph(
+            _graph(
                 "API latency (ms)",
                 self.api.metric_latency(period=minute, statistic="p50", label="p50"),
                 self.api.metric_latency(period=minute, statistic="p99", label="p99"),
@@ -250,11 +284,14 @@ class Monitoring(StackParts):
                     period=minute, statistic="p99", label="integration p99"
                 ),
             ),
-            graph(
+            _graph(
                 "Reconciler",
                 self._emf_metric("StalledRuns", "Stalled runs"),
                 self._emf_metric("ReconciledRuns", "Reconciled runs"),
                 self._emf_metric("ReconcileFailures", "Failures"),
             ),
-        )
-        return dashboard
+        ]
+
+
+def _graph(title: str, *metrics: cloudwatch.IMetric, width: int = 8) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=list(metrics), width=width)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Aws, CfnOutput, Duration
@@ -20,6 +21,10 @@ WAF_RATE_LIMIT_PER_5_MINUTES = 3000
 STAGE_NAME = "prod"
 #: The webhook route in resource-policy form (any stage, runs, nodes).
 WEBHOOK_RESOURCE = "execute-api:/*/POST/runs/*/webhooks/*"
+#: Every route of the API, in resource-policy form.
+EVERY_ROUTE = "execute-api:/*"
+#: The required ``runId`` path parameter of every route under ``/runs/{runId}``.
+RUN_ID: dict[str, bool] = {"method.request.path.runId": True}
 
 
 def start_run_schema() -> dict[str, Any]:
@@ -118,52 +123,51 @@ class RestApi(StackParts):
             ],
             policy=self._api_resource_policy(),
             cloud_watch_role=settings.api_cloudwatch_role,
-            deploy_options=apigw.StageOptions(
-                stage_name=STAGE_NAME,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
-                throttling_rate_limit=settings.api_throttle_rate,
-                throttling_burst_limit=settings.api_throttle_burst,
-                logging_level=apigw.MethodLoggingLevel.ERROR,
-                data_trace_enabled=False,  # would log request and response bodies
-                tracing_enabled=settings.tracing,
-            ),
+            deploy_options=self._stage_options(access_logs),
         )
-        # Gateway response templates get plain variable substitution, not VTL: no $util to
-        # escape the validator's message (it can contain quotes), so the detail is static.
-        api.add_gateway_response(
-            "BadRequestBody",
-            type=apigw.ResponseType.BAD_REQUEST_BODY,
-            status_code="400",
-            templates={
-                "application/json": json.dumps(BAD_REQUEST_BODY).replace(
-                    '"$message"', "$context.error.messageString"
-                )
-            },
-        )
+        _add_bad_request_response(api)
         methods, webhook = self._routes(api)
         self.web_acl = self._web_acl(api) if settings.waf else None
         self._api_acknowledgments(api, methods, webhook)
         # RestApi adds an "Endpoint" output with a generated id; the stack's ApiUrl replaces it.
         api.node.try_remove_child("Endpoint")
         if settings.api_auth == "api_key":
-            plan = api.add_usage_plan(
-                "UsagePlan",
-                name=f"{settings.prefix}-usage",
-                throttle=apigw.ThrottleSettings(
-                    rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
-                ),
-                api_stages=[apigw.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
-            )
-            key = api.add_api_key("ApiKey", api_key_name=f"{settings.prefix}-key")
-            plan.add_api_key(key)
-            CfnOutput(
-                self,
-                "ApiKeyId",
-                value=key.key_id,
-                description="aws apigateway get-api-key --include-value --api-key <id>",
-            )
+            self._usage_plan(api)
         return api
+
+    def _stage_options(self, access_logs: logs.ILogGroup) -> apigw.StageOptions:
+        """The one stage: JSON access logs, throttling, error-level execution logs."""
+        settings = self.settings
+        return apigw.StageOptions(
+            stage_name=STAGE_NAME,
+            access_log_destination=apigw.LogGroupLogDestination(access_logs),
+            access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
+            throttling_rate_limit=settings.api_throttle_rate,
+            throttling_burst_limit=settings.api_throttle_burst,
+            logging_level=apigw.MethodLoggingLevel.ERROR,
+            data_trace_enabled=False,  # would log request and response bodies
+            tracing_enabled=settings.tracing,
+        )
+
+    def _usage_plan(self, api: apigw.RestApi) -> None:
+        """API-key mode: one key on a usage plan throttled like the stage."""
+        settings = self.settings
+        plan = api.add_usage_plan(
+            "UsagePlan",
+            name=f"{settings.prefix}-usage",
+            throttle=apigw.ThrottleSettings(
+                rate_limit=settings.api_throttle_rate, burst_limit=settings.api_throttle_burst
+            ),
+            api_stages=[apigw.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
+        )
+        key = api.add_api_key("ApiKey", api_key_name=f"{settings.prefix}-key")
+        plan.add_api_key(key)
+        CfnOutput(
+            self,
+            "ApiKeyId",
+            value=key.key_id,
+            description="aws apigateway get-api-key --include-value --api-key <id>",
+        )
 
     def _routes(self, api: apigw.RestApi) -> tuple[list[apigw.Method], apigw.Method]:
         """Every route on the API function: the signed ones (returned first, each with the
@@ -173,78 +177,16 @@ class RestApi(StackParts):
             validate_request_body=True,
             validate_request_parameters=True,
         )
-        start_model = api.add_model(
-            "StartRunModel",
-            content_type="application/json",
-            model_name="StartRun",
-            # Replaced below by the schema generated from the function's own request model.
-            schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, title="StartRun"),
+        start_model = _start_run_model(api)
+        add = _Methods(
+            integration=apigw.LambdaIntegration(self.api_function, allow_test_invoke=False),
+            validator=validator,
+            options=self._method_options(api),
         )
-        model_resource = start_model.node.default_child
-        assert isinstance(model_resource, apigw.CfnModel)
-        model_resource.add_property_override("Schema", start_run_schema())
-        integration = apigw.LambdaIntegration(self.api_function, allow_test_invoke=False)
-        options = self._method_options(api)
-        run_id = {"method.request.path.runId": True}
-        page = {
-            "method.request.querystring.limit": False,
-            "method.request.querystring.nextToken": False,
-        }
-
-        def method(
-            resource: apigw.IResource,
-            verb: str,
-            *,
-            parameters: dict[str, bool] | None = None,
-            models: dict[str, apigw.IModel] | None = None,
-        ) -> apigw.Method:
-            return resource.add_method(
-                verb,
-                integration,
-                authorization_type=options.authorization_type,
-                authorizer=options.authorizer,
-                api_key_required=options.api_key_required,
-                request_validator=validator,
-                request_parameters=parameters,
-                request_models=models,
-            )
-
         runs = api.root.add_resource("runs")
         run = runs.add_resource("{runId}")
-        # "$default" applies the model to every content type: a body sent as text/plain or
-        # form data is validated like JSON (and refused), never passed to the function unchecked.
-        methods = [
-            method(runs, "POST", models={"application/json": start_model, "$default": start_model}),
-            method(
-                runs,
-                "GET",
-                parameters={
-                    "method.request.querystring.status": False,
-                    "method.request.querystring.blueprintId": False,
-                    **page,
-                },
-            ),
-            method(run, "GET", parameters=run_id),
-            method(run.add_resource("nodes"), "GET", parameters={**run_id, **page}),
-            method(run.add_resource("resume"), "POST", parameters=run_id),
-            method(run.add_resource("cancel"), "POST", parameters=run_id),
-            method(run.add_resource("redrive"), "POST", parameters=run_id),
-            method(api.root.add_resource("openapi.json"), "GET"),
-        ]
-        # Webhooks: the caller is an outside system with no AWS identity; the function checks
-        # the node's own token (header or query string) and answers 403 when it is wrong.
-        webhook = (
-            run.add_resource("webhooks")
-            .add_resource("{nodeId}")
-            .add_method(
-                "POST",
-                integration,
-                authorization_type=apigw.AuthorizationType.NONE,
-                api_key_required=False,
-                request_validator=validator,
-                request_parameters={**run_id, "method.request.path.nodeId": True},
-            )
-        )
+        methods = _signed_methods(add, api, runs, run, start_model)
+        webhook = add.webhook(run.add_resource("webhooks").add_resource("{nodeId}"))
         return methods, webhook
 
     def _api_resource_policy(self) -> iam.PolicyDocument | None:
@@ -260,17 +202,6 @@ class RestApi(StackParts):
         settings = self.settings
         if not (settings.api_allowed_principals or settings.api_source_vpce):
             return None
-        everything = "execute-api:/*"
-        # With IAM auth the allow names accounts, never "*": an account principal delegates to
-        # the callers' own identity policies, so execute-api:Invoke stays required. API keys and
-        # Cognito tokens carry no IAM principal; there the authorizer is the check.
-        principals: list[iam.IPrincipal] = [iam.AnyPrincipal()]
-        if settings.api_auth == "iam":
-            trusted = {Aws.ACCOUNT_ID} | {
-                p if not p.startswith("arn:") else p.split(":")[4]
-                for p in settings.api_allowed_principals
-            }
-            principals = [iam.AccountPrincipal(account) for account in sorted(trusted)]
         statements = [
             iam.PolicyStatement(
                 actions=["execute-api:Invoke"],
@@ -279,98 +210,56 @@ class RestApi(StackParts):
             ),
             iam.PolicyStatement(
                 actions=["execute-api:Invoke"],
-                principals=principals,
-                resources=[everything],
+                principals=self._api_invokers(),
+                resources=[EVERY_ROUTE],
             ),
         ]
         if settings.api_allowed_principals:
-            arns = [p for p in settings.api_allowed_principals if p.startswith("arn:")]
-            accounts = [p for p in settings.api_allowed_principals if not p.startswith("arn:")]
-            conditions: dict[str, Any] = {}
-            if arns:
-                conditions["StringNotLike"] = {"aws:PrincipalArn": arns}
-            if accounts:
-                conditions["StringNotEquals"] = {"aws:PrincipalAccount": accounts}
-            statements.append(
-                iam.PolicyStatement(
-                    effect=iam.Effect.DENY,
-                    actions=["execute-api:Invoke"],
-                    principals=[iam.AnyPrincipal()],
-                    not_resources=[WEBHOOK_RESOURCE],
-                    conditions=conditions,
-                )
-            )
+            statements.append(_deny_other_principals(settings.api_allowed_principals))
         if settings.api_source_vpce:
             statements.append(
                 iam.PolicyStatement(
                     effect=iam.Effect.DENY,
                     actions=["execute-api:Invoke"],
                     principals=[iam.AnyPrincipal()],
-                    resources=[everything],
+                    resources=[EVERY_ROUTE],
                     conditions={"StringNotEquals": {"aws:SourceVpce": settings.api_source_vpce}},
                 )
             )
         return iam.PolicyDocument(statements=statements)
+
+    def _api_invokers(self) -> list[iam.IPrincipal]:
+        """The principals the resource policy allows on every route.
+
+        With IAM auth the allow names accounts, never "*": an account principal delegates to
+        the callers' own identity policies, so execute-api:Invoke stays required. API keys and
+        Cognito tokens carry no IAM principal; there the authorizer is the check.
+        """
+        if self.settings.api_auth != "iam":
+            return [iam.AnyPrincipal()]
+        trusted = {Aws.ACCOUNT_ID} | {
+            p if not p.startswith("arn:") else p.split(":")[4]
+            for p in self.settings.api_allowed_principals
+        }
+        return [iam.AccountPrincipal(account) for account in sorted(trusted)]
 
     def _web_acl(self, api: apigw.RestApi) -> wafv2.CfnWebACL:
         """AWS managed rules (common, known bad inputs, IP reputation) and a per-IP rate limit,
         in front of the stage. The common rule set's 8 KB body limit only counts: run contexts
         and resume outputs may be larger (the API validates sizes itself)."""
         prefix = self.settings.prefix
-
-        def visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
-            return wafv2.CfnWebACL.VisibilityConfigProperty(
-                cloud_watch_metrics_enabled=True,
-                metric_name=f"{prefix}-{name}",
-                sampled_requests_enabled=True,
-            )
-
-        def managed(
-            priority: int, name: str, overrides: list[str] | None = None
-        ) -> wafv2.CfnWebACL.RuleProperty:
-            return wafv2.CfnWebACL.RuleProperty(
-                name=name,
-                priority=priority,
-                override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
-                statement=wafv2.CfnWebACL.StatementProperty(
-                    managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                        vendor_name="AWS",
-                        name=name,
-                        rule_action_overrides=[
-                            wafv2.CfnWebACL.RuleActionOverrideProperty(
-                                name=rule,
-                                action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
-                            )
-                            for rule in overrides or []
-                        ]
-                        or None,
-                    )
-                ),
-                visibility_config=visibility(name),
-            )
-
         acl = wafv2.CfnWebACL(
             self,
             "WebAcl",
             name=f"{prefix}-api",
             scope="REGIONAL",
             default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
-            visibility_config=visibility("api"),
+            visibility_config=_visibility(prefix, "api"),
             rules=[
-                wafv2.CfnWebACL.RuleProperty(
-                    name="rate-per-ip",
-                    priority=0,
-                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
-                    statement=wafv2.CfnWebACL.StatementProperty(
-                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
-                            aggregate_key_type="IP", limit=WAF_RATE_LIMIT_PER_5_MINUTES
-                        )
-                    ),
-                    visibility_config=visibility("rate-per-ip"),
-                ),
-                managed(1, "AWSManagedRulesAmazonIpReputationList"),
-                managed(2, "AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
-                managed(3, "AWSManagedRulesKnownBadInputsRuleSet"),
+                _rate_per_ip_rule(prefix),
+                _managed_rule(prefix, 1, "AWSManagedRulesAmazonIpReputationList"),
+                _managed_rule(prefix, 2, "AWSManagedRulesCommonRuleSet", ["SizeRestrictions_BODY"]),
+                _managed_rule(prefix, 3, "AWSManagedRulesKnownBadInputsRuleSet"),
             ],
         )
         wafv2.CfnWebACLAssociation(
@@ -445,3 +334,178 @@ class RestApi(StackParts):
         return metric_filter.metric(
             statistic="Sum", period=Duration.minutes(1), label="Runs started"
         )
+
+
+def _add_bad_request_response(api: apigw.RestApi) -> None:
+    """The answer to a body the StartRun model refuses (``BAD_REQUEST_BODY``).
+
+    Gateway response templates get plain variable substitution, not VTL: no $util to escape
+    the validator's message (it can contain quotes), so the detail is static.
+    """
+    api.add_gateway_response(
+        "BadRequestBody",
+        type=apigw.ResponseType.BAD_REQUEST_BODY,
+        status_code="400",
+        templates={
+            "application/json": json.dumps(BAD_REQUEST_BODY).replace(
+                '"$message"', "$context.error.messageString"
+            )
+        },
+    )
+
+
+def _start_run_model(api: apigw.RestApi) -> apigw.Model:
+    """The StartRun model, its schema generated from the function's own request model."""
+    start_model = api.add_model(
+        "StartRunModel",
+        content_type="application/json",
+        model_name="StartRun",
+        # Replaced below by the schema generated from the function's own request model.
+        schema=apigw.JsonSchema(schema=apigw.JsonSchemaVersion.DRAFT4, title="StartRun"),
+    )
+    model_resource = start_model.node.default_child
+    assert isinstance(model_resource, apigw.CfnModel)
+    model_resource.add_property_override("Schema", start_run_schema())
+    return start_model
+
+
+@dataclass(frozen=True)
+class _Methods:
+    """Adds methods that call the API function and have their requests validated first."""
+
+    integration: apigw.LambdaIntegration
+    validator: apigw.RequestValidator
+    options: apigw.MethodOptions
+
+    def signed(
+        self,
+        resource: apigw.IResource,
+        verb: str,
+        *,
+        parameters: dict[str, bool] | None = None,
+        models: dict[str, apigw.IModel] | None = None,
+    ) -> apigw.Method:
+        """A method under the stack's authorization (IAM, API key or Cognito)."""
+        return resource.add_method(
+            verb,
+            self.integration,
+            authorization_type=self.options.authorization_type,
+            authorizer=self.options.authorizer,
+            api_key_required=self.options.api_key_required,
+            request_validator=self.validator,
+            request_parameters=parameters,
+            request_models=models,
+        )
+
+    def webhook(self, resource: apigw.IResource) -> apigw.Method:
+        """Webhooks: the caller is an outside system with no AWS identity; the function checks
+        the node's own token (header or query string) and answers 403 when it is wrong."""
+        return resource.add_method(
+            "POST",
+            self.integration,
+            authorization_type=apigw.AuthorizationType.NONE,
+            api_key_required=False,
+            request_validator=self.validator,
+            request_parameters={**RUN_ID, "method.request.path.nodeId": True},
+        )
+
+
+def _signed_methods(
+    add: _Methods,
+    api: apigw.RestApi,
+    runs: apigw.Resource,
+    run: apigw.Resource,
+    start_model: apigw.Model,
+) -> list[apigw.Method]:
+    """The routes callers sign: the runs collection, one run and its actions, the spec."""
+    page = {
+        "method.request.querystring.limit": False,
+        "method.request.querystring.nextToken": False,
+    }
+    # "$default" applies the model to every content type: a body sent as text/plain or
+    # form data is validated like JSON (and refused), never passed to the function unchecked.
+    return [
+        add.signed(runs, "POST", models={"application/json": start_model, "$default": start_model}),
+        add.signed(
+            runs,
+            "GET",
+            parameters={
+                "method.request.querystring.status": False,
+                "method.request.querystring.blueprintId": False,
+                **page,
+            },
+        ),
+        add.signed(run, "GET", parameters=RUN_ID),
+        add.signed(run.add_resource("nodes"), "GET", parameters={**RUN_ID, **page}),
+        add.signed(run.add_resource("resume"), "POST", parameters=RUN_ID),
+        add.signed(run.add_resource("cancel"), "POST", parameters=RUN_ID),
+        add.signed(run.add_resource("redrive"), "POST", parameters=RUN_ID),
+        add.signed(api.root.add_resource("openapi.json"), "GET"),
+    ]
+
+
+def _deny_other_principals(allowed: tuple[str, ...]) -> iam.PolicyStatement:
+    """Deny every route but the webhook to any principal not in ``apiAllowedPrincipals``."""
+    arns = [p for p in allowed if p.startswith("arn:")]
+    accounts = [p for p in allowed if not p.startswith("arn:")]
+    conditions: dict[str, Any] = {}
+    if arns:
+        conditions["StringNotLike"] = {"aws:PrincipalArn": arns}
+    if accounts:
+        conditions["StringNotEquals"] = {"aws:PrincipalAccount": accounts}
+    return iam.PolicyStatement(
+        effect=iam.Effect.DENY,
+        actions=["execute-api:Invoke"],
+        principals=[iam.AnyPrincipal()],
+        not_resources=[WEBHOOK_RESOURCE],
+        conditions=conditions,
+    )
+
+
+def _visibility(prefix: str, name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True,
+        metric_name=f"{prefix}-{name}",
+        sampled_requests_enabled=True,
+    )
+
+
+def _rate_per_ip_rule(prefix: str) -> wafv2.CfnWebACL.RuleProperty:
+    """Block an IP that sends more than ``WAF_RATE_LIMIT_PER_5_MINUTES`` requests."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name="rate-per-ip",
+        priority=0,
+        action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                aggregate_key_type="IP", limit=WAF_RATE_LIMIT_PER_5_MINUTES
+            )
+        ),
+        visibility_config=_visibility(prefix, "rate-per-ip"),
+    )
+
+
+def _managed_rule(
+    prefix: str, priority: int, name: str, overrides: list[str] | None = None
+) -> wafv2.CfnWebACL.RuleProperty:
+    """An AWS managed rule group; the ``overrides`` rules only count instead of blocking."""
+    return wafv2.CfnWebACL.RuleProperty(
+        name=name,
+        priority=priority,
+        override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+        statement=wafv2.CfnWebACL.StatementProperty(
+            managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                vendor_name="AWS",
+                name=name,
+                rule_action_overrides=[
+                    wafv2.CfnWebACL.RuleActionOverrideProperty(
+                        name=rule,
+                        action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                    )
+                    for rule in overrides or []
+                ]
+                or None,
+            )
+        ),
+        visibility_config=_visibility(prefix, name),
+    )

@@ -1,17 +1,7 @@
 """Write the ``env.json`` that ``sam local invoke --env-vars`` needs, from a synthesized stack.
 
-The template's environment variables are CloudFormation references (``{"Ref": "JobQueue..."}``),
-which SAM cannot resolve. This turns them into real values:
-
-1. from the deployed stack's outputs, when there are AWS credentials and the stack exists (an
-   output whose template value is the same reference, e.g. ``QueueUrl`` for the queue);
-2. else from the template itself where the value is fixed there (table and queue names; a
-   queue URL is built from the queue name, the region and the account when both are known);
-3. else a placeholder naming the output to read after a deploy, and a warning on stderr.
-
-``make sam-env`` runs it after ``cdk synth`` (``python -m stacks.sam_env --stack flowcraft``).
-The result has SAM's shape: ``{"Parameters": {...}}`` applies to every function (all three get
-the same variables), plus one entry per function under its logical id and its construct id.
+``make sam-env`` runs it after ``cdk synth``. Where each value comes from, and the file's
+shape: docs/deploy.md, "Invoking a function locally with SAM".
 """
 
 from __future__ import annotations
