@@ -267,62 +267,79 @@ async def execute_with_policy(
             resolved = resolve(registry, node.uses, node.params)
         except UnknownImplementationError as exc:
             return NodeOutcome(status="failed", error=str(exc), attempts=0)
-    config = node.config
     attempt = 1
     error = failed_first
     while True:
         ctx.attempt = attempt
         if error is None:
             try:
-                result = await attempt_once(resolved, ctx, config, middleware)
+                result = await attempt_once(resolved, ctx, node.config, middleware)
             except CancelledRunError:
                 return NodeOutcome(status="cancelled", attempts=attempt)
             except Exception as raised:
                 error = raised
-        if isinstance(error, CancelledRunError):
+            else:
+                status = "awaiting" if result.awaiting else "completed"
+                return NodeOutcome(status=status, result=result, attempts=attempt)
+        failure, error = error, None
+        if isinstance(failure, CancelledRunError):
             return NodeOutcome(status="cancelled", attempts=attempt)
-        if error is not None:
-            failure, error = error, None
-            try:
-                await recover(resolved, failure, ctx)
-            except Exception as recover_exc:
-                message = (
-                    f"{describe_error(failure)}; recover failed: {describe_error(recover_exc)}"
-                )
-                return NodeOutcome(status="failed", error=message, attempts=attempt)
-            if ctx.signal.cancelled:
-                return NodeOutcome(status="cancelled", attempts=attempt)
-            following = after_failure(config, attempt)
-            if following.attempt is not None:
-                delay = following.delay
-                if emit is not None:
-                    emit(
-                        "node:retry",
-                        {"attempt": attempt, "error": describe_error(failure), "delay": delay},
-                    )
-                await clock.sleep(delay)
-                if isinstance(failure, NodeTimeoutError) and failure.leftover is not None:
-                    # A timed-out sync attempt still runs in its thread: never overlap attempts.
-                    await asyncio.gather(failure.leftover, return_exceptions=True)
-                attempt += 1
-                # Each attempt sees its own number, even if an earlier one is still finishing.
-                ctx = dataclasses.replace(ctx, attempt=attempt)
-                continue
-            try:
-                recovered = await run_fallback(node, resolved, ctx, failure, registry)
-            except Exception as fallback_exc:
-                message = fallback_failed(describe_error(failure), node, fallback_exc)
-                return NodeOutcome(status="failed", error=message, attempts=attempt)
-            if recovered is None:
-                return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)
-            if emit is not None:
-                emit(
-                    "node:fallback",
-                    {"error": describe_error(failure), "fallback": config.fallback},
-                )
-            return NodeOutcome(
-                status="completed", result=recovered, attempts=attempt, fallback_used=True
-            )
-        if result.awaiting:
-            return NodeOutcome(status="awaiting", result=result, attempts=attempt)
-        return NodeOutcome(status="completed", result=result, attempts=attempt)
+        stopped = await _recover_or_stop(resolved, failure, ctx, attempt)
+        if stopped is not None:
+            return stopped
+        following = after_failure(node.config, attempt)
+        if following.attempt is None:
+            return await _fallback_outcome(node, resolved, ctx, failure, registry, emit, attempt)
+        await _wait_to_retry(failure, following.delay, attempt, clock, emit)
+        attempt += 1
+        # Each attempt sees its own number, even if an earlier one is still finishing.
+        ctx = dataclasses.replace(ctx, attempt=attempt)
+
+
+async def _recover_or_stop(
+    resolved: ResolvedNode, failure: BaseException, ctx: NodeContext, attempt: int
+) -> NodeOutcome | None:
+    """The node's ``recover`` hook after a failed attempt; an outcome when the node stops
+    there (the hook failed, or the run was cancelled meanwhile)."""
+    try:
+        await recover(resolved, failure, ctx)
+    except Exception as recover_exc:
+        message = f"{describe_error(failure)}; recover failed: {describe_error(recover_exc)}"
+        return NodeOutcome(status="failed", error=message, attempts=attempt)
+    if ctx.signal.cancelled:
+        return NodeOutcome(status="cancelled", attempts=attempt)
+    return None
+
+
+async def _wait_to_retry(
+    failure: BaseException, delay: float, attempt: int, clock: Clock, emit: Emit | None
+) -> None:
+    """Announce the retry, wait its delay, and let a timed-out attempt's thread finish."""
+    if emit is not None:
+        emit("node:retry", {"attempt": attempt, "error": describe_error(failure), "delay": delay})
+    await clock.sleep(delay)
+    if isinstance(failure, NodeTimeoutError) and failure.leftover is not None:
+        # A timed-out sync attempt still runs in its thread: never overlap attempts.
+        await asyncio.gather(failure.leftover, return_exceptions=True)
+
+
+async def _fallback_outcome(
+    node: NodeDefinition,
+    resolved: ResolvedNode,
+    ctx: NodeContext,
+    failure: BaseException,
+    registry: Registry,
+    emit: Emit | None,
+    attempt: int,
+) -> NodeOutcome:
+    """Attempts are spent: the fallback's result, or the node fails."""
+    try:
+        recovered = await run_fallback(node, resolved, ctx, failure, registry)
+    except Exception as fallback_exc:
+        message = fallback_failed(describe_error(failure), node, fallback_exc)
+        return NodeOutcome(status="failed", error=message, attempts=attempt)
+    if recovered is None:
+        return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)
+    if emit is not None:
+        emit("node:fallback", {"error": describe_error(failure), "fallback": node.config.fallback})
+    return NodeOutcome(status="completed", result=recovered, attempts=attempt, fallback_used=True)

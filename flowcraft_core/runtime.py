@@ -185,6 +185,32 @@ class FlowRuntime:
             key = pick_waiting_key(waiting, node_id)
         except LookupError as exc:
             raise ValueError(f"run {result.run_id!r} cannot resume {exc.args[0]}") from None
+        run = self._restored_run(graph, result, key, signal)
+        children: dict[str, WorkflowResult] = state.get("children", {})
+        started = time.perf_counter()
+        node_input = run.sched.build_input(key, run.view)
+        if key in children:
+            # A subflow parked inside its child: resume the child, then finish this node.
+            finished = await self._resume_child(
+                run, key, children[key], node_input, child_node, action, output
+            )
+            if finished is not None:
+                run.settle_completed(key, finished, node_input, started, 1)
+        else:
+            result_of_resume = NodeResult(output=output, action=action)
+            run.settle_completed(key, result_of_resume, node_input, started, 1)
+        return await self._drive(run)
+
+    def _restored_run(
+        self,
+        graph: CompiledGraph,
+        result: WorkflowResult,
+        key: str,
+        signal: CancellationSignal | None,
+    ) -> MemoryRun:
+        """A parked run rebuilt from its result's state; every waiting instance but ``key``
+        (the one resuming) stays parked, with its child run if it has one."""
+        state = result.state
         sched = Scheduler.restore(
             graph, state["settled"], state["outputs"], state["actions"], state["decisions"]
         )
@@ -197,25 +223,13 @@ class FlowRuntime:
             scheduler=sched,
         )
         parked: dict[str, Any] = state.get("parked", {})
-        children: dict[str, WorkflowResult] = dict(state.get("children", {}))
-        for other in waiting:
+        children: dict[str, WorkflowResult] = state.get("children", {})
+        for other in state.get("awaiting", []):
             if other != key:
                 run.awaiting[other] = NodeResult(output=parked.get(other), awaiting=True)
                 if other in children:
                     run.children[other] = children[other]
-        started = time.perf_counter()
-        node_input = sched.build_input(key, run.view)
-        if key in children:
-            # A subflow parked inside its child: resume the child, then finish this node.
-            finished = await self._resume_child(
-                run, key, children[key], node_input, child_node, action, output
-            )
-            if finished is not None:
-                run.settle_completed(key, finished, node_input, started, 1)
-        else:
-            result_of_resume = NodeResult(output=output, action=action)
-            run.settle_completed(key, result_of_resume, node_input, started, 1)
-        return await self._drive(run)
+        return run
 
     async def _resume_child(
         self,

@@ -15,6 +15,7 @@ from ..context import BufferedContext
 from ..engine import NextAttempt, after_failure
 from ..scheduler import split_key
 from ..status import AWAITING
+from .commits import index_decisions
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
 from .parking import delay_of
@@ -54,8 +55,6 @@ class Children:
             )
         except CommitRejected as rejected:
             if rejected.reason == "committed" and rejected.current is not None:
-                from .commits import index_decisions
-
                 return worker.commits.walk(
                     state.plan, state.head, [(key, index_decisions(rejected.current))]
                 )

@@ -20,12 +20,11 @@ from .errors import (
     InvalidResume,
     RunConflict,
     RunNotFound,
-    StateTooLarge,
     UnknownBlueprint,
     UnknownWebhook,
     WebhookRefused,
 )
-from .items import Cond, ConditionFailed, ItemStore, Update, Write
+from .items import Cond, ConditionFailed, ItemStore, Update
 from .job import Job
 from .layout import head_key, node_key
 from .payloads import ValueCodec
@@ -225,36 +224,13 @@ class WorkflowClient:
         # The status row first: if we die after the head changes, the run is back in the
         # reconciler's index, which then sends the resumed node.
         self.statuses.changed(run_id, RUNNING, now)
-        stored = {
-            "action": action,
-            "output": self.codec.encode(
-                output, run_id=run_id, name=f"{key}-resume", where="resume output"
-            ),
-        }
-        try:
-            self.runs.items.transact(
-                [
-                    Write(
-                        node_key(run_id, key),
-                        Update(set={("r",): stored}),
-                        condition=((Cond(("s",), "eq", AWAITING),), (Cond(("r",), "absent"),)),
-                    ),
-                    Write(
-                        head_key(run_id),
-                        Update(
-                            set={("status",): RUNNING, ("updatedAt",): now},
-                            delete={("waits",): {key}},
-                        ),
-                        condition=((Cond(("status",), "in", allowed),),),
-                    ),
-                ]
-            )
-        except ConditionFailed:
+        resumed = self.runs.resume(
+            run_id, key, action=action, output=output, allowed=allowed, now=now
+        )
+        if not resumed:
             current = self.head(run_id)
             self.statuses.changed(run_id, current.status, now, error=current.error)
-            raise RunConflict(run_id, current.status, "resume (it changed meanwhile)") from None
-        except StateTooLarge:
-            raise
+            raise RunConflict(run_id, current.status, "resume (it changed meanwhile)")
         # Again after: a worker parking the run may have written "awaiting" in between.
         self.statuses.changed(run_id, RUNNING, self.clock.now())
         self.queue.send(
@@ -283,30 +259,10 @@ class WorkflowClient:
             check_routes(self.plan(child.blueprint_id), child_id, child_key, action)
         now = self.clock.now()
         self.statuses.changed(head.run_id, RUNNING, now)
-        try:
-            self.runs.items.transact(
-                [
-                    Write(
-                        node_key(head.run_id, key),
-                        Update(set={("s",): "waiting"}),
-                        condition=((Cond(("s",), "eq", AWAITING),),),
-                    ),
-                    Write(
-                        head_key(head.run_id),
-                        Update(
-                            set={("status",): RUNNING, ("updatedAt",): now},
-                            delete={("waits",): {key}},
-                        ),
-                        condition=((Cond(("status",), "in", allowed),),),
-                    ),
-                ]
-            )
-        except ConditionFailed:
+        if not self.runs.resume_through_child(head.run_id, key, allowed=allowed, now=now):
             current = self.head(head.run_id)
             self.statuses.changed(head.run_id, current.status, now, error=current.error)
-            raise RunConflict(
-                head.run_id, current.status, "resume (it changed meanwhile)"
-            ) from None
+            raise RunConflict(head.run_id, current.status, "resume (it changed meanwhile)")
         self.resume(child_id, node_id=inner, action=action, output=output)
         return key
 

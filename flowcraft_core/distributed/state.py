@@ -135,12 +135,9 @@ class RunItems:
         )
 
     def nodes(self, run_id: str, instances: Sequence[str]) -> dict[str, NodeRecord]:
-        found: dict[str, NodeRecord] = {}
-        for start in range(0, len(instances), 100):
-            chunk = {node_key(run_id, i): i for i in instances[start : start + 100]}
-            for key, item in self.items.get_many(list(chunk)).items():
-                found[chunk[key]] = node_from_item(item, chunk[key])
-        return found
+        named = {node_key(run_id, i): i for i in instances}
+        found = get_in_batches(self.items, list(named))
+        return {named[key]: node_from_item(item, named[key]) for key, item in found.items()}
 
     def raw(self, keys: Sequence[str]) -> dict[str, Item]:
         return get_in_batches(self.items, keys)
@@ -468,20 +465,66 @@ class RunItems:
             reason = "committed" if record is not None and record.settled else "parked"
             raise CommitRejected(reason, record) from None
 
-    def resume(self, run_id: str, key: str, payload: Mapping[str, Any], now: float) -> bool:
-        """Attach a resume to an awaiting instance once; False if it is not awaiting or has one."""
+    def resume(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        action: str | None,
+        output: Any,
+        allowed: Sequence[str],
+        now: float,
+    ) -> bool:
+        """Attach a resume to an awaiting instance once and set the run running, in one
+        transaction; False when the instance is not awaiting or has a resume already, or the
+        run's status is not in ``allowed``."""
         stored = {
-            "action": payload.get("action"),
+            "action": action,
             "output": self.codec.encode(
-                payload.get("output"), run_id=run_id, name=f"{key}-resume", where="resume output"
+                output, run_id=run_id, name=f"{key}-resume", where="resume output"
             ),
         }
         try:
-            self.items.update(
-                node_key(run_id, key),
-                Update(set={("r",): stored}),
-                ((Cond(("s",), "eq", AWAITING),), (Cond(("r",), "absent"),)),
+            self.items.transact(
+                [
+                    Write(
+                        node_key(run_id, key),
+                        Update(set={("r",): stored}),
+                        condition=((Cond(("s",), "eq", AWAITING),), (Cond(("r",), "absent"),)),
+                    ),
+                    _running_again(run_id, key, allowed, now),
+                ]
             )
         except ConditionFailed:
             return False
         return True
+
+    def resume_through_child(
+        self, run_id: str, key: str, *, allowed: Sequence[str], now: float
+    ) -> bool:
+        """A subflow node whose child waits: the node goes back to waiting on its child and
+        the run runs again, in one transaction (the child is resumed next); False as
+        ``resume``."""
+        try:
+            self.items.transact(
+                [
+                    Write(
+                        node_key(run_id, key),
+                        Update(set={("s",): WAITING}),
+                        condition=((Cond(("s",), "eq", AWAITING),),),
+                    ),
+                    _running_again(run_id, key, allowed, now),
+                ]
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+
+def _running_again(run_id: str, key: str, allowed: Sequence[str], now: float) -> Write:
+    """The head's half of a resume: running again, ``key`` no longer waited on."""
+    return Write(
+        head_key(run_id),
+        Update(set={("status",): RUNNING, ("updatedAt",): now}, delete={("waits",): {key}}),
+        condition=((Cond(("status",), "in", tuple(allowed)),),),
+    )

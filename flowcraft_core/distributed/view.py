@@ -17,9 +17,11 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..scheduler import instance_key, split_key
+from ..scheduler import CompiledGraph, Loop, instance_key, split_key
 from ..status import AWAITING
+from .commits import index_decisions
 from .errors import CommitRejected
+from .items import Item
 from .job import Job
 from .layout import (
     decision_key,
@@ -127,29 +129,14 @@ class RunViews:
         queue; one whose time has passed is re-sent as the attempt it was waiting for. Returns
         the jobs sent and when the run should be looked at again.
         """
-        from .commits import index_decisions
-
         worker = self.worker
         graph = plan.graph
         now = worker.clock.now()
         head = worker.runs.head(record.run_id)
         if head is None or head.status != RUNNING:
             return 0, now
-        sched = record.scheduler(graph)
-        frontier = []
-        for key, node in record.nodes.items():
-            if not node.settled:
-                continue
-            node_id = split_key(key)[0]
-            successors = sched.successor_instances(key)
-            if (
-                not successors
-                or node_id in graph.loop_of
-                or any(s not in record.nodes or not record.nodes[s].settled for s in successors)
-            ):
-                frontier.append((key, index_decisions(node)))
         try:
-            advanced = worker.advancer.advance(plan, record.run_id, frontier)
+            advanced = worker.advancer.advance(plan, record.run_id, _frontier(plan, record))
         except CommitRejected:
             return 0, now
         if advanced.run_complete:
@@ -164,29 +151,30 @@ class RunViews:
             if (k not in record.nodes or not record.nodes[k].settled)
             and (k not in awaiting or k in record.resumes)
         ]
-        jobs: list[Job] = []
-        for key in ready:
-            fan = record.fanouts.get(key)
-            if fan is not None and key not in record.nodes:
-                pending = [i for i in range(fan["count"]) if i not in fan["done"]]
-                for index in pending[: fan["concurrency"]]:
-                    job = self._recovery_job(
-                        plan, record, key, item_park_key(key, index), index, now
-                    )
-                    if job is not None:
-                        jobs.append(job)
-                if not pending:
-                    jobs.append(Job(run_id=record.run_id, blueprint_id=graph.id, node_id=key))
-                continue
-            job = self._recovery_job(plan, record, key, key, None, now)
-            if job is not None:
-                jobs.append(job)
+        jobs = [job for key in ready for job in self._jobs_for(plan, record, key, now)]
         for job in jobs:
             delay = 0 if job.not_before is None else job.not_before - now
             worker.send([job], delay_seconds=delay_of(delay))
         if not jobs and not ready:
             self.park_if_quiet(plan, record.run_id)
         return len(jobs), self.parked_until(record, plan) or now
+
+    def _jobs_for(self, plan: Plan, record: RunRecord, key: str, now: float) -> list[Job]:
+        """What re-sends a ready instance: its own job, or for a map that fanned out, the next
+        item of each unfinished lane (the gathering job once every item is in)."""
+        fan = record.fanouts.get(key)
+        if fan is None or key in record.nodes:
+            job = self._recovery_job(plan, record, key, key, None, now)
+            return [job] if job is not None else []
+        pending = [i for i in range(fan["count"]) if i not in fan["done"]]
+        if not pending:
+            return [Job(run_id=record.run_id, blueprint_id=plan.graph.id, node_id=key)]
+        jobs = []
+        for index in pending[: fan["concurrency"]]:
+            job = self._recovery_job(plan, record, key, item_park_key(key, index), index, now)
+            if job is not None:
+                jobs.append(job)
+        return jobs
 
     def _recovery_job(
         self,
@@ -258,19 +246,7 @@ def load_run(
         n: node_from_item(raw[node_key(run_id, n)], n) for n in plain if node_key(run_id, n) in raw
     }
     for loop in graph.loops:
-        members = sorted(loop.members, key=graph.order.index)
-        iteration = 0
-        while True:
-            batch = [
-                instance_key(m, i)
-                for i in range(iteration, iteration + PASSES_PER_READ)
-                for m in members
-            ]
-            found = runs.nodes(run_id, batch)
-            nodes.update(found)
-            if len(found) < len(batch):
-                break
-            iteration += PASSES_PER_READ
+        nodes.update(_loop_passes(runs, graph, run_id, loop))
     record = RunRecord(
         run_id=run_id,
         blueprint_id=head.blueprint_id,
@@ -286,6 +262,58 @@ def load_run(
         for rec in nodes.values():
             if rec.status == COMPLETED:
                 rec.output = runs.codec.decode(rec.stored)
+    _note_join_owners(plan, raw, record, plain)
+    _note_ended_loops(plan, raw, record)
+    if fanouts:
+        _load_fanouts(runs, plan, record)
+    return record
+
+
+def _frontier(plan: Plan, record: RunRecord) -> list[tuple[str, dict[int, bool]]]:
+    """Settled instances whose successors are not all settled (and loop members and sinks):
+    advancing them again records what an interrupted step left undone."""
+    graph = plan.graph
+    sched = record.scheduler(graph)
+    frontier = []
+    for key, node in record.nodes.items():
+        if not node.settled:
+            continue
+        successors = sched.successor_instances(key)
+        if (
+            not successors
+            or split_key(key)[0] in graph.loop_of
+            or any(s not in record.nodes or not record.nodes[s].settled for s in successors)
+        ):
+            frontier.append((key, index_decisions(node)))
+    return frontier
+
+
+def _loop_passes(
+    runs: RunItems, graph: CompiledGraph, run_id: str, loop: Loop
+) -> dict[str, NodeRecord]:
+    """Every stored pass of a loop's members, read a few passes per request until one is
+    missing."""
+    members = sorted(loop.members, key=graph.order.index)
+    nodes: dict[str, NodeRecord] = {}
+    iteration = 0
+    while True:
+        batch = [
+            instance_key(m, i)
+            for i in range(iteration, iteration + PASSES_PER_READ)
+            for m in members
+        ]
+        found = runs.nodes(run_id, batch)
+        nodes.update(found)
+        if len(found) < len(batch):
+            return nodes
+        iteration += PASSES_PER_READ
+
+
+def _note_join_owners(
+    plan: Plan, raw: Mapping[str, Item], record: RunRecord, plain: list[str]
+) -> None:
+    """Which arrival fired each ``any`` join (a replay must credit that one, not a later one)."""
+    run_id = record.run_id
     for node_id in plain:
         if not plan.is_any_join(node_id):
             continue
@@ -296,16 +324,17 @@ def load_run(
         source = plan.source_instance(edge, 0)
         if source is not None:
             record.fired_by[node_id] = decision_key(edge.index, split_key(source)[1])
-    for loop in graph.loops:
-        exits = raw.get(loop_exits_key(run_id, loop.index)) or {}
+
+
+def _note_ended_loops(plan: Plan, raw: Mapping[str, Item], record: RunRecord) -> None:
+    """The exits a loop did not take once it ended: decided as not taken."""
+    for loop in plan.graph.loops:
+        exits = raw.get(loop_exits_key(record.run_id, loop.index)) or {}
         if "end" in exits:
             taken = exits.get("x") or {}
             for edge in loop.exit_edges:
                 if str(edge.index) not in taken:
                     record.decisions[str(edge.index)] = False
-    if fanouts:
-        _load_fanouts(runs, plan, record)
-    return record
 
 
 def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
