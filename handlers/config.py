@@ -1,26 +1,6 @@
-"""What a Lambda container builds once and every invocation reuses.
-
-* **Settings** come from the ``FLOWCRAFT_*`` variables (README, "Settings") and are validated on
-  first use, not at import: local tooling and tests import the handler modules before they export
-  the variables, and a missing variable must surface as a clear error in the first invocation's
-  log (the function's cold start), not as an opaque ``Runtime.ImportModuleError``.
-* **The application module** (``FLOWCRAFT_APP``, default ``workflows``) is imported once; its
-  ``blueprints`` and ``registry`` (and optional ``dependencies``) build one ``SqsAdapter``, whose
-  boto3 clients stay warm across invocations. Inside Lambda it is imported when this module is
-  (the container's init phase), so a missing or broken app module fails the cold start with a
-  message naming the module and the error (:func:`check_app_at_cold_start`).
-* **Logger and Metrics** are Powertools objects created at import: they are cheap (~5 ms) and the
-  handler decorators need them. The logger's service name is fixed to ``flowcraft`` on purpose:
-  ``flowcraft_core`` logs to ``flowcraft.*`` loggers, which are children of this one, so the
-  engine's own lines come out as the same JSON, with the same ``run_id``/``node_id`` keys.
-* **Tracer** is created only when tracing is wanted, because constructing it imports the X-Ray
-  SDK (~250 ms, even with ``POWERTOOLS_TRACE_DISABLED=true``). See :func:`tracing_wanted`.
-
-The built objects are keyed on the environment they were built from: when a test or the local
-stack points the process at other resources (other ``FLOWCRAFT_*`` or ``AWS_ENDPOINT_URL*``
-values), the next call rebuilds them, together with ``flowcraft_core``'s cached boto3 clients.
-On Lambda the environment never changes, so that check is a few dictionary lookups.
-:func:`reset` forgets everything explicitly.
+"""What a Lambda container builds once and every invocation reuses: settings, the application
+module's adapter, logger, metrics and (when wanted) the tracer, rebuilt only when the
+environment changes. Why each is built when it is: docs/design.md, section 5.
 """
 
 from __future__ import annotations

@@ -1,17 +1,6 @@
 """Scheduled reconciler: EventBridge invokes it every few minutes to resume stalled runs.
 
-The work is ``flowcraft_core``'s ``Reconciler``: it reads only the status table's active-run
-index for heartbeats older than ``FLOWCRAFT_STALLED_SECONDS``, re-sends the ready nodes of each
-stalled run by the recorded edge decisions, and closes runs that are in fact finished. Passes
-that overlap (a slow one and the next schedule) take turns through a lock in the coordination
-table. The handler returns the pass's statistics (``scanned_items``, ``stalled_runs``,
-``reconciled_runs``, ``failed_runs``, ``jobs_sent``, ``skipped_locked``), logs them as one line and
-emits them as metrics, so a dashboard shows stalls without reading logs.
-
-A run that cannot be reconciled is counted in ``failed_runs`` and logged; it does not fail the
-invocation, because EventBridge would retry the whole pass (and the next schedule comes anyway).
-A configuration error does fail it: nothing can work until it is fixed, and the function's
-``Errors`` alarm is the place to see that.
+What a pass does and why a stalled run never fails the invocation: docs/design.md, section 7.
 """
 
 from __future__ import annotations

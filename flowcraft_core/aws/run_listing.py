@@ -1,21 +1,7 @@
 """List runs newest first from the status table's indexes (``GET /runs``), never with a scan.
 
-Every status item carries ``status``, ``blueprintId`` and ``createdAt``; the ``runsByStatus`` and
-``runsByBlueprint`` indexes are keyed by one of the first two and sorted by the third, so:
-
-* ``status`` given: one Query on ``runsByStatus`` (``ScanIndexForward=False``);
-* ``blueprintId`` given (with or without ``status``): one Query on ``runsByBlueprint``, the status
-  as a filter;
-* neither: one Query per run status on ``runsByStatus``, merged newest first. There are five
-  statuses, so a page costs five small queries instead of a hot index partition that every run
-  writes to.
-
-A page's ``nextToken`` is opaque to clients: URL-safe base64 of JSON holding, per index partition
-still unread, the ``LastEvaluatedKey`` to continue from (or the key of the last item this page
-used from that partition, when the merge left some of its items for the next page). It also
-names the query it belongs to, so a token replayed with other filters is refused (400) instead
-of silently skipping runs. Items whose ``ttl`` has passed are left out: DynamoDB deletes expired
-items up to days late.
+Which index each filter queries and what a page token holds: docs/design.md, section 6,
+"Listing runs".
 """
 
 from __future__ import annotations

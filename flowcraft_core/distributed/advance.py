@@ -1,14 +1,8 @@
 """What follows a settled node instance: arrivals, skips, loop ends and the run's end.
 
-Given an instance and the decisions it committed, every decided edge *arrives* at its target:
-a target with one expected input is ready (or skipped) at once, with no write; a join records
-the arrival in its own small item and fires when that item says so. A skipped target is
-recorded and its own edges arrive in turn. Loop members report to their iteration's set; the
-member that completes it ends the loop when no next iteration started. Sinks, ``any`` joins and
-loops report to the run's end join, which completes the run.
-
-Every write here is idempotent (set additions, create-if-absent), so a redelivered job or the
-reconciler can advance the same instance again and reach the same state.
+Every decided edge arrives at its target; a join records the arrival in its own small item and
+fires when that item says so. Every write is idempotent, so advancing twice reaches the same
+state: docs/design.md, section 3.
 """
 
 from __future__ import annotations

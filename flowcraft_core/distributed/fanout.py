@@ -1,14 +1,7 @@
 """Maps fanned out over the queue: items run in ``concurrency`` lanes, results gathered in order.
 
-The map's items are stored once, in chunks of 100 that also carry the map's spec (an item's job
-reads only its chunk, so an item costs the same in a map of ten or of ten thousand); the
-fan-out record is written last and marks the items complete. Lane ``l`` runs items ``l``,
-``l + concurrency``, ... one after another: each finished item is followed by the next in the
-same invocation (up to the worker's chain limit, then through the queue), so at most
-``concurrency`` items are in flight and an item costs no queue hop. Each item commits its
-result as an instance of its own (``<map>[<index>]``, so retries and sleeps park it like any
-node); a lane's last item reports the lane done, and the report that completes every lane
-gathers the results in order and commits the map node.
+Items are stored once in chunks that carry the map's spec; each item is an instance of its
+own (``<map>[<index>]``). Why lanes and chunks: docs/design.md, section 3, "Maps".
 """
 
 from __future__ import annotations
@@ -30,7 +23,7 @@ from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .execution import FanOut, JobState, StartChild, Suspend
 from .items import Cond, ConditionFailed
 from .job import Job
-from .layout import fanout_key, item_park_key, map_join_target
+from .layout import fanout_key, map_item_instance, map_join_target
 from .payloads import PayloadsUnavailable, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, RUNNING
@@ -139,7 +132,7 @@ class Fanout:
 
     def pending(self, run_id: str, key: str, count: int) -> list[int]:
         """Indices without a committed result (reads every item: redeliveries only)."""
-        names = [item_park_key(key, i) for i in range(count)]
+        names = [map_item_instance(key, i) for i in range(count)]
         records = self.worker.runs.nodes(run_id, names)
         return [
             i
@@ -188,7 +181,7 @@ class Fanout:
         (the run is closed or not running, or the job names an item the map does not have)."""
         worker, key, index = self.worker, job.node_id, job.item
         assert index is not None
-        name = item_park_key(key, index)
+        name = map_item_instance(key, index)
         # The item's chunk (which carries the map's spec) comes with the first read; a job sent
         # without the chunk's digest (a recovery) reads the fan-out record instead.
         where = (
@@ -341,7 +334,7 @@ class Fanout:
     def gather(self, plan: Plan, run_id: str, key: str, count: int) -> Job | None:
         """Every item is in: commit the map node with the results in order."""
         worker = self.worker
-        names = [item_park_key(key, i) for i in range(count)]
+        names = [map_item_instance(key, i) for i in range(count)]
         read = worker.runs.read(run_id, [key])
         head = read.head
         if head is None or head.final:

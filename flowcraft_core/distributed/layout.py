@@ -1,26 +1,5 @@
-"""Where a run's state lives: one small item per fact, all in the context table.
-
-The table is keyed by ``runId`` alone; each item's key starts with the run id, so a run's items
-never mix with another's (user run ids cannot contain ``#``):
-
-==============================  =============================================================
-``<run>``                       the head: status, blueprint, timestamps, error, parent, the
-                                context (small values inline, large ones by reference), the
-                                waiting nodes
-``<run>#n#<instance>``          one node instance: status, attempts, output, action, its edge
-                                decisions, large context values it wrote, a pending retry, a
-                                sleep's wake time, a resume, a child run
-``<run>#j#<target>[#b<k>]``     a join's arrivals: edges decided and taken (number sets, so a
-                                repeated arrival counts once); wide joins are split in buckets
-``<run>#f#<instance>``          a map's fan-out: its spec and items
-``<run>#i#<instance>#<index>``  one map item's result
-``<run>#l#<loop>#<iteration>``  the members of a loop iteration that have settled
-``<run>#x#<loop>``              the exits a loop took, with the iteration that took each
-==============================  =============================================================
-
-A node's commit writes its own item (and, when it writes context, the head in the same
-transaction); what follows it writes only the small arrival items of its successors. No write
-grows with the run.
+"""Where a run's state lives: the keys of its items, one small item per fact, all in the context
+table, and the compact forms of edge decisions. The layout and why: docs/design.md, section 3.
 """
 
 from __future__ import annotations
@@ -53,17 +32,14 @@ def fanout_key(run_id: str, instance: str) -> str:
     return f"{run_id}#f#{instance}"
 
 
-def item_result_key(run_id: str, instance: str, index: int) -> str:
-    return f"{run_id}#i#{instance}#{index}"
-
-
 def map_join_target(instance: str) -> str:
     """The join that counts a map's finished items."""
     return f"{instance}[items]"
 
 
-def item_park_key(instance: str, index: int) -> str:
-    """The name a map item's retries and sleeps are recorded under."""
+def map_item_instance(instance: str, index: int) -> str:
+    """A map item's own instance (``<map>[<index>]``): its result, retries and sleeps are
+    recorded under it like any node's."""
     return f"{instance}[{index}]"
 
 

@@ -1,17 +1,8 @@
 """Values of any size in a run: inline in an item, compressed in an item, or in a payload bucket.
 
-Every value a run stores (a node's output, a context value, a start context, a map's items and
-results, a resume output) goes through :class:`ValueCodec`, which wraps it in a small envelope:
-
-* ``{"v": value}``: the value itself, when its JSON is small (readable in the console);
-* ``{"z": bytes}``: zlib-compressed JSON, when that fits the item budget (text and JSON
-  compress 3-10x, so most 1-100 KB values stay in DynamoDB, billed by their compressed size);
-* ``{"s": key, "n": bytes}``: a reference to an object in the payload bucket (S3), for values
-  whose compressed JSON is over the item budget.
-
-Objects are named by the run and a hash of their content, so a retried write lands on the same
-object and a value written by an attempt that never committed is simply never referenced (the
-bucket's lifecycle rule removes it). Readers resolve envelopes transparently.
+Every stored value goes through ``ValueCodec``'s envelope: ``{"v": value}`` as it is,
+``{"z": bytes}`` zlib-compressed JSON, or ``{"s": key, "n": bytes}`` an object in the bucket,
+named by the run and a hash of its content. Why: docs/design.md, section 3, "Values".
 """
 
 from __future__ import annotations

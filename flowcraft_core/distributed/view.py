@@ -26,9 +26,9 @@ from .job import Job
 from .layout import (
     decision_key,
     fanout_key,
-    item_park_key,
     join_key,
     loop_exits_key,
+    map_item_instance,
     node_key,
 )
 from .parking import delay_of
@@ -171,7 +171,7 @@ class RunViews:
             return [Job(run_id=record.run_id, blueprint_id=plan.graph.id, node_id=key)]
         jobs = []
         for index in pending[: fan["concurrency"]]:
-            job = self._recovery_job(plan, record, key, item_park_key(key, index), index, now)
+            job = self._recovery_job(plan, record, key, map_item_instance(key, index), index, now)
             if job is not None:
                 jobs.append(job)
         return jobs
@@ -217,7 +217,7 @@ class RunViews:
                 continue
             fan = record.fanouts.get(key)
             keys = (
-                [item_park_key(key, i) for i in range(fan["count"]) if i not in fan["done"]]
+                [map_item_instance(key, i) for i in range(fan["count"]) if i not in fan["done"]]
                 if fan is not None and key not in record.nodes
                 else [key]
             )
@@ -347,7 +347,7 @@ def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
         if spec is None:
             continue
         count = int(spec["count"])
-        names = [item_park_key(key, i) for i in range(count)]
+        names = [map_item_instance(key, i) for i in range(count)]
         items = runs.nodes(record.run_id, names)
         record.fanouts[key] = {
             "count": count,
