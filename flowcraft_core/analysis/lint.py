@@ -28,8 +28,7 @@ from ..builtins.names import (
 )
 from ..errors import FlowcraftError
 from ._lint_graph import _graph_issues
-from ._lint_types import LintIssue, LintResult, _Parsed
-from .types import BlueprintInput
+from .types import BlueprintInput, LintIssue, LintResult, _Parsed
 
 
 def _validation_messages(exc: ValidationError, prefix: str) -> list[str]:

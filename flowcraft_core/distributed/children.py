@@ -19,7 +19,7 @@ from .commits import index_decisions
 from .errors import CommitRejected, RunConflict, RunNotFound
 from .job import Job
 from .parking import delay_of
-from .records import WAITING, RunHead, child_run_id
+from .records import WAITING, PendingRetry, RunHead, child_run_id
 
 if TYPE_CHECKING:
     from .execution import JobState
@@ -160,7 +160,7 @@ class Children:
                 now=worker.clock.now(),
                 attempts=following,
                 child=child_run_id(run_id, key, following),
-                retry=({"attempt": following, "notBefore": not_before} if not_before else None),
+                retry=PendingRetry(following, not_before) if not_before else None,
                 replace_attempt=attempts,
             )
         except CommitRejected:

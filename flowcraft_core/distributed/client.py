@@ -26,10 +26,18 @@ from .errors import (
 )
 from .items import Cond, ConditionFailed, ItemStore, Update
 from .job import Job
-from .layout import head_key, node_key
+from .layout import head_key, map_item_instance, node_key
 from .payloads import ValueCodec
 from .plan import Plan
-from .records import CANCELLED, FINAL_STATUSES, RUNNING, RunHead, RunRecord, child_run_id
+from .records import (
+    CANCELLED,
+    FINAL_STATUSES,
+    RUNNING,
+    PendingRetry,
+    RunHead,
+    RunRecord,
+    child_run_id,
+)
 from .state import Retention, RunItems
 from .storable import check_storable
 from .stores import JobQueue, StatusStore
@@ -283,15 +291,16 @@ class WorkflowClient:
         # The status row first: if we die after the head changes, the reconciler sees the run.
         self.statuses.changed(run_id, RUNNING, now)
         failed = [k for k, n in record.nodes.items() if n.status == "failed"]
-        fresh = {"attempt": 1, "notBefore": now}
+        fresh = PendingRetry(attempt=1, not_before=now)
         for key in failed:
             node = record.nodes[key]
             # A subflow node starts a new child run (the failed one stays for reading).
             child = child_run_id(run_id, key, node.attempts + 1) if node.child else None
             self._reopen(run_id, key, fresh, now, child)
-            for index, item in (record.fanouts.get(key) or {}).get("parked", {}).items():
+            fan = record.fanouts.get(key)
+            for index, item in (fan.parked if fan is not None else {}).items():
                 if item.status in ("failed", "retrying"):
-                    self._reopen(run_id, f"{key}[{index}]", fresh, now)
+                    self._reopen(run_id, map_item_instance(key, index), fresh, now)
         try:
             self.runs.items.update(
                 head_key(run_id),
@@ -324,13 +333,13 @@ class WorkflowClient:
         self,
         run_id: str,
         key: str,
-        retry: dict[str, float],
+        retry: PendingRetry,
         now: float,
         child: str | None = None,
     ) -> None:
         """A failed (or retrying) instance gets a fresh first attempt."""
         update = Update(
-            set={("s",): "retrying", ("n",): 0, ("rt",): dict(retry)}, remove=[("e",), ("t",)]
+            set={("s",): "retrying", ("n",): 0, ("rt",): retry.to_item()}, remove=[("e",), ("t",)]
         )
         if child is not None:
             update.set[("c",)] = child

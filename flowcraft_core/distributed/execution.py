@@ -230,9 +230,7 @@ class Execution:
         """A waiting node's resume: its resume payload is its result."""
         assert state.own is not None and state.own.resume is not None
         resume, worker = state.own.resume, self.worker
-        result = NodeResult(
-            output=worker.codec.decode(resume.get("output")), action=resume.get("action")
-        )
+        result = NodeResult(output=worker.codec.decode(resume.output), action=resume.action)
         context = worker.inputs.context_of(state)
         node_input = worker.inputs.input_of(state, context)
         buffered = BufferedContext(context)

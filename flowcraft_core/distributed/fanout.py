@@ -161,7 +161,7 @@ class Fanout:
         own = item.state.own
         if own is not None and own.status == COMPLETED:
             return self._arrived(plan, item)
-        if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
+        if own is not None and own.retry is not None and job.attempt < own.retry.attempt:
             return None
         if not await self.worker.parking.until_due(job):
             return None

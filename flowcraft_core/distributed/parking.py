@@ -17,7 +17,7 @@ from ..status import AWAITING
 from .errors import CommitRejected, DeferJob
 from .job import Job
 from .plan import Plan
-from .records import RETRYING, RUNNING, SLEEPING, RunHead
+from .records import RETRYING, RUNNING, SLEEPING, PendingRetry, RunHead
 
 if TYPE_CHECKING:
     from .execution import JobState
@@ -63,12 +63,12 @@ class Parking:
             raise DeferJob(remaining)
         self.worker.send([job], delay_seconds=delay_of(remaining))
 
-    def sleep(self, state: JobState, park_key: str, until: float) -> None:
+    def sleep(self, state: JobState, instance: str, until: float) -> None:
         """Record the wake time once (duplicates agree on it), then park the job."""
         now = self.worker.clock.now()
         try:
             record = self.worker.runs.park(
-                state.run_id, park_key, status=SLEEPING, now=now, wake=until
+                state.run_id, instance, status=SLEEPING, now=now, wake=until
             )
         except CommitRejected:
             return
@@ -77,7 +77,7 @@ class Parking:
         self.worker.send([parked], delay_seconds=delay_of(wake - now))
 
     def retry(
-        self, state: JobState, park_key: str, config: NodeConfig, exc: BaseException, label: str
+        self, state: JobState, instance: str, config: NodeConfig, exc: BaseException, label: str
     ) -> bool:
         """Send the next attempt with the retry delay; False when attempts are spent.
 
@@ -96,11 +96,11 @@ class Parking:
         try:
             worker.runs.park(
                 state.run_id,
-                park_key,
+                instance,
                 status=RETRYING,
                 now=worker.clock.now(),
                 attempts=job.attempt,
-                retry={"attempt": following.attempt, "notBefore": not_before},
+                retry=PendingRetry(following.attempt, not_before),
             )
         except CommitRejected:
             return True  # settled meanwhile (another delivery): nothing to retry

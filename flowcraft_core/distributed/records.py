@@ -7,6 +7,7 @@ run, ``GET /runs/{runId}``, the check that only waiting nodes remain); no node's
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,30 @@ class RunHead:
         return self.status in FINAL_STATUSES
 
 
+@dataclass(frozen=True, slots=True)
+class PendingRetry:
+    """A failed attempt's next one: its number, and when it may start."""
+
+    attempt: int
+    not_before: float
+
+    def to_item(self) -> dict[str, float]:
+        return {"attempt": self.attempt, "notBefore": self.not_before}
+
+    @classmethod
+    def from_item(cls, stored: Mapping[str, Any]) -> PendingRetry:
+        return cls(int(stored["attempt"]), float(stored["notBefore"]))
+
+
+@dataclass(frozen=True, slots=True)
+class PendingResume:
+    """A resume waiting to be applied to an awaiting instance: its result."""
+
+    action: str | None
+    #: The output's stored envelope (decoded when the resume is applied).
+    output: Any
+
+
 @dataclass
 class NodeRecord:
     """One node instance (or one map item's result)."""
@@ -79,12 +104,12 @@ class NodeRecord:
     #: Edge decisions as stored: (taken ranges, not-taken ranges, pass), decoded on demand, so
     #: a worker that reads a 2,000-edge fan-out's source asks about its own edge in O(log n).
     stored_decisions: tuple[str, str, int] = ("", "", 0)
-    #: A failed attempt's next one: ``{"attempt", "notBefore"}``.
-    retry: dict[str, float] | None = None
+    #: A failed attempt's next one.
+    retry: PendingRetry | None = None
     #: When a parked sleep ends.
     wake: float | None = None
-    #: A resume waiting to be applied: ``{"action", "output"}``.
-    resume: dict[str, Any] | None = None
+    #: A resume waiting to be applied.
+    resume: PendingResume | None = None
     #: The child run a waiting subflow node started.
     child: str | None = None
     #: The stored output envelope (views decode it only when asked).
@@ -108,6 +133,20 @@ class NodeRecord:
 
 
 @dataclass
+class FanoutProgress:
+    """How far a map that fanned out has got: its items, its lanes, which items settled and
+    the parked state of the others (by index)."""
+
+    count: int
+    concurrency: int
+    done: set[int] = field(default_factory=set)
+    parked: dict[int, NodeRecord] = field(default_factory=dict)
+
+    def unfinished(self) -> list[int]:
+        return [i for i in range(self.count) if i not in self.done]
+
+
+@dataclass
 class RunRecord:
     """A whole run, assembled from its items (slow paths only)."""
 
@@ -120,9 +159,8 @@ class RunRecord:
     decisions: dict[str, bool] = field(default_factory=dict)
     #: ``any`` joins: the decision key of the arrival that fired each (first writer wins).
     fired_by: dict[str, str] = field(default_factory=dict)
-    #: Map nodes fanned out as one job per item: item count, concurrency, finished indices,
-    #: and the parked state of unfinished items (by index).
-    fanouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Map nodes fanned out as one job per item, by instance.
+    fanouts: dict[str, FanoutProgress] = field(default_factory=dict)
     created_at: float = 0.0
     updated_at: float = 0.0
     error: str | None = None
@@ -133,11 +171,11 @@ class RunRecord:
         return self.status in FINAL_STATUSES
 
     @property
-    def resumes(self) -> dict[str, dict[str, Any]]:
+    def resumes(self) -> dict[str, PendingResume]:
         return {k: r.resume for k, r in self.nodes.items() if r.resume is not None}
 
     @property
-    def retries(self) -> dict[str, dict[str, float]]:
+    def retries(self) -> dict[str, PendingRetry]:
         return {k: r.retry for k, r in self.nodes.items() if r.retry is not None}
 
     @property
@@ -159,18 +197,18 @@ class RunRecord:
             graph, settled, outputs, actions, self.all_decisions(), self.fired_by
         )
 
-    def park_due(self, park_key: str) -> float | None:
+    def park_due(self, instance: str) -> float | None:
         """When a parked sleep or retry of this node (or map item) is due; None if not parked."""
-        node = self.nodes.get(park_key)
+        node = self.nodes.get(instance)
         if node is None:
-            fan_key, _, index = park_key.rpartition("[")
+            fan_key, _, index = instance.rpartition("[")
             fan = self.fanouts.get(fan_key)
-            node = (fan or {}).get("parked", {}).get(int(index.rstrip("]"))) if fan else None
+            node = fan.parked.get(int(index.rstrip("]"))) if fan else None
         if node is None:
             return None
         due = node.wake
         if node.retry is not None:
-            due = max(due or 0.0, float(node.retry["notBefore"]))
+            due = max(due or 0.0, node.retry.not_before)
         return due
 
     def child_of(self, key: str) -> str | None:
@@ -203,7 +241,7 @@ class RunRecord:
                     "status": _shown_status(record.status, self.status),
                     "attempts": record.attempts,
                     "finishedAt": record.finished_at,
-                    **({"nextAttemptAt": record.retry["notBefore"]} if record.retry else {}),
+                    **({"nextAttemptAt": record.retry.not_before} if record.retry else {}),
                     **({"wakeAt": record.wake} if record.wake and not record.settled else {}),
                 }
                 for key, record in sorted(

@@ -32,7 +32,17 @@ from .layout import (
     node_key,
 )
 from .payloads import ValueCodec
-from .records import PARKED, RETRYING, RUNNING, SLEEPING, WAITING, NodeRecord, RunHead
+from .records import (
+    PARKED,
+    RETRYING,
+    RUNNING,
+    SLEEPING,
+    WAITING,
+    NodeRecord,
+    PendingResume,
+    PendingRetry,
+    RunHead,
+)
 
 #: The pseudo-instance whose item holds a start context's large values.
 START_VALUES = "$start"
@@ -72,13 +82,13 @@ def node_from_item(item: Mapping[str, Any], instance: str) -> NodeRecord:
         error=item.get("e"),
         finished_at=float(item["t"]) if item.get("t") is not None else None,
         stored_decisions=(str(item.get("dt") or ""), str(item.get("dn") or ""), iteration),
-        retry=(
-            {"attempt": int(item["rt"]["attempt"]), "notBefore": float(item["rt"]["notBefore"])}
-            if item.get("rt")
+        retry=(PendingRetry.from_item(item["rt"]) if item.get("rt") else None),
+        wake=float(item["tm"]) if item.get("tm") is not None else None,
+        resume=(
+            PendingResume(item["r"].get("action"), item["r"].get("output"))
+            if item.get("r")
             else None
         ),
-        wake=float(item["tm"]) if item.get("tm") is not None else None,
-        resume=item.get("r"),
         child=item.get("c"),
         stored=item.get("o"),
     )
@@ -422,7 +432,7 @@ class RunItems:
         status: str,
         now: float,
         attempts: int | None = None,
-        retry: Mapping[str, float] | None = None,
+        retry: PendingRetry | None = None,
         wake: float | None = None,
         child: str | None = None,
         replace_attempt: int | None = None,
@@ -438,7 +448,7 @@ class RunItems:
         if attempts is not None:
             update.set[("n",)] = attempts
         if retry is not None:
-            update.set[("rt",)] = dict(retry)
+            update.set[("rt",)] = retry.to_item()
         if wake is not None:
             update.set_if_absent[("tm",)] = wake
         if child is not None:

@@ -34,7 +34,7 @@ from .layout import (
 from .parking import delay_of
 from .payloads import ValueCodec
 from .plan import Plan
-from .records import COMPLETED, RUNNING, NodeRecord, RunRecord, iso_utc
+from .records import COMPLETED, RUNNING, FanoutProgress, NodeRecord, RunRecord, iso_utc
 from .state import RunItems, head_from_item, node_from_item
 
 if TYPE_CHECKING:
@@ -166,11 +166,11 @@ class RunViews:
         if fan is None or key in record.nodes:
             job = self._recovery_job(plan, record, key, key, None, now)
             return [job] if job is not None else []
-        pending = [i for i in range(fan["count"]) if i not in fan["done"]]
+        pending = fan.unfinished()
         if not pending:
             return [Job(run_id=record.run_id, blueprint_id=plan.graph.id, node_id=key)]
         jobs = []
-        for index in pending[: fan["concurrency"]]:
+        for index in pending[: fan.concurrency]:
             job = self._recovery_job(plan, record, key, map_item_instance(key, index), index, now)
             if job is not None:
                 jobs.append(job)
@@ -181,13 +181,13 @@ class RunViews:
         plan: Plan,
         record: RunRecord,
         key: str,
-        park_key: str,
+        instance: str,
         item: int | None,
         now: float,
     ) -> Job | None:
         """The job that resumes a node (or map item) after its messages may have been lost;
         None while it is parked and not yet due (its parked message is still on the queue)."""
-        due = record.park_due(park_key)
+        due = record.park_due(instance)
         if due is not None and due > now:
             return None
         job = Job(
@@ -197,12 +197,13 @@ class RunViews:
             item=item,
             cause=f"recovered at {int(now)}",
         )
-        parked = record.nodes.get(park_key)
+        parked = record.nodes.get(instance)
         if parked is None and item is not None:
-            parked = record.fanouts.get(key, {}).get("parked", {}).get(item)
+            fan = record.fanouts.get(key)
+            parked = fan.parked.get(item) if fan is not None else None
         if parked is not None and parked.retry is not None:
-            job.attempt = int(parked.retry["attempt"])
-            job.not_before = float(parked.retry["notBefore"])
+            job.attempt = parked.retry.attempt
+            job.not_before = parked.retry.not_before
         return job
 
     def parked_until(self, record: RunRecord, plan: Plan) -> float | None:
@@ -217,12 +218,12 @@ class RunViews:
                 continue
             fan = record.fanouts.get(key)
             keys = (
-                [map_item_instance(key, i) for i in range(fan["count"]) if i not in fan["done"]]
+                [map_item_instance(key, i) for i in fan.unfinished()]
                 if fan is not None and key not in record.nodes
                 else [key]
             )
-            for park_key in keys:
-                due = record.park_due(park_key)
+            for instance in keys:
+                due = record.park_due(instance)
                 if due is None or due <= now:
                     return None
                 due_times.append(due)
@@ -349,14 +350,14 @@ def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
         count = int(spec["count"])
         names = [map_item_instance(key, i) for i in range(count)]
         items = runs.nodes(record.run_id, names)
-        record.fanouts[key] = {
-            "count": count,
-            "concurrency": int(spec["spec"].get("concurrency") or 10),
-            "done": {i for i, n in enumerate(names) if n in items and items[n].settled},
-            "parked": {
+        record.fanouts[key] = FanoutProgress(
+            count=count,
+            concurrency=int(spec["spec"].get("concurrency") or 10),
+            done={i for i, n in enumerate(names) if n in items and items[n].settled},
+            parked={
                 i: items[n] for i, n in enumerate(names) if n in items and not items[n].settled
             },
-        }
+        )
 
 
 # ---------------------------------------------------------------------------------- the API
@@ -504,7 +505,7 @@ def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dic
     if node.finished_at is not None:
         entry["finishedAt"] = iso_utc(node.finished_at)
     if node.retry is not None:
-        entry["nextAttemptAt"] = iso_utc(node.retry["notBefore"])
+        entry["nextAttemptAt"] = iso_utc(node.retry.not_before)
     if node.wake is not None and not node.settled:
         entry["wakeAt"] = iso_utc(node.wake)
     if node.status == COMPLETED or (node.status == "awaiting" and node.stored is not None):

@@ -240,7 +240,7 @@ class Worker:
             if own.resume is None:
                 return None  # still waiting for a resume
             return await self.execution.resume(state)
-        if own is not None and own.retry is not None and job.attempt < own.retry["attempt"]:
+        if own is not None and own.retry is not None and job.attempt < own.retry.attempt:
             return None  # an older attempt's duplicate: the next attempt is on the queue
         if not await self.parking.until_due(job):
             return None
