@@ -1,15 +1,6 @@
-"""Count AWS requests by service and operation, to report "AWS requests per run".
-
-Requests are what AWS bills and what the emulator's ~250 requests/s budget is spent on, so the
-demo reports them. The counter hooks botocore's ``before-send`` event, which fires once per HTTP
-attempt (retries included), just before the request leaves; nothing is patched.
-
-Where it hooks: a boto3 session's event emitter (``session.events``). Clients copy their
-session's emitter when they are *created*, so the counter sees every client created after
-:meth:`AwsCallCounter.install` and none created before. Without a session it installs on boto3's
-default session (creating it if needed), which is the one ``boto3.client(...)`` and
-``boto3.resource(...)`` use. Calling ``boto3.setup_default_session()`` afterwards replaces that
-session and drops the hook, so install after any such call.
+"""Count AWS requests by service and operation, to report "AWS requests per run", through
+botocore's ``before-send`` event (nothing is patched). Where it hooks and what it misses:
+docs/local.md, "Counting AWS requests".
 """
 
 from __future__ import annotations

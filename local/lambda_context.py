@@ -1,13 +1,5 @@
-"""A Lambda-like ``context`` object for handlers invoked in-process.
-
-Handlers (and Powertools) read ``function_name``, ``aws_request_id``, ``invoked_function_arn`` and
-call ``get_remaining_time_in_millis()`` to stop before Lambda kills them. Passing a faithful
-object locally means that code path is exercised before it ever deploys.
-
-Fidelity notes: the Python runtime (``awslambdaric``) fills ``memory_limit_in_mb`` from an
-environment variable, so it is a *string* there; it is a string here too, so code that does
-arithmetic on it fails locally the way it would on Lambda. The remaining time counts down from
-the function timeout against the wall clock, as on Lambda.
+"""A Lambda-like ``context`` object for handlers invoked in-process (its fidelity to Lambda's:
+docs/local.md, "The Lambda context").
 """
 
 from __future__ import annotations

@@ -1,14 +1,6 @@
-"""Call the reconciler on a fixed rate, the way an EventBridge ``rate(...)`` rule invokes it.
-
-The reconciler is what rescues runs whose messages were lost or whose workers died, so the local
-stack must run it too, or stalls would only show up after deploying. Each call gets a real
-EventBridge scheduled event (``detail-type: "Scheduled Event"``, ``source: "aws.events"``,
-``resources`` naming the rule) and a Lambda-like context.
-
-The timer never dies: an exception from the handler is logged and the next tick still fires.
-Ticks are on a fixed rate from the start (not "N seconds after the last run ended"); a run that
-overruns its interval skips the ticks it missed instead of piling up. Unlike EventBridge, two
-invocations never overlap, and the first one fires one interval after start.
+"""Call the reconciler on a fixed rate, the way an EventBridge ``rate(...)`` rule invokes it,
+with a real scheduled event. How it differs from EventBridge: docs/local.md, "The reconciler
+timer".
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def test_every_route_is_in_the_readme_and_served_locally() -> None:
 
 
 def test_the_packages_public_names_are_pinned() -> None:
-    from flowcraft_core import analysis, expressions
+    from flowcraft_core import analysis, expressions, scheduler
 
     assert set(expressions.__all__) == {
         "MAX_DEPTH",
@@ -56,7 +56,32 @@ def test_the_packages_public_names_are_pinned() -> None:
         "generate_mermaid",
         "lint_blueprint",
     }
-    for module in (analysis, expressions):
+    assert set(scheduler.__all__) == {
+        "READY",
+        "SKIP",
+        "WAIT",
+        "CompiledEdge",
+        "CompiledGraph",
+        "EdgeKind",
+        "ExecutionLimitError",
+        "GraphError",
+        "Loop",
+        "LoopLimitError",
+        "Scheduler",
+        "Settlement",
+        "apply_transform",
+        "choose_edges",
+        "decision_source",
+        "edge_failure_message",
+        "failing_edge",
+        "instance_key",
+        "join_verdict",
+        "latest_by_node",
+        "pick_waiting_key",
+        "split_key",
+        "statuses_by_node",
+    }
+    for module in (analysis, expressions, scheduler):
         for name in module.__all__:
             assert getattr(module, name) is not None
 

@@ -1,12 +1,6 @@
-"""The reconciler: find runs that stopped making progress and resume them.
-
-It reads only the active-run index for entries whose heartbeat is older than the threshold
-(workers beat while a run makes progress), so its cost follows the number of stalled runs, not
-the size of the tables. For each, it reads that run's items and follows the recorded edge
-decisions: it advances again from settled nodes whose successors are not settled (which
-records skips, loop ends and end-join arrivals an interrupted step left out), re-sends nodes
-that are ready and not committed, and closes runs that are in fact finished. It never decides
-an edge.
+"""The reconciler: find runs that stopped making progress and resume them by their recorded
+decisions (it never decides an edge). It reads only the active-run index for stale heartbeats,
+so its cost follows the stalled runs: docs/design.md, section 7.
 """
 
 from __future__ import annotations

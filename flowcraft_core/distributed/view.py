@@ -1,12 +1,6 @@
-"""A whole run read back from its items, and what needs the whole run.
-
-No node's step reads the whole run. Three things do, each rare and each paid by the run it
-concerns: ``GET /runs/{runId}`` (and the client's ``get``), the reconciler resuming a stalled
-run, and the check that only waiting nodes remain (the run is then ``awaiting``).
-
-The items to read follow from the blueprint: one per node, one per iteration of a loop's
-members (read pass by pass until a pass has none), the join items of ``any`` joins (which
-arrival fired each) and the loop records (which exits a loop took, and whether it ended).
+"""A whole run read back from its items, and what needs the whole run: ``GET /runs/{runId}``,
+the reconciler and the awaiting check, never a node's step (docs/design.md, section 3, "What
+needs the whole run").
 """
 
 from __future__ import annotations
