@@ -277,7 +277,7 @@ def openapi_json(stage_prefix: str = "") -> str:
         )
     )
     document["servers"] = [{"url": stage_prefix or "/"}]
-    # Request validation answers 400 here (see the module docstring), not Powertools' 422.
+    # Request validation answers 400 here (docs/design.md, section 6), not Powertools' 422.
     for path in document.get("paths", {}).values():
         for operation in path.values():
             if isinstance(operation, dict):
@@ -310,7 +310,7 @@ def _body_bytes(event: dict[str, Any]) -> int:
 
 
 def _as_json(event: dict[str, Any]) -> dict[str, Any]:
-    """The event with ``Content-Type: application/json`` (see the module docstring)."""
+    """The event with ``Content-Type: application/json`` (docs/design.md, section 6)."""
     if not event.get("body"):
         return event
     headers = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "content-type"}

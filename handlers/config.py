@@ -40,7 +40,7 @@ class ConfigError(RuntimeError):
 
 @dataclass(frozen=True)
 class Container:
-    """Everything built once per container (per environment, see the module docstring)."""
+    """Everything built once per container (per environment: docs/design.md, section 5)."""
 
     settings: AwsSettings
     app: ModuleType

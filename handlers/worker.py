@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -77,7 +77,6 @@ class _Invocation:
     # ------------------------------------------------------------------ one record
     def handle(self, record: SQSRecord) -> None:
         """The record handler Powertools calls; raising marks the record as failed."""
-        from flowcraft_core.distributed.errors import DeferJob, PoisonJob
         from flowcraft_core.distributed.job import Job
 
         self.seen.add(record.message_id)
@@ -93,54 +92,51 @@ class _Invocation:
         logger.thread_safe_append_keys(**keys)
         try:
             if job is None:
-                logger.error(
-                    "message is not a Flowcraft job; it returns to the queue and moves to the "
-                    "dead-letter queue after maxReceiveCount receives",
-                    extra={
-                        "error": str(parse_error),
-                        "receive_count": record.attributes.approximate_receive_count,
-                        "body_excerpt": (record.body or "")[:BODY_EXCERPT_CHARS],
-                    },
-                )
-                raise MalformedJob(f"message {record.message_id} is not a job: {parse_error}")
+                _reject_malformed(record, parse_error)
             self._check_time(record, job)
             self.started += 1
-            began = time.perf_counter()
-            try:
-                self.loop.run_until_complete(
-                    self.adapter.handle_job(job, self.context.get_remaining_time_in_millis)
-                )
-            except DeferJob as defer:
-                # A FIFO queue cannot delay a message: keep it invisible until it is due.
-                self.deferred.append((record, defer.seconds))
-                logger.info("job not due yet; deferred", extra={"seconds": round(defer.seconds)})
-                raise
-            except PoisonJob as exc:
-                logger.error(
-                    "job can never run; it returns to the queue and moves to the dead-letter "
-                    "queue after maxReceiveCount receives",
-                    extra={
-                        "error": str(exc),
-                        "receive_count": record.attributes.approximate_receive_count,
-                    },
-                )
-                raise
-            except Exception:
-                self.unexpected += 1
-                logger.exception(
-                    "job failed; it returns to the queue after its visibility timeout",
-                    extra={"receive_count": record.attributes.approximate_receive_count},
-                )
-                raise
-            logger.info(
-                "job done", extra={"duration_ms": round((time.perf_counter() - began) * 1000, 1)}
-            )
+            self._run(record, job)
         finally:
             logger.thread_safe_remove_keys(keys)
 
+    def _run(self, record: SQSRecord, job: Job) -> None:
+        """Run the job; what it raises is logged for what it is (not due, poison, unexpected)."""
+        from flowcraft_core.distributed.errors import DeferJob, PoisonJob
+
+        began = time.perf_counter()
+        try:
+            self.loop.run_until_complete(
+                self.adapter.handle_job(job, self.context.get_remaining_time_in_millis)
+            )
+        except DeferJob as defer:
+            # A FIFO queue cannot delay a message: keep it invisible until it is due.
+            self.deferred.append((record, defer.seconds))
+            logger.info("job not due yet; deferred", extra={"seconds": round(defer.seconds)})
+            raise
+        except PoisonJob as exc:
+            logger.error(
+                "job can never run; it returns to the queue and moves to the dead-letter "
+                "queue after maxReceiveCount receives",
+                extra={
+                    "error": str(exc),
+                    "receive_count": record.attributes.approximate_receive_count,
+                },
+            )
+            raise
+        except Exception:
+            self.unexpected += 1
+            logger.exception(
+                "job failed; it returns to the queue after its visibility timeout",
+                extra={"receive_count": record.attributes.approximate_receive_count},
+            )
+            raise
+        logger.info(
+            "job done", extra={"duration_ms": round((time.perf_counter() - began) * 1000, 1)}
+        )
+
     def _check_time(self, record: SQSRecord, job: Job) -> None:
         if self.started == 0:
-            return  # the first job always starts (see the module docstring)
+            return  # the first job always starts (docs/design.md, section 5)
         remaining = self.context.get_remaining_time_in_millis()
         reserve = self._reserve_ms(job)
         if remaining >= reserve:
@@ -257,8 +253,22 @@ def _processor(event: dict[str, Any]) -> BatchProcessor:
         processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     else:
         processor = BatchProcessor(event_type=EventType.SQS)
-    processor.raise_on_entire_batch_failure = False  # decided below, see the module docstring
+    processor.raise_on_entire_batch_failure = False  # decided below (docs/design.md, section 5)
     return processor
+
+
+def _reject_malformed(record: SQSRecord, error: ValueError | None) -> NoReturn:
+    """A body that is not a job: logged once, then back to the queue (and on to the DLQ)."""
+    logger.error(
+        "message is not a Flowcraft job; it returns to the queue and moves to the "
+        "dead-letter queue after maxReceiveCount receives",
+        extra={
+            "error": str(error),
+            "receive_count": record.attributes.approximate_receive_count,
+            "body_excerpt": (record.body or "")[:BODY_EXCERPT_CHARS],
+        },
+    )
+    raise MalformedJob(f"message {record.message_id} is not a job: {error}")
 
 
 @config.traced

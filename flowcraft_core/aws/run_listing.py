@@ -118,7 +118,7 @@ def list_runs(
     next_token: str | None = None,
     now: float | None = None,
 ) -> RunPage:
-    """A page of runs, newest first (see the module docstring)."""
+    """A page of runs, newest first (docs/design.md, section 6, "Listing runs")."""
     limit = max(1, min(limit, MAX_PAGE_SIZE))
     partitions, status_filter = _plan(status, blueprint_id)
     query = _query_name(status, blueprint_id)

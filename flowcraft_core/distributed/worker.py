@@ -24,17 +24,23 @@ from ..runtime import FlowRuntime
 from ..scheduler import CompiledGraph, GraphError, split_key
 from ..status import AWAITING
 from .advance import Advancer
+from .children import Children
+from .client import WorkflowClient, notify_parent
 from .commits import Commits, index_decisions
 from .errors import PoisonJob
 from .execution import Execution, JobState
+from .fanout import Fanout
+from .inputs import NodeInputs
 from .items import ItemStore
 from .job import Job
 from .layout import BUCKET
+from .parking import Parking
 from .payloads import ValueCodec
 from .plan import Plan
 from .records import COMPLETED, FAILED, RUNNING, NodeRecord, RunHead
 from .state import Retention, RunItems
 from .stores import JobQueue, StatusStore
+from .view import RunViews
 
 logger = logging.getLogger("flowcraft.worker")
 
@@ -79,13 +85,6 @@ class Worker:
         bucket_size: int = BUCKET,
         webhook_base_url: str = "",
     ) -> None:
-        from .children import Children
-        from .client import WorkflowClient
-        from .fanout import Fanout
-        from .inputs import NodeInputs
-        from .parking import Parking
-        from .view import RunViews
-
         if runs is None:
             if items is None:
                 raise TypeError("Worker needs items (an ItemStore) or runs (RunItems)")
@@ -254,8 +253,6 @@ class Worker:
 
     # ------------------------------------------------------------------ the run
     def finish_run(self, head: RunHead) -> None:
-        from .client import notify_parent
-
         now = self.clock.now()
         closed = self.runs.transition(head.run_id, to=COMPLETED, allowed_from=[RUNNING], now=now)
         if closed is not None:
@@ -266,8 +263,6 @@ class Worker:
     def fail_run(
         self, head: RunHead, message: str, *, key: str | None = None, attempts: int = 1
     ) -> RunHead | None:
-        from .client import notify_parent
-
         if len(message) > MAX_ERROR_CHARS:
             message = message[:MAX_ERROR_CHARS] + f"... ({len(message)} characters in all)"
         logger.warning("run %s failed: %s", head.run_id, message)
