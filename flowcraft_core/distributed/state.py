@@ -347,13 +347,7 @@ class RunItems:
         if written:
             node[("w",)] = written
         update = Update(set=node, remove=[("rt",), ("tm",), ("r",), ("c",)])
-        if replace_attempt is not None:
-            condition: Sequence[Sequence[Cond]] = (
-                (Cond(("s",), "eq", WAITING),),
-                (Cond(("n",), "eq", replace_attempt),),
-            )
-        else:
-            condition = _NOT_SETTLED
+        condition = _commit_condition(replace_attempt)
         try:
             if head:
                 head.set[("updatedAt",)] = now
@@ -538,3 +532,11 @@ def _running_again(run_id: str, key: str, allowed: Sequence[str], now: float) ->
         Update(set={("status",): RUNNING, ("updatedAt",): now}, delete={("waits",): {key}}),
         condition=((Cond(("status",), "in", tuple(allowed)),),),
     )
+
+
+def _commit_condition(replace_attempt: int | None) -> Sequence[Sequence[Cond]]:
+    """A commit happens once: while the instance has not settled, or, replacing a subflow
+    attempt, while it still waits on that attempt's child."""
+    if replace_attempt is None:
+        return _NOT_SETTLED
+    return ((Cond(("s",), "eq", WAITING),), (Cond(("n",), "eq", replace_attempt),))
