@@ -247,6 +247,70 @@ async def recover(resolved: ResolvedNode, error: BaseException, ctx: NodeContext
 Emit = Callable[[str, dict[str, Any]], None]
 
 
+async def fall_back(
+    node: NodeDefinition,
+    resolved: ResolvedNode,
+    ctx: NodeContext,
+    error: BaseException,
+    registry: Registry,
+    message: str,
+) -> NodeResult | str:
+    """Attempts are spent: the fallback's result, or the message the node fails with
+    (``message``, naming the fallback's own failure when it raised)."""
+    try:
+        recovered = await run_fallback(node, resolved, ctx, error, registry)
+    except Exception as fallback_exc:
+        return fallback_failed(message, node, fallback_exc)
+    return message if recovered is None else recovered
+
+
+@dataclass(frozen=True)
+class AfterFailure:
+    """What follows a failed attempt once the node's hooks ran: the next attempt (``retry``),
+    the fallback's ``result``, or failure with ``message``; ``cancelled`` when the run was
+    cancelled meanwhile."""
+
+    retry: NextAttempt | None = None
+    result: NodeResult | None = None
+    message: str = ""
+    cancelled: bool = False
+
+
+async def handle_failure(
+    node: NodeDefinition,
+    resolved: ResolvedNode | None,
+    ctx: NodeContext,
+    error: BaseException,
+    registry: Registry,
+    *,
+    emit: Emit | None = None,
+) -> AfterFailure:
+    """The attempt policy after attempt ``ctx.attempt`` failed, with the node's hooks, once for
+    both drivers: ``recover`` (a class node's clean-up), then a retry after its delay, else the
+    fallback, else failure. Memory applies a retry by sleeping, the distributed driver by
+    queueing. ``resolved`` is None for work that is not a node of its own (a map item's
+    sub-blueprint): no hooks, no fallback."""
+    if resolved is not None:
+        try:
+            await recover(resolved, error, ctx)
+        except Exception as recover_exc:
+            message = f"{describe_error(error)}; recover failed: {describe_error(recover_exc)}"
+            return AfterFailure(message=message)
+    if ctx.signal.cancelled:
+        return AfterFailure(cancelled=True)
+    following = after_failure(node.config, ctx.attempt)
+    if following.attempt is not None:
+        return AfterFailure(retry=following)
+    if resolved is None:
+        return AfterFailure(message=describe_error(error))
+    outcome = await fall_back(node, resolved, ctx, error, registry, describe_error(error))
+    if isinstance(outcome, str):
+        return AfterFailure(message=outcome)
+    if emit is not None:
+        emit("node:fallback", {"error": describe_error(error), "fallback": node.config.fallback})
+    return AfterFailure(result=outcome)
+
+
 async def execute_with_policy(
     node: NodeDefinition,
     ctx: NodeContext,
@@ -284,31 +348,19 @@ async def execute_with_policy(
         failure, error = error, None
         if isinstance(failure, CancelledRunError):
             return NodeOutcome(status="cancelled", attempts=attempt)
-        stopped = await _recover_or_stop(resolved, failure, ctx, attempt)
-        if stopped is not None:
-            return stopped
-        following = after_failure(node.config, attempt)
-        if following.attempt is None:
-            return await _fallback_outcome(node, resolved, ctx, failure, registry, emit, attempt)
-        await _wait_to_retry(failure, following.delay, attempt, clock, emit)
-        attempt += 1
+        after = await handle_failure(node, resolved, ctx, failure, registry, emit=emit)
+        if after.cancelled:
+            return NodeOutcome(status="cancelled", attempts=attempt)
+        if after.result is not None:
+            return NodeOutcome(
+                status="completed", result=after.result, attempts=attempt, fallback_used=True
+            )
+        if after.retry is None or after.retry.attempt is None:
+            return NodeOutcome(status="failed", error=after.message, attempts=attempt)
+        await _wait_to_retry(failure, after.retry.delay, attempt, clock, emit)
+        attempt = after.retry.attempt
         # Each attempt sees its own number, even if an earlier one is still finishing.
         ctx = dataclasses.replace(ctx, attempt=attempt)
-
-
-async def _recover_or_stop(
-    resolved: ResolvedNode, failure: BaseException, ctx: NodeContext, attempt: int
-) -> NodeOutcome | None:
-    """The node's ``recover`` hook after a failed attempt; an outcome when the node stops
-    there (the hook failed, or the run was cancelled meanwhile)."""
-    try:
-        await recover(resolved, failure, ctx)
-    except Exception as recover_exc:
-        message = f"{describe_error(failure)}; recover failed: {describe_error(recover_exc)}"
-        return NodeOutcome(status="failed", error=message, attempts=attempt)
-    if ctx.signal.cancelled:
-        return NodeOutcome(status="cancelled", attempts=attempt)
-    return None
 
 
 async def _wait_to_retry(
@@ -321,25 +373,3 @@ async def _wait_to_retry(
     if isinstance(failure, NodeTimeoutError) and failure.leftover is not None:
         # A timed-out sync attempt still runs in its thread: never overlap attempts.
         await asyncio.gather(failure.leftover, return_exceptions=True)
-
-
-async def _fallback_outcome(
-    node: NodeDefinition,
-    resolved: ResolvedNode,
-    ctx: NodeContext,
-    failure: BaseException,
-    registry: Registry,
-    emit: Emit | None,
-    attempt: int,
-) -> NodeOutcome:
-    """Attempts are spent: the fallback's result, or the node fails."""
-    try:
-        recovered = await run_fallback(node, resolved, ctx, failure, registry)
-    except Exception as fallback_exc:
-        message = fallback_failed(describe_error(failure), node, fallback_exc)
-        return NodeOutcome(status="failed", error=message, attempts=attempt)
-    if recovered is None:
-        return NodeOutcome(status="failed", error=describe_error(failure), attempts=attempt)
-    if emit is not None:
-        emit("node:fallback", {"error": describe_error(failure), "fallback": node.config.fallback})
-    return NodeOutcome(status="completed", result=recovered, attempts=attempt, fallback_used=True)
