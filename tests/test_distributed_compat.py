@@ -12,7 +12,7 @@ from flowcraft_core import FlowRuntime, NodeContext, NodeResult, create_flow
 from flowcraft_core.testing import FakeClock
 
 from .distributed_harness import Harness
-from .scenarios import bp, broken, const, echo
+from .scenarios import bp, broken, const, echo, node
 
 
 async def count_body(ctx: NodeContext) -> NodeResult:
@@ -306,3 +306,66 @@ def test_a_failing_fallback_fails_the_run_with_the_same_message_in_both_drivers(
     head = h.client.head(run_id)
     assert head.status == "failed"
     assert head.error == expected
+
+
+def test_a_map_item_class_node_recovers_and_falls_back_in_both_drivers() -> None:
+    from flowcraft_core import BaseNode
+
+    recovered: list[tuple[Any, int]] = []
+
+    class Fragile(BaseNode):
+        async def exec(self, prep_result: Any, ctx: NodeContext) -> Any:
+            if ctx.input == 2:
+                raise RuntimeError(f"item 2, attempt {ctx.attempt}")
+            return ctx.input * 10
+
+        async def recover(self, error: BaseException, ctx: NodeContext) -> None:
+            recovered.append((ctx.input, ctx.attempt))
+
+        async def fallback(
+            self, prep_result: Any, error: BaseException, ctx: NodeContext
+        ) -> NodeResult:
+            return NodeResult(output=-1)
+
+    blueprint = bp(
+        [
+            node(
+                "m",
+                "map",
+                params={"items": "context.numbers", "uses": "Fragile", "maxRetries": 1},
+            )
+        ],
+        id="fragile_map",
+    )
+    registry = {"Fragile": Fragile}
+    context = {"numbers": [1, 2, 3]}
+    want = asyncio.run(FlowRuntime(registry, clock=FakeClock()).run(blueprint, context))
+    assert want.status == "completed"
+    assert want.outputs["m"] == [10, -1, 30]
+    in_memory = sorted(recovered)
+    recovered.clear()
+    h = Harness(blueprints={"fragile_map": blueprint}, registry=registry)
+    run_id, _ = h.client.start("fragile_map", context)
+    h.drain()
+    got = h.client.get(run_id).to_api()
+    assert got["status"] == "completed", got.get("error")
+    assert got["outputs"] == want.outputs
+    assert sorted(recovered) == in_memory == [(2, 1), (2, 2)]
+
+
+def test_a_failed_subflow_fails_its_run_with_the_same_message_in_both_drivers() -> None:
+    registry = {"broken": broken}
+    blueprints = {
+        "child": bp([node("x", "broken")], id="child"),
+        "parent": bp([node("sub", "subflow", params={"blueprintId": "child"})], id="parent"),
+    }
+    runtime = FlowRuntime(registry, blueprints=blueprints, clock=FakeClock())
+    want = asyncio.run(runtime.run(blueprints["parent"]))
+    assert want.status == "failed"
+    h = Harness(blueprints=blueprints, registry=registry)
+    run_id, _ = h.client.start("parent")
+    h.drain()
+    head = h.client.head(run_id)
+    assert head.status == "failed"
+    assert head.error == want.errors[0].message
+    assert "SubflowError: subflow 'child' ended failed" in head.error

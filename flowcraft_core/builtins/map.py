@@ -129,6 +129,15 @@ def item_context(ctx: NodeContext, node_id: str, item: Any, spec: MapSpec) -> No
     )
 
 
+def blueprint_item_output(child: Any, blueprint_id: str) -> Any:
+    """What an item run as a sub-blueprint (``child``, its result) gives the map: its context's
+    ``result``, else its outputs; a child that did not complete fails the item."""
+    if child.status != "completed":
+        details = "; ".join(e.message for e in child.errors) or child.status
+        raise MapItemError(f"subflow {blueprint_id!r}: {details}")
+    return child.context.get("result", child.outputs)
+
+
 async def run_item(runtime: Any, ctx: NodeContext, spec: MapSpec, index: int) -> Any:
     """One item, start to finish, in this process (retries and fallback included)."""
     from ..engine import execute_with_policy
@@ -136,10 +145,10 @@ async def run_item(runtime: Any, ctx: NodeContext, spec: MapSpec, index: int) ->
     item = spec.items[index]
     if spec.blueprint_id is not None:
         child = await runtime.run_subflow(ctx, spec.blueprint_id, {"item": item, "index": index})
-        if child.status != "completed":
-            details = "; ".join(e.message for e in child.errors) or child.status
-            raise MapItemError(f"item {index}: subflow {spec.blueprint_id!r}: {details}")
-        return child.context.get("result", child.outputs)
+        try:
+            return blueprint_item_output(child, spec.blueprint_id)
+        except MapItemError as exc:
+            raise MapItemError(f"item {index}: {exc}") from None
     node = spec.item_node(ctx.node_id, index)
     item_ctx = item_context(ctx, node.id, item, spec)
     outcome = await execute_with_policy(node, item_ctx, runtime.registry, clock=runtime.clock)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
-from ..engine import NextAttempt, after_failure
+from ..engine import NextAttempt, describe_error, handle_failure
+from ..nodes import NodeContext, resolve
 from ..scheduler import split_key
 from ..status import AWAITING
 from .commits import index_decisions
@@ -103,14 +104,30 @@ class Children:
                 ctx, blueprint_id, child.status, child_context, child.error or "", child_outputs
             )
         except Exception as exc:
-            verdict = after_failure(node.config, own.attempts)
-            if verdict.attempt is not None:
-                return self._retry(state, own.attempts, verdict)
-            message = f"node {node.id!r}: {exc}"
-            return await worker.execution.fallback_or_fail(
-                state, exc, message, node_input, buffered, own.attempts
-            )
+            return await self._failed(state, ctx, exc, node_input, buffered)
         return worker.commits.commit(state, result, node_input, buffered, own.attempts)
+
+    async def _failed(
+        self,
+        state: JobState,
+        ctx: NodeContext,
+        exc: Exception,
+        node_input: Any,
+        buffered: BufferedContext,
+    ) -> Job | None:
+        """The engine's failure step for a subflow node whose child did not complete: a retry
+        starts a new child run, else the fallback's result commits, else the run fails."""
+        worker, attempts = self.worker, ctx.attempt
+        node = state.plan.graph.nodes[split_key(state.key)[0]]
+        resolved = resolve(worker.registry, node.uses, node.params)
+        after = await handle_failure(node, resolved, ctx, exc, worker.registry)
+        if after.retry is not None:
+            return self._retry(state, attempts, after.retry)
+        if after.result is not None:
+            return worker.commits.commit(state, after.result, node_input, buffered, attempts)
+        message = f"node {node.id!r}: {after.message or describe_error(exc)}"
+        worker.fail_run(state.head, message, key=state.key, attempts=attempts)
+        return None
 
     def _wait_with(self, state: JobState, child: RunHead) -> None:
         """The child waits for a resume: so does this node (resuming it resumes the child)."""

@@ -20,9 +20,9 @@ from ..engine import (
     Clock,
     attempt_once,
     describe_error,
+    fall_back,
     fallback_failed,
-    recover,
-    run_fallback,
+    handle_failure,
 )
 from ..nodes import (
     CancellationSignal,
@@ -203,28 +203,19 @@ class Execution:
         ctx: NodeContext,
         exc: Exception,
     ) -> NodeResult | None:
-        """The attempt policy after a failed attempt: the node's ``recover`` hook, then a
-        retry parked on the queue, the fallback's result, or the run failed (``None``)."""
-        worker, attempt = self.worker, state.job.attempt
+        """The engine's failure step (``handle_failure``), applied by queueing: a retry is
+        parked on the queue, the fallback's result commits, or the run fails (``None``)."""
+        worker = self.worker
         worker.stats.node_failures += 1
-        try:
-            # A class node's clean-up after each failed attempt, as in memory.
-            await recover(resolved, exc, ctx)
-        except Exception as recover_exc:
-            message = (
-                f"node {node.id!r}: {describe_error(exc)}; recover failed: "
-                f"{describe_error(recover_exc)}"
-            )
-            worker.fail_run(state.head, message, key=state.key, attempts=attempt)
+        after = await handle_failure(node, resolved, ctx, exc, worker.registry)
+        if after.retry is not None:
+            worker.parking.retry(state, state.key, after.retry, exc, node.id)
             return None
-        if worker.parking.retry(state, state.key, node.config, exc, node.id):
-            return None
-        message = f"node {node.id!r}: {describe_error(exc)}"
-        outcome = await self._fallback(node, resolved, ctx, exc, message)
-        if not isinstance(outcome, NodeResult):
-            worker.fail_run(state.head, outcome, key=state.key, attempts=attempt)
-            return None
-        return outcome
+        if after.result is not None:
+            return after.result
+        message = f"node {node.id!r}: {after.message or describe_error(exc)}"
+        worker.fail_run(state.head, message, key=state.key, attempts=state.job.attempt)
+        return None
 
     async def resume(self, state: JobState) -> Job | None:
         """A waiting node's resume: its resume payload is its result."""
@@ -245,9 +236,9 @@ class Execution:
         buffered: BufferedContext,
         attempts: int,
     ) -> Job | None:
-        """A node whose work failed for good outside a plain attempt (a subflow's child, a
-        map's item): its ``fallback``, if any, runs with the node's input as in memory, and
-        its result commits; otherwise the run fails with ``message``."""
+        """A map node whose item failed for good: its ``fallback``, if any, runs with the
+        node's input as in memory, and its result commits; otherwise the run fails with
+        ``message``."""
         node = state.plan.graph.nodes[split_key(state.key)[0]]
         if node.config.fallback:
             ctx = self.node_context(state, buffered, node_input, node.params, node.id, attempts)
@@ -256,7 +247,8 @@ class Execution:
             except Exception as resolve_exc:
                 message = fallback_failed(message, node, resolve_exc)
             else:
-                outcome = await self._fallback(node, resolved, ctx, error, message)
+                registry = self.worker.registry
+                outcome = await fall_back(node, resolved, ctx, error, registry, message)
                 if isinstance(outcome, NodeResult):
                     return self.worker.commits.commit(
                         state, outcome, node_input, buffered, attempts
@@ -264,19 +256,3 @@ class Execution:
                 message = outcome
         self.worker.fail_run(state.head, message, key=state.key, attempts=attempts)
         return None
-
-    async def _fallback(
-        self,
-        node: NodeDefinition,
-        resolved: ResolvedNode,
-        ctx: NodeContext,
-        error: BaseException,
-        message: str,
-    ) -> NodeResult | str:
-        """The node's fallback result, or the message the run fails with (naming the
-        fallback's own failure when it raised)."""
-        try:
-            recovered = await run_fallback(node, resolved, ctx, error, self.worker.registry)
-        except Exception as fallback_exc:
-            return fallback_failed(message, node, fallback_exc)
-        return message if recovered is None else recovered

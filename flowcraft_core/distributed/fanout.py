@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..builtins.map import MapItemError, MapSpec, item_context
+from ..blueprint import NodeDefinition
+from ..builtins.map import MapSpec, blueprint_item_output, item_context
 from ..context import BufferedContext
-from ..engine import attempt_once, describe_error
-from ..nodes import NodeResult, resolve
+from ..engine import attempt_once, describe_error, handle_failure
+from ..nodes import NodeContext, NodeResult, ResolvedNode, resolve
 from ..scheduler import split_key
 from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .execution import FanOut, JobState, StartChild, Suspend
@@ -213,63 +214,85 @@ class Fanout:
         return values if isinstance(values, list) else None
 
     async def _attempt_item(self, plan: Plan, item: _ItemJob, value: Any) -> _Produced | Job | None:
-        """One attempt at the item, with the attempt policy after a failure (a retry parked,
-        or the map's fallback or failure); its output, or the job that follows instead."""
-        worker, state, job = self.worker, item.state, item.state.job
-        node_id, index = item.node_id, item.index
+        """One attempt at the item, with the attempt policy after a failure; its output, or
+        the job that follows instead."""
+        worker, state = self.worker, item.state
         spec = MapSpec.from_dict({**item.fan["spec"], "items": []})
+        item_node = spec.item_node(item.node_id, item.index)
+        own = state.own
+        base = worker.execution.node_context(
+            state,
+            BufferedContext(worker.inputs.context_of(state)),
+            None,
+            {},
+            item.node_id,
+            1,
+            own.wake if own else None,
+        )
+        ctx = item_context(base, item.name, value, spec)
+        ctx.attempt = state.job.attempt
+        resolved: ResolvedNode | None = None
         started = time.perf_counter()
         try:
-            return _Produced(await self._item_output(state, item, spec, value))
+            if spec.blueprint_id is not None:
+                return _Produced(await self._blueprint_output(state, item, spec, value))
+            resolved = resolve(worker.registry, item_node.uses, item_node.params)
+            result = await attempt_once(resolved, ctx, item_node.config, worker.middleware)
+            return _Produced(result.output)
         except Suspend as suspend:
             worker.parking.sleep(state, item.name, suspend.until)
             return None
         except (FanOut, StartChild):
             message = (
-                f"node {node_id!r}: item {index}: a map item cannot itself fan out or start a "
-                "child run when distributed; use a sub-blueprint per item (blueprintId)"
+                f"node {item.node_id!r}: item {item.index}: a map item cannot itself fan out or "
+                "start a child run when distributed; use a sub-blueprint per item (blueprintId)"
             )
-            worker.fail_run(state.head, message, key=state.key, attempts=job.attempt)
+            worker.fail_run(state.head, message, key=state.key, attempts=state.job.attempt)
             return None
         except Exception as exc:
-            worker.stats.node_failures += 1
-            current = worker.runs.nodes(state.run_id, [item.name, state.key])
-            if item.name in current and current[item.name].status == COMPLETED:
-                # Another delivery of this item committed it meanwhile: that result stands.
-                return self._arrived(plan, item)
-            item_node = spec.item_node(node_id, index)
-            if worker.parking.retry(state, item.name, item_node.config, exc, item_node.id):
-                return None
-            message = f"node {node_id!r}: item {index}: {describe_error(exc)}"
-            await self._fallback_or_fail(plan, state.head, state.key, exc, message, job.attempt)
-            return None
+            return await self._item_failed(plan, item, item_node, resolved, ctx, exc)
         finally:
             worker.stats.durations_ms.append((time.perf_counter() - started) * 1000)
 
-    async def _item_output(self, state: JobState, item: _ItemJob, spec: MapSpec, value: Any) -> Any:
-        """Run the item: its sub-blueprint as an in-process run, or the map's node."""
-        worker, node_id, index = self.worker, item.node_id, item.index
-        if spec.blueprint_id is not None:
-            # A map item's sub-blueprint runs inside this item's job.
-            child = await worker.child_runtime().run(
-                spec.blueprint_id,
-                {"item": value, "index": index},
-                run_id=f"{state.run_id}/{node_id}[{index}]",
-            )
-            if child.status != "completed":
-                details = "; ".join(e.message for e in child.errors) or child.status
-                raise MapItemError(f"subflow {spec.blueprint_id!r}: {details}")
-            return child.context.get("result", child.outputs)
-        own = state.own
-        context = worker.inputs.context_of(state)
-        base = worker.execution.node_context(
-            state, BufferedContext(context), None, {}, node_id, 1, own.wake if own else None
+    async def _item_failed(
+        self,
+        plan: Plan,
+        item: _ItemJob,
+        item_node: NodeDefinition,
+        resolved: ResolvedNode | None,
+        ctx: NodeContext,
+        exc: Exception,
+    ) -> _Produced | Job | None:
+        """The engine's failure step for the item (its hooks, a retry parked on the queue, a
+        class node's own fallback); an item that fails for good fails the map node."""
+        worker, state = self.worker, item.state
+        worker.stats.node_failures += 1
+        current = worker.runs.nodes(state.run_id, [item.name, state.key])
+        if item.name in current and current[item.name].status == COMPLETED:
+            # Another delivery of this item committed it meanwhile: that result stands.
+            return self._arrived(plan, item)
+        after = await handle_failure(item_node, resolved, ctx, exc, worker.registry)
+        if after.retry is not None:
+            worker.parking.retry(state, item.name, after.retry, exc, item_node.id)
+            return None
+        if after.result is not None:
+            return _Produced(after.result.output)
+        failure = after.message or describe_error(exc)
+        message = f"node {item.node_id!r}: item {item.index}: {failure}"
+        await self._fallback_or_fail(plan, state.head, state.key, exc, message, state.job.attempt)
+        return None
+
+    async def _blueprint_output(
+        self, state: JobState, item: _ItemJob, spec: MapSpec, value: Any
+    ) -> Any:
+        """A map item's sub-blueprint runs inside this item's job, in process."""
+        assert spec.blueprint_id is not None
+        child = await self.worker.child_runtime().run(
+            spec.blueprint_id,
+            {"item": value, "index": item.index},
+            run_id=f"{state.run_id}/{item.node_id}[{item.index}]",
         )
-        ctx = item_context(base, item.name, value, spec)
-        ctx.attempt = state.job.attempt
-        item_node = spec.item_node(node_id, index)
-        resolved = resolve(worker.registry, item_node.uses, item_node.params)
-        return (await attempt_once(resolved, ctx, item_node.config, worker.middleware)).output
+        return blueprint_item_output(child, spec.blueprint_id)
 
     def _commit_item(self, plan: Plan, item: _ItemJob, output: Any) -> Job | None:
         """Commit the item's result as an instance of its own, then count it."""

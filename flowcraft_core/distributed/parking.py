@@ -11,8 +11,7 @@ import logging
 import math
 from typing import TYPE_CHECKING, Any
 
-from ..blueprint import NodeConfig
-from ..engine import after_failure, describe_error
+from ..engine import NextAttempt, describe_error
 from ..status import AWAITING
 from .errors import CommitRejected, DeferJob
 from .job import Job
@@ -77,19 +76,15 @@ class Parking:
         self.worker.send([parked], delay_seconds=delay_of(wake - now))
 
     def retry(
-        self, state: JobState, instance: str, config: NodeConfig, exc: BaseException, label: str
-    ) -> bool:
-        """Send the next attempt with the retry delay; False when attempts are spent.
+        self, state: JobState, instance: str, verdict: NextAttempt, exc: BaseException, label: str
+    ) -> None:
+        """Send the attempt the policy chose (``verdict``), after its delay.
 
         The pending attempt is recorded first (one write; retries are rare), so a reconciler
         pass that finds the run quiet re-sends this attempt when it is due instead of starting
         the node over at attempt one.
         """
-        job = state.job
-        verdict = after_failure(config, job.attempt)
-        if verdict.attempt is None:
-            return False
-        worker = self.worker
+        job, worker = state.job, self.worker
         delay = verdict.delay
         not_before = worker.clock.now() + delay
         following = job.model_copy(update={"attempt": verdict.attempt, "not_before": not_before})
@@ -103,7 +98,7 @@ class Parking:
                 retry=PendingRetry(following.attempt, not_before),
             )
         except CommitRejected:
-            return True  # settled meanwhile (another delivery): nothing to retry
+            return  # settled meanwhile (another delivery): nothing to retry
         worker.stats.retries += 1
         logger.info(
             "%s attempt %d failed (%s); retrying in %.3fs",
@@ -116,7 +111,6 @@ class Parking:
         worker.send(
             [following], delay_seconds=0 if delay <= INLINE_WAIT_SECONDS else delay_of(delay)
         )
-        return True
 
     def wait(self, state: JobState, key: str, attempts: int, output: Any = None) -> None:
         """Park a node until a resume (keeping what it shows, such as a webhook's endpoint);
