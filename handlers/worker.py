@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
     from flowcraft_core.distributed.job import Job
 
-#: SQS's longest visibility timeout (12 hours): the longest a deferred message can stay away.
-MAX_VISIBILITY_SECONDS = 43_200
 #: Kept free below that limit for the time between the receive and this invocation.
 VISIBILITY_MARGIN_SECONDS = 60
 #: Time kept free for a job whose node has no ``timeout`` (capped by the invocation's budget).
@@ -171,6 +169,8 @@ class _Invocation:
         queue, which has no per-message delay) stay invisible until they are due. Records that
         failed on their own keep the visibility timeout as a back-off.
         """
+        from flowcraft_core.distributed.parking import MAX_VISIBILITY_SECONDS, visibility_of
+
         queue_url = self.adapter.queue_url
         queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
         unstarted = self.handed_back + [r for r in failed if r.message_id not in self.seen]
@@ -179,7 +179,7 @@ class _Invocation:
         longest = MAX_VISIBILITY_SECONDS - VISIBILITY_MARGIN_SECONDS
         longest -= int(time.monotonic() - self.began)
         timed = [(r, 0) for r in unstarted] + [
-            (r, min(longest, max(0, int(seconds) + 1))) for r, seconds in self.deferred
+            (r, visibility_of(seconds, longest)) for r, seconds in self.deferred
         ]
         records = [
             (r, after) for r, after in timed if r.event_source_arn.rsplit(":", 1)[-1] == queue_name

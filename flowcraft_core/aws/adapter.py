@@ -17,6 +17,7 @@ from ..distributed.client import WorkflowClient
 from ..distributed.errors import DeferJob
 from ..distributed.job import Job
 from ..distributed.layout import BUCKET
+from ..distributed.parking import visibility_of
 from ..distributed.payloads import DEFAULT_MAX_VALUE_BYTES, ValueCodec
 from ..distributed.reconciler import Reconciler
 from ..distributed.state import Retention, RunItems
@@ -191,7 +192,7 @@ class SqsAdapter:
                         client.change_message_visibility(
                             QueueUrl=self.queue_url,
                             ReceiptHandle=message["ReceiptHandle"],
-                            VisibilityTimeout=min(43_200, int(defer.seconds) + 1),
+                            VisibilityTimeout=visibility_of(defer.seconds),
                         )
                     except Exception:
                         logger.exception(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..distributed.job import Job
+from ..distributed.parking import delay_of
 from ..errors import FlowcraftError
 from .clients import sqs_client
 
@@ -46,7 +47,7 @@ class SqsJobQueue:
                     entry["MessageGroupId"] = _fit(f"{job.run_id}:{job.node_id}{item}")
                     entry["MessageDeduplicationId"] = _fit(job.dedup_id())
                 elif delay_seconds:
-                    entry["DelaySeconds"] = max(0, min(900, int(delay_seconds)))
+                    entry["DelaySeconds"] = delay_of(delay_seconds)
                 entries.append(entry)
             response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             failed = response.get("Failed") or []

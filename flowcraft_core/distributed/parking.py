@@ -35,6 +35,16 @@ def delay_of(seconds: float) -> int:
     return min(MAX_DELAY_SECONDS, max(0, math.ceil(seconds)))
 
 
+#: SQS's longest visibility timeout (12 hours): the longest a deferred message can stay away.
+MAX_VISIBILITY_SECONDS = 43_200
+
+
+def visibility_of(seconds: float, longest: int = MAX_VISIBILITY_SECONDS) -> int:
+    """The visibility timeout that keeps a deferred message away until it is due, ``seconds``
+    from now (a FIFO queue has no per-message delay); at most ``longest``."""
+    return min(longest, max(0, int(seconds) + 1))
+
+
 class Parking:
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
