@@ -29,6 +29,7 @@ from .nodes import (
     resolve,
     to_node_result,
 )
+from .status import AWAITING, CANCELLED, COMPLETED, FAILED
 
 
 # --------------------------------------------------------------------------- clock
@@ -330,7 +331,7 @@ async def execute_with_policy(
         try:
             resolved = resolve(registry, node.uses, node.params)
         except UnknownImplementationError as exc:
-            return NodeOutcome(status="failed", error=str(exc), attempts=0)
+            return NodeOutcome(status=FAILED, error=str(exc), attempts=0)
     attempt = 1
     error = failed_first
     while True:
@@ -339,24 +340,24 @@ async def execute_with_policy(
             try:
                 result = await attempt_once(resolved, ctx, node.config, middleware)
             except CancelledRunError:
-                return NodeOutcome(status="cancelled", attempts=attempt)
+                return NodeOutcome(status=CANCELLED, attempts=attempt)
             except Exception as raised:
                 error = raised
             else:
-                status = "awaiting" if result.awaiting else "completed"
+                status = AWAITING if result.awaiting else COMPLETED
                 return NodeOutcome(status=status, result=result, attempts=attempt)
         failure, error = error, None
         if isinstance(failure, CancelledRunError):
-            return NodeOutcome(status="cancelled", attempts=attempt)
+            return NodeOutcome(status=CANCELLED, attempts=attempt)
         after = await handle_failure(node, resolved, ctx, failure, registry, emit=emit)
         if after.cancelled:
-            return NodeOutcome(status="cancelled", attempts=attempt)
+            return NodeOutcome(status=CANCELLED, attempts=attempt)
         if after.result is not None:
             return NodeOutcome(
-                status="completed", result=after.result, attempts=attempt, fallback_used=True
+                status=COMPLETED, result=after.result, attempts=attempt, fallback_used=True
             )
         if after.retry is None or after.retry.attempt is None:
-            return NodeOutcome(status="failed", error=after.message, attempts=attempt)
+            return NodeOutcome(status=FAILED, error=after.message, attempts=attempt)
         await _wait_to_retry(failure, after.retry.delay, attempt, clock, emit)
         attempt = after.retry.attempt
         # Each attempt sees its own number, even if an earlier one is still finishing.

@@ -45,7 +45,7 @@ from .scheduler import (
     split_key,
     statuses_by_node,
 )
-from .status import AWAITING
+from .status import AWAITING, CANCELLED, COMPLETED, FAILED, SKIPPED
 
 if TYPE_CHECKING:
     from .runtime import FlowRuntime
@@ -180,7 +180,7 @@ class MemoryRun:
                 self.emit("node:skip", split_key(key)[0], key=key)
         for key in step.skipped:
             now = time.perf_counter()
-            self.timeline.append((key, "skipped", now, now, 0))
+            self.timeline.append((key, SKIPPED, now, now, 0))
 
     # ------------------------------------------------------------------ one node
     def _prepare(
@@ -234,7 +234,7 @@ class MemoryRun:
         except Exception as exc:
             return self.execute(key, prepared, first_error=exc)
         if result.awaiting:
-            self._finish(key, NodeOutcome("awaiting", result), ctx.input, started)
+            self._finish(key, NodeOutcome(AWAITING, result), ctx.input, started)
         else:
             self.settle_completed(key, result, ctx.input, started, 1)
         return None
@@ -258,7 +258,7 @@ class MemoryRun:
             except Exception as exc:
                 first_error, first_result = exc, None
             if first_result is not None:
-                status = "awaiting" if first_result.awaiting else "completed"
+                status = AWAITING if first_result.awaiting else COMPLETED
                 self._finish(key, NodeOutcome(status, first_result), ctx.input, started)
                 return
         emit = self._node_emitter(node.id) if self.bus is not None else None
@@ -275,11 +275,11 @@ class MemoryRun:
         self._finish(key, outcome, ctx.input, started)
 
     def _finish(self, key: str, outcome: NodeOutcome, node_input: Any, started: float) -> None:
-        if outcome.status == "completed":
+        if outcome.status == COMPLETED:
             result = outcome.result
             assert result is not None
             self.settle_completed(key, result, node_input, started, outcome.attempts)
-        elif outcome.status == "awaiting":
+        elif outcome.status == AWAITING:
             assert outcome.result is not None
             self.awaiting[key] = outcome.result
             child = self.runtime._take_parked_child(outcome.result.output)
@@ -287,7 +287,7 @@ class MemoryRun:
                 self.children[key] = child
             self.timeline.append((key, AWAITING, started, time.perf_counter(), outcome.attempts))
             self.emit("node:awaiting", split_key(key)[0], key=key)
-        elif outcome.status == "cancelled":
+        elif outcome.status == CANCELLED:
             if not self.signal.cancelled:  # the node itself cancelled the run
                 self.signal.cancel(f"node {split_key(key)[0]!r} cancelled the run")
             self._mark_cancelled(key, started, outcome.attempts)
@@ -298,7 +298,7 @@ class MemoryRun:
         if key in self.cancelled_nodes:
             return
         self.cancelled_nodes.append(key)
-        self.timeline.append((key, "cancelled", started, time.perf_counter(), attempts))
+        self.timeline.append((key, CANCELLED, started, time.perf_counter(), attempts))
         self.emit("node:cancelled", split_key(key)[0], key=key)
 
     def settle_completed(
@@ -333,13 +333,13 @@ class MemoryRun:
                 self._fail(key, str(exc), attempts, started)
                 return
             # An edge failed, not the node: its output is kept and the run fails naming the edge.
-            self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
+            self.timeline.append((key, COMPLETED, started, time.perf_counter(), attempts))
             self.failed = True
             self.errors.append(
                 NodeErrorInfo(node_id, edge_failure_message(node_id, *found), attempts)
             )
             return
-        self.timeline.append((key, "completed", started, time.perf_counter(), attempts))
+        self.timeline.append((key, COMPLETED, started, time.perf_counter(), attempts))
         if self.bus is not None:
             node_id = split_key(key)[0]
             self.emit("node:finish", node_id, key=key, output=result.output, action=result.action)
@@ -361,7 +361,7 @@ class MemoryRun:
         if not message.startswith(f"node {node_id!r}"):
             message = f"node {node_id!r}: {message}"
         self.errors.append(NodeErrorInfo(node_id, message, attempts))
-        self.timeline.append((key, "failed", started, time.perf_counter(), attempts))
+        self.timeline.append((key, FAILED, started, time.perf_counter(), attempts))
         self.emit("node:error", node_id, key=key, error=message, attempts=attempts)
 
     # ------------------------------------------------------------------ the loop
@@ -495,21 +495,21 @@ def run_result(run: MemoryRun) -> WorkflowResult:
     """The result of a run that stopped: its status, and the state a parked run resumes from."""
     sched = run.sched
     if run.failed:
-        status = "failed"
+        status = FAILED
     elif run.signal.cancelled:
-        status = "cancelled"
+        status = CANCELLED
     elif run.awaiting:
-        status = "awaiting"
+        status = AWAITING
     elif sched.finished:
-        status = "completed"
+        status = COMPLETED
     else:
-        status = "failed"
+        status = FAILED
         run.errors.append(
             NodeErrorInfo("", "run stalled: nodes remain that can never become ready")
         )
     waiting_outputs = {split_key(k)[0]: r.output for k, r in run.awaiting.items()}
     extra: list[tuple[str, str]] = [(k, AWAITING) for k in run.awaiting]
-    extra += [(k, "cancelled") for k in run.cancelled_nodes if k not in sched.settled]
+    extra += [(k, CANCELLED) for k in run.cancelled_nodes if k not in sched.settled]
     if run.graph.loops:
         by_node = statuses_by_node(sched.settled, extra)
     else:  # no iterations: every key is a node id

@@ -172,7 +172,7 @@ class FlowRuntime:
         child's waiting node gets ``output``/``action`` (``"sub/ask"`` picks child node ``ask``
         when several wait), and once the child completes the subflow node completes.
         """
-        if result.status != "awaiting":
+        if result.status != AWAITING:
             raise ValueError(f"run {result.run_id!r} is {result.status}, not awaiting")
         graph = self.compile(blueprint)
         state = result.state
@@ -254,7 +254,7 @@ class FlowRuntime:
             output=output,
             signal=run.signal,
         )
-        if resumed.status == "awaiting":
+        if resumed.status == AWAITING:
             parked = {
                 "subflow": blueprint_id,
                 "runId": resumed.run_id,

@@ -7,6 +7,7 @@ compare and print as the plain names the API and the stores use.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal, get_args
 
 
 class Status(StrEnum):
@@ -37,3 +38,8 @@ RETRYING = Status.RETRYING
 SLEEPING = Status.SLEEPING
 #: A run in one of these never changes again.
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+#: Every status a run can have (the API's enum, the status table's partitions).
+RunStatus = Literal["running", "awaiting", "completed", "failed", "cancelled"]
+RUN_STATUSES: tuple[Status, ...] = tuple(Status(value) for value in get_args(RunStatus))
+#: A node instance in one of these will not run again in its run (progress counts, logs).
+NODE_DONE = frozenset({COMPLETED, SKIPPED, FAILED, CANCELLED})

@@ -18,6 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
 from flowcraft_core.routes import ROUTES as API_ROUTES
+from flowcraft_core.status import CANCELLED, RUNNING, RunStatus
 from handlers import api_errors, config
 from handlers.api_models import (
     API_VERSION,
@@ -36,7 +37,6 @@ from handlers.api_models import (
     RunAccepted,
     RunIdPath,
     RunList,
-    RunStatus,
     RunSummaryView,
     RunView,
     StartRunRequest,
@@ -170,7 +170,7 @@ def resume_run(
     )
     node_id = split_key(key)[0]
     logger.info("run resumed", extra={"run_id": runId, "node_id": node_id})
-    return reply(202, ResumeAccepted(run_id=runId, status="running", node_id=node_id))
+    return reply(202, ResumeAccepted(run_id=runId, status=RUNNING, node_id=node_id))
 
 
 @app.post(
@@ -189,7 +189,7 @@ def cancel_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
     config.adapter().client.cancel(runId)
     logger.info("run cancelled", extra={"run_id": runId})
-    return reply(202, RunAccepted(run_id=runId, status="cancelled"))
+    return reply(202, RunAccepted(run_id=runId, status=CANCELLED))
 
 
 @app.post(
@@ -208,7 +208,7 @@ def redrive_run(runId: RunIdPath) -> Response[dict[str, Any]]:
     runId = _decoded(runId)
     again = config.adapter().client.redrive(runId)
     logger.info("run redriven", extra={"run_id": runId, "nodes": again})
-    return reply(202, RunAccepted(run_id=runId, status="running"))
+    return reply(202, RunAccepted(run_id=runId, status=RUNNING))
 
 
 @app.post(
@@ -242,7 +242,7 @@ def call_webhook(
     header = app.current_event.headers.get("x-flowcraft-token")
     key = config.adapter().client.webhook(runId, nodeId, header or token, body, action)
     logger.info("webhook called", extra={"run_id": runId, "node_id": nodeId})
-    return reply(202, ResumeAccepted(run_id=runId, status="running", node_id=split_key(key)[0]))
+    return reply(202, ResumeAccepted(run_id=runId, status=RUNNING, node_id=split_key(key)[0]))
 
 
 def _decoded(run_id: str) -> str:

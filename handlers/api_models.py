@@ -6,7 +6,7 @@ accept and answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Path
@@ -152,9 +152,6 @@ class NodePage(_Reply):
     next_token: str | None = Field(
         default=None, description="Pass as nextToken to read the next page; absent at the end."
     )
-
-
-RunStatus = Literal["running", "awaiting", "completed", "failed", "cancelled"]
 
 
 class RunSummaryView(_Reply):

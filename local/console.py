@@ -16,10 +16,12 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from flowcraft_core.status import AWAITING, FINAL, NODE_DONE
+
 Handler = Callable[[dict[str, Any], Any], Any]
-FINAL = frozenset({"completed", "failed", "cancelled"})
+
 #: Node statuses worth a line (a node that merely started or waits has its own run line).
-NODE_EVENTS = frozenset({"completed", "failed", "skipped", "cancelled"})
+NODE_EVENTS = NODE_DONE
 _METRICS_PREFIX = '{"_aws"'
 
 
@@ -165,7 +167,7 @@ class RunNarrator:
             extra = f" ({tries} attempts)" if isinstance(tries, int) and tries > 1 else ""
             yield f"{prefix}node {node_id} {status}{extra}"
         status = after.get("status")
-        if status != before.get("status") and (status in FINAL or status == "awaiting"):
+        if status != before.get("status") and (status in FINAL or status == AWAITING):
             took = _took(after)
             error = f": {str(after['error'])[:200]}" if after.get("error") else ""
             yield f"{prefix}{status}{took}{error}"

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..distributed.records import iso_utc
 from ..errors import FlowcraftError
+from ..status import RUN_STATUSES
 from .schema import (
     CREATED_AT_ATTRIBUTE,
     STATUS_BY_BLUEPRINT_INDEX,
@@ -26,7 +27,6 @@ from .schema import (
 from .serialization import from_item
 
 #: Every status a run can have, i.e. every partition of ``runsByStatus``.
-RUN_STATUSES = ("running", "awaiting", "completed", "failed", "cancelled")
 MAX_PAGE_SIZE = 100
 _TOKEN_VERSION = 1
 

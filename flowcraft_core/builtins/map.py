@@ -20,6 +20,7 @@ from ..durations import DurationError, parse_duration_ms
 from ..errors import FlowcraftError
 from ..expressions import compile_expression
 from ..nodes import NodeContext, NodeResult
+from ..status import COMPLETED
 from .params import BuiltinParamError, number_param, services
 
 
@@ -132,7 +133,7 @@ def item_context(ctx: NodeContext, node_id: str, item: Any, spec: MapSpec) -> No
 def blueprint_item_output(child: Any, blueprint_id: str) -> Any:
     """What an item run as a sub-blueprint (``child``, its result) gives the map: its context's
     ``result``, else its outputs; a child that did not complete fails the item."""
-    if child.status != "completed":
+    if child.status != COMPLETED:
         details = "; ".join(e.message for e in child.errors) or child.status
         raise MapItemError(f"subflow {blueprint_id!r}: {details}")
     return child.context.get("result", child.outputs)
@@ -152,7 +153,7 @@ async def run_item(runtime: Any, ctx: NodeContext, spec: MapSpec, index: int) ->
     node = spec.item_node(ctx.node_id, index)
     item_ctx = item_context(ctx, node.id, item, spec)
     outcome = await execute_with_policy(node, item_ctx, runtime.registry, clock=runtime.clock)
-    if outcome.status != "completed" or outcome.result is None:
+    if outcome.status != COMPLETED or outcome.result is None:
         raise MapItemError(f"item {index}: {outcome.error or outcome.status}")
     return outcome.result.output
 

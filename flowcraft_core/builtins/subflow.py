@@ -18,6 +18,7 @@ from typing import Any
 from ..context import INPUTS_PREFIX, OUTPUTS_PREFIX
 from ..errors import FlowcraftError
 from ..nodes import NodeContext, NodeResult
+from ..status import AWAITING, COMPLETED
 from .params import BuiltinParamError, services, str_param
 
 
@@ -73,7 +74,7 @@ async def subflow_node(ctx: NodeContext) -> NodeResult:
     blueprint_id = str_param(ctx, "blueprintId")
     initial = await child_context(ctx, blueprint_id)
     outcome = await services(ctx).run_subflow(ctx, blueprint_id, initial)
-    if outcome.status == "awaiting":
+    if outcome.status == AWAITING:
         parked = {
             "subflow": blueprint_id,
             "runId": outcome.run_id,
@@ -100,7 +101,7 @@ async def finish_subflow(
     ``child_outputs`` (node id -> output) is what ``outputs`` mappings naming a child node and
     the terminal-output default read; without it the node's output is the child's context.
     """
-    if status != "completed":
+    if status != COMPLETED:
         raise SubflowError(f"subflow {blueprint_id!r} ended {status}: {details or status}")
     outputs = child_outputs or {}
     mapping = _mapping(ctx, "outputs")

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..status import AWAITING
 from .auth import Auth, AuthMode, choose_auth, is_local
 from .errors import ConfigurationError, TransportError, error_for
 from .models import NodePage, Run, RunAccepted, RunPage, RunSummary
@@ -196,7 +197,7 @@ class FlowcraftClient:
             run = self.get(run_id)
             if on_update is not None:
                 on_update(run)
-            if run.is_final or (until_awaiting and run.status == "awaiting"):
+            if run.is_final or (until_awaiting and run.status == AWAITING):
                 return run
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"run {run_id} is still {run.status} after {timeout_s:g} s")

@@ -13,9 +13,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+from ..status import FINAL, NODE_DONE
+
+FINAL_STATUSES = FINAL
 #: Node statuses that mean "this node is settled" for progress counts.
-SETTLED_NODE_STATUSES = frozenset({"completed", "skipped", "failed", "cancelled"})
+SETTLED_NODE_STATUSES = NODE_DONE
 
 Timestamp = float | str | None
 

@@ -15,7 +15,7 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..engine import Clock, SystemClock
 from ..scheduler import CompiledGraph, pick_waiting_key
-from ..status import AWAITING
+from ..status import AWAITING, COMPLETED, FAILED, RETRYING
 from .errors import (
     InvalidResume,
     RunConflict,
@@ -131,9 +131,9 @@ class WorkflowClient:
         jobs = [Job(run_id=run_id, blueprint_id=blueprint_id, node_id=n) for n in graph.start_nodes]
         if not jobs:
             # An empty blueprint has nothing to run: it is complete as soon as it starts.
-            self.runs.transition(run_id, to="completed", allowed_from=[RUNNING], now=now)
-            self.statuses.changed(run_id, "completed", now)
-            return run_id, "completed"
+            self.runs.transition(run_id, to=COMPLETED, allowed_from=[RUNNING], now=now)
+            self.statuses.changed(run_id, COMPLETED, now)
+            return run_id, COMPLETED
         self.queue.send(jobs)
         return run_id, RUNNING
 
@@ -281,7 +281,7 @@ class WorkflowClient:
         from .view import load_run
 
         head = self.head(run_id)
-        if head.status != "failed":
+        if head.status != FAILED:
             raise RunConflict(run_id, head.status, "redrive (only a failed run can be redriven)")
         plan = self.plan(head.blueprint_id)
         record = load_run(self.runs, plan, run_id, outputs=False, fanouts=True)
@@ -290,7 +290,7 @@ class WorkflowClient:
         now = self.clock.now()
         # The status row first: if we die after the head changes, the reconciler sees the run.
         self.statuses.changed(run_id, RUNNING, now)
-        failed = [k for k, n in record.nodes.items() if n.status == "failed"]
+        failed = [k for k, n in record.nodes.items() if n.status == FAILED]
         fresh = PendingRetry(attempt=1, not_before=now)
         for key in failed:
             node = record.nodes[key]
@@ -299,13 +299,13 @@ class WorkflowClient:
             self._reopen(run_id, key, fresh, now, child)
             fan = record.fanouts.get(key)
             for index, item in (fan.parked if fan is not None else {}).items():
-                if item.status in ("failed", "retrying"):
+                if item.status in (FAILED, RETRYING):
                     self._reopen(run_id, map_item_instance(key, index), fresh, now)
         try:
             self.runs.items.update(
                 head_key(run_id),
                 Update(set={("status",): RUNNING, ("updatedAt",): now}, remove=[("error",)]),
-                ((Cond(("status",), "eq", "failed"),),),
+                ((Cond(("status",), "eq", FAILED),),),
             )
         except ConditionFailed:
             current = self.head(run_id)
@@ -339,7 +339,7 @@ class WorkflowClient:
     ) -> None:
         """A failed (or retrying) instance gets a fresh first attempt."""
         update = Update(
-            set={("s",): "retrying", ("n",): 0, ("rt",): retry.to_item()}, remove=[("e",), ("t",)]
+            set={("s",): RETRYING, ("n",): 0, ("rt",): retry.to_item()}, remove=[("e",), ("t",)]
         )
         if child is not None:
             update.set[("c",)] = child
@@ -347,7 +347,7 @@ class WorkflowClient:
             self.runs.items.update(
                 node_key(run_id, key),
                 update,
-                ((Cond(("s",), "in", ("failed", "retrying")),),),
+                ((Cond(("s",), "in", (FAILED, RETRYING)),),),
             )
 
     def cancel(self, run_id: str) -> None:

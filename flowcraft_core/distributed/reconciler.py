@@ -9,6 +9,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from ..status import AWAITING, FAILED
 from .records import FINAL_STATUSES
 from .stores import StatusStore
 from .worker import Worker
@@ -82,9 +83,9 @@ class Reconciler:
         worker = self.worker
         head = worker.runs.head(run_id)
         if head is None:
-            self.statuses.changed(run_id, "failed", now, error="the run's head item is missing")
+            self.statuses.changed(run_id, FAILED, now, error="the run's head item is missing")
             return
-        if head.status in FINAL_STATUSES or head.status == "awaiting":
+        if head.status in FINAL_STATUSES or head.status == AWAITING:
             self.statuses.changed(run_id, head.status, now, error=head.error)
             worker.views.recheck_status_row(run_id, head.status)
             return

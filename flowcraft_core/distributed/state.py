@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..scheduler import split_key
-from ..status import AWAITING
+from ..status import AWAITING, CANCELLED, COMPLETED, FAILED, SKIPPED
 from .arrivals import ArrivalItems
 from .errors import CommitRejected, StateTooLarge
 from .items import (
@@ -234,7 +234,7 @@ class RunItems:
             update.add[("waits",)] = set(waits)
         if error is not None:
             update.set[("error",)] = error[:4000]
-        if to in ("completed", "failed", "cancelled"):
+        if to in (COMPLETED, FAILED, CANCELLED):
             update.set[("ttl",)] = self.retention.finished(now)
         condition = ((Cond(("status",), "in", tuple(allowed_from)),),)
         try:
@@ -255,11 +255,11 @@ class RunItems:
         meanwhile: a committed node wins over a failed attempt). None when nothing changed."""
         if key is None:
             return self.transition(
-                run_id, to="failed", allowed_from=[RUNNING, AWAITING], now=now, error=message
+                run_id, to=FAILED, allowed_from=[RUNNING, AWAITING], now=now, error=message
             )
         head_update = Update(
             set={
-                ("status",): "failed",
+                ("status",): FAILED,
                 ("updatedAt",): now,
                 ("error",): message[:4000],
                 ("ttl",): self.retention.finished(now),
@@ -267,7 +267,7 @@ class RunItems:
         )
         node_update = Update(
             set={
-                ("s",): "failed",
+                ("s",): FAILED,
                 ("n",): attempts,
                 ("e",): message[:4000],
                 ("t",): now,
@@ -333,7 +333,7 @@ class RunItems:
         """
         envelope = self.codec.encode(output, run_id=run_id, name=key, where=f"{where}: output")
         node: dict[tuple[str, ...], Any] = {
-            ("s",): "completed",
+            ("s",): COMPLETED,
             ("n",): attempts,
             ("t",): now,
             ("o",): envelope,
@@ -408,7 +408,7 @@ class RunItems:
         """Record a skipped instance (idempotent: an existing record stays)."""
         item: Item = {
             "runId": node_key(run_id, key),
-            "s": "skipped",
+            "s": SKIPPED,
             "t": now,
             "ttl": self.retention.running(now),
             **encode_decisions(dict(decisions)),

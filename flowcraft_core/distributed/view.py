@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..scheduler import CompiledGraph, Loop, instance_key, split_key
-from ..status import AWAITING
+from ..status import AWAITING, FAILED
 from .commits import index_decisions
 from .errors import CommitRejected
 from .items import Item
@@ -333,7 +333,7 @@ def _note_ended_loops(plan: Plan, raw: Mapping[str, Item], record: RunRecord) ->
 
 
 def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
-    open_keys = [k for k, r in record.nodes.items() if not r.settled or r.status == "failed"]
+    open_keys = [k for k, r in record.nodes.items() if not r.settled or r.status == FAILED]
     sched = record.scheduler(plan.graph)
     open_keys += [k for k in sched.outstanding() if k not in record.nodes]
     specs = runs.raw([fanout_key(record.run_id, k) for k in open_keys])
@@ -428,7 +428,7 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
             parked = {
                 k: shown(runs, n.stored, budget)
                 for k, n in record.nodes.items()
-                if n.status == "awaiting" and n.stored is not None
+                if n.status == AWAITING and n.stored is not None
             }
             if parked:
                 # What waiting nodes show, such as a webhook's {url, token, event}.
@@ -502,6 +502,6 @@ def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dic
         entry["nextAttemptAt"] = iso_utc(node.retry.not_before)
     if node.wake is not None and not node.settled:
         entry["wakeAt"] = iso_utc(node.wake)
-    if node.status == COMPLETED or (node.status == "awaiting" and node.stored is not None):
+    if node.status == COMPLETED or (node.status == AWAITING and node.stored is not None):
         entry["output"] = shown(runs, node.stored, budget)
     return entry

@@ -22,7 +22,7 @@ from ..expressions import ExpressionError
 from ..nodes import Registry
 from ..runtime import FlowRuntime
 from ..scheduler import CompiledGraph, GraphError, split_key
-from ..status import AWAITING
+from ..status import AWAITING, WAITING
 from .advance import Advancer
 from .children import Children
 from .client import WorkflowClient, notify_parent
@@ -231,7 +231,7 @@ class Worker:
             return self.commits.walk(plan, head, [(key, index_decisions(own))])
         if head.status != RUNNING:
             return None  # awaiting: nothing starts until a resume
-        if own is not None and own.status == "waiting":
+        if own is not None and own.status == WAITING:
             return await self.children.check(state)
         if own is not None and own.status == AWAITING and own.child:
             return await self.children.check(state)  # a subflow node whose child waits

@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flowcraft_core.status import FINAL
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
 Json = dict[str, Any]
 
 
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+FINAL_STATUSES = FINAL
 
 
 #: How often the demo reads a run's status. Each read costs the API a DynamoDB read, which is
