@@ -17,6 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 
+from flowcraft_core.api_requests import MAX_ID_LENGTH, ResumeRunRequest, StartRunRequest
 from flowcraft_core.routes import ROUTES as API_ROUTES
 from flowcraft_core.status import CANCELLED, RUNNING, RunStatus
 from handlers import api_errors, config
@@ -26,20 +27,17 @@ from handlers.api_models import (
     CONFLICT,
     JSON,
     MAX_BODY_BYTES,
-    MAX_ID_LENGTH,
     MAX_RUN_PATH_LENGTH,
     NOT_FOUND,
     TOO_LARGE,
     ErrorBody,
     NodePage,
     ResumeAccepted,
-    ResumeRunRequest,
     RunAccepted,
     RunIdPath,
     RunList,
     RunSummaryView,
     RunView,
-    StartRunRequest,
     documented,
     reply,
 )

@@ -14,6 +14,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_wafv2 as wafv2
 
+from flowcraft_core.api_requests import MAX_ID_LENGTH, StartRunRequest
+
 from .parts import StackParts, acknowledge
 
 #: Per-IP requests per 5 minutes the WAF rate rule allows (flowcraft:waf).
@@ -31,8 +33,6 @@ def start_run_schema() -> dict[str, Any]:
     """The gateway's StartRun model, generated from the function's request model (so its length
     limits and run-id pattern cannot drift), in the JSON Schema draft 4 API Gateway reads.
     Unknown fields are left to the function, whose answer names them."""
-    from handlers.api_models import StartRunRequest
-
     schema = StartRunRequest.model_json_schema(by_alias=True)
     properties: dict[str, Any] = {}
     for name, prop in schema["properties"].items():
@@ -52,11 +52,11 @@ def start_run_schema() -> dict[str, Any]:
 
 
 #: Answer to a body that fails the StartRun model (``$message`` becomes API Gateway's quoted
-#: message). Keep it in step with the model in ``_routes``.
+#: message), with the model's own limits.
 BAD_REQUEST_BODY: dict[str, str] = {
     "message": "$message",
-    "detail": "POST /runs takes a JSON object: blueprintId (1-200 characters, required), "
-    "context (object), runId (1-200 letters, digits or . _ : -)",
+    "detail": f"POST /runs takes a JSON object: blueprintId (1-{MAX_ID_LENGTH} characters, "
+    f"required), context (object), runId (1-{MAX_ID_LENGTH} letters, digits or . _ : -)",
 }
 #: One JSON object per request: who called, what, the answer, and why it failed when it did
 #: (authorizer, validation and integration errors never reach the function's own logs).
