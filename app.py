@@ -15,7 +15,7 @@ from typing import Any
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
-from stacks import FlowcraftStack, Settings, SettingsError
+from stacks import FlowcraftStack, Settings, StackSettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent
 
@@ -40,7 +40,7 @@ def build_app(
 def main() -> None:
     try:
         app, _ = build_app()
-    except SettingsError as error:
+    except StackSettingsError as error:
         sys.exit(f"flowcraft: invalid context: {error}")
     app.synth()
 

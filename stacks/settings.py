@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from flowcraft_core.aws.schema import DEFAULT_PREFIX, DEFAULT_RETENTION_DAYS
+from flowcraft_core.errors import FlowcraftError
 
 CONTEXT_PREFIX = "flowcraft:"
 
@@ -72,8 +73,8 @@ _PRINCIPAL_PATTERN = re.compile(
 _VPCE_PATTERN = re.compile(r"^vpce-[0-9a-f]{8,17}$")
 
 
-class SettingsError(ValueError):
-    """A context value is missing, malformed or inconsistent with another one."""
+class StackSettingsError(FlowcraftError, ValueError):
+    """A CDK context value is missing, malformed or inconsistent with another one."""
 
 
 def _camel(name: str) -> str:
@@ -241,7 +242,7 @@ class Settings(BaseModel):
         known = {_key(name) for name in cls.model_fields}
         unknown = sorted(k for k in context if k.startswith(CONTEXT_PREFIX) and k not in known)
         if unknown:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"unknown context key(s) {', '.join(unknown)}; known keys: "
                 + ", ".join(sorted(known))
             )
@@ -257,47 +258,47 @@ class Settings(BaseModel):
         try:
             settings = cls.model_validate(values)
         except ValidationError as exc:
-            raise SettingsError(_explain(cls, exc)) from None
+            raise StackSettingsError(_explain(cls, exc)) from None
         settings.validate_together()
         return settings
 
     def validate_together(self) -> None:
         """Check rules that involve more than one value (single values are checked on parse)."""
         if self.fifo and self.max_batching_window_seconds:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('max_batching_window_seconds')} must be 0 when {_key('fifo')} is true: "
                 "Lambda's FIFO event source has no batching window"
             )
         if self.fifo and self.batch_size > 10:
-            raise SettingsError(f"{_key('batch_size')} must be at most 10 for a FIFO queue")
+            raise StackSettingsError(f"{_key('batch_size')} must be at most 10 for a FIFO queue")
         if self.batch_size > 10 and self.max_batching_window_seconds < 1:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('batch_size')} above 10 needs {_key('max_batching_window_seconds')} >= 1"
             )
         if self.stalled_seconds <= self.worker_timeout_seconds:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('stalled_seconds')} ({self.stalled_seconds}) must exceed "
                 f"{_key('worker_timeout_seconds')} ({self.worker_timeout_seconds}), or the "
                 "reconciler would resume runs whose node is still executing"
             )
         if 0 < self.worker_reserved_concurrency < self.worker_max_concurrency:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('worker_reserved_concurrency')} ({self.worker_reserved_concurrency}) "
                 f"must be at least {_key('worker_max_concurrency')} "
                 f"({self.worker_max_concurrency}), or Lambda throttles the queue's poller"
             )
         if self.removal_policy == "destroy" and self.deletion_protection:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('removal_policy')}=destroy needs {_key('deletion_protection')}=false: "
                 "`cdk destroy` cannot delete a table with deletion protection"
             )
         if self.api_allowed_principals and self.api_auth != "iam":
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('api_allowed_principals')} needs {_key('api_auth')}=iam: API keys and "
                 "Cognito tokens carry no IAM principal to match"
             )
         if self.api_auth == "cognito" and not self.cognito_user_pool_arn:
-            raise SettingsError(
+            raise StackSettingsError(
                 f"{_key('api_auth')}=cognito needs {_key('cognito_user_pool_arn')} "
                 "(the ARN of an existing user pool)"
             )

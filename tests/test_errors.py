@@ -29,6 +29,7 @@ from flowcraft_core.engine import NodeTimeoutError
 from flowcraft_core.expressions import ExpressionError
 from flowcraft_core.nodes import CancelledRunError, UnknownImplementationError
 from flowcraft_core.scheduler import ExecutionLimitError, GraphError, LoopLimitError
+from stacks.settings import StackSettingsError
 
 
 @pytest.mark.parametrize(
@@ -61,6 +62,7 @@ from flowcraft_core.scheduler import ExecutionLimitError, GraphError, LoopLimitE
         (ExecutionLimitError, RuntimeError),
         (GraphError, ValueError),
         (LoopLimitError, RuntimeError),
+        (StackSettingsError, ValueError),
     ],
 )
 def test_errors_share_one_root_and_keep_their_base(error: type, old_base: type) -> None:

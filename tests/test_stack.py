@@ -43,7 +43,7 @@ from flowcraft_core.aws.schema import (
 from flowcraft_core.routes import ROUTES as API_ROUTES
 from stacks import FlowcraftStack, bundling, sam_env
 from stacks.functions import GRANT_RESOURCES, GRANTS
-from stacks.settings import Settings, SettingsError
+from stacks.settings import Settings, StackSettingsError
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK_JSON = json.loads((ROOT / "cdk.json").read_text())
@@ -1160,7 +1160,7 @@ def test_settings_parse_command_line_strings() -> None:
     ],
 )
 def test_settings_reject_bad_values(values: dict[str, Any], message: str) -> None:
-    with pytest.raises(SettingsError, match=message):
+    with pytest.raises(StackSettingsError, match=message):
         Settings.from_context(values)
 
 
