@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
+from .environment import FLOWCRAFT_APP
 from .errors import FlowcraftError
 
-APP_VARIABLE = "FLOWCRAFT_APP"
 DEFAULT_APP_MODULE = "workflows"
 
 
@@ -41,7 +41,7 @@ class App:
 
 def app_module_name(environ: Mapping[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
-    return (env.get(APP_VARIABLE) or "").strip() or DEFAULT_APP_MODULE
+    return (env.get(FLOWCRAFT_APP) or "").strip() or DEFAULT_APP_MODULE
 
 
 def load_app(
@@ -57,16 +57,16 @@ def load_app(
     except ModuleNotFoundError as exc:
         if exc.name is not None and name != exc.name and not name.startswith(f"{exc.name}."):
             raise AppModuleError(
-                f"{APP_VARIABLE}={name!r} failed while importing: {_describe(exc)}"
+                f"{FLOWCRAFT_APP}={name!r} failed while importing: {_describe(exc)}"
             ) from exc
         raise AppModuleError(
-            f"{APP_VARIABLE}={name!r} cannot be imported ({exc}); it must name a module on the "
+            f"{FLOWCRAFT_APP}={name!r} cannot be imported ({exc}); it must name a module on the "
             "path (the folder you run from, or the function's code) that defines `blueprints` "
             "and `registry`"
         ) from exc
     except Exception as exc:
         raise AppModuleError(
-            f"{APP_VARIABLE}={name!r} failed while importing: {_describe(exc)}"
+            f"{FLOWCRAFT_APP}={name!r} failed while importing: {_describe(exc)}"
         ) from exc
     for attribute, what in (
         ("blueprints", "a dict of blueprint id -> blueprint"),
@@ -76,12 +76,12 @@ def load_app(
         if not isinstance(value, Mapping):
             found = "nothing" if value is None else type(value).__name__
             raise AppModuleError(
-                f"{APP_VARIABLE}={name!r} must define `{attribute}` ({what}); found {found}"
+                f"{FLOWCRAFT_APP}={name!r} must define `{attribute}` ({what}); found {found}"
             )
     dependencies = getattr(module, "dependencies", None)
     if dependencies is not None and not isinstance(dependencies, Mapping):
         raise AppModuleError(
-            f"{APP_VARIABLE}={name!r}: `dependencies` must be a dict, "
+            f"{FLOWCRAFT_APP}={name!r}: `dependencies` must be a dict, "
             f"not {type(dependencies).__name__}"
         )
     app = App(
@@ -104,7 +104,7 @@ def _check_blueprints(app: App) -> None:
             load_blueprint(blueprint)
         except Exception as exc:
             raise AppModuleError(
-                f"{APP_VARIABLE}={app.name!r}: blueprint {blueprint_id!r} does not load: {exc}"
+                f"{FLOWCRAFT_APP}={app.name!r}: blueprint {blueprint_id!r} does not load: {exc}"
             ) from exc
 
 

@@ -24,6 +24,14 @@ from flowcraft_core.aws.schema import (
     TableSpec,
 )
 from flowcraft_core.aws.schema import create_table_request as _create_table_request
+from flowcraft_core.environment import (
+    FLOWCRAFT_CONTEXT_TABLE,
+    FLOWCRAFT_COORDINATION_TABLE,
+    FLOWCRAFT_DLQ_URL,
+    FLOWCRAFT_PAYLOAD_BUCKET,
+    FLOWCRAFT_QUEUE_URL,
+    FLOWCRAFT_STATUS_TABLE,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -33,9 +41,9 @@ logger = logging.getLogger("flowcraft.local")
 
 #: Settings keys, in the order they are printed, per table role.
 TABLE_SETTINGS = {
-    "context": "FLOWCRAFT_CONTEXT_TABLE",
-    "status": "FLOWCRAFT_STATUS_TABLE",
-    "coordination": "FLOWCRAFT_COORDINATION_TABLE",
+    "context": FLOWCRAFT_CONTEXT_TABLE,
+    "status": FLOWCRAFT_STATUS_TABLE,
+    "coordination": FLOWCRAFT_COORDINATION_TABLE,
 }
 _QUEUE_EXISTS_CODES = {
     "QueueAlreadyExists",
@@ -70,13 +78,13 @@ def provision(
     ]
     queue_url = _ensure_queue(sqs, queue.name(prefix), _queue_attributes(queue, dlq_arn))
 
-    settings = {"FLOWCRAFT_QUEUE_URL": queue_url, "FLOWCRAFT_DLQ_URL": dlq_url}
+    settings = {FLOWCRAFT_QUEUE_URL: queue_url, FLOWCRAFT_DLQ_URL: dlq_url}
     for spec in tables:
         table_name = spec.name(prefix)
         _ensure_table(dynamodb, spec, table_name)
         settings[TABLE_SETTINGS[spec.role]] = table_name
     s3 = session.client("s3") if session else boto3.client("s3")
-    settings["FLOWCRAFT_PAYLOAD_BUCKET"] = _ensure_bucket(s3, bucket, bucket.name(prefix))
+    settings[FLOWCRAFT_PAYLOAD_BUCKET] = _ensure_bucket(s3, bucket, bucket.name(prefix))
     logger.info("provisioned %s", ", ".join(f"{k}={v}" for k, v in settings.items()))
     return settings
 

@@ -18,6 +18,7 @@ import boto3
 
 from flowcraft_core.app import App
 from flowcraft_core.aws.schema import DEFAULT_PREFIX, JOB_QUEUE, QueueSpec
+from flowcraft_core.environment import FLOWCRAFT_QUEUE_URL, FLOWCRAFT_WEBHOOK_BASE_URL
 from local.api_server import ApiHTTPServer, serve_api, shutdown_api
 from local.aws_calls import AwsCallCounter
 from local.emulator import DUMMY_CREDENTIALS, Emulator
@@ -226,10 +227,10 @@ class LocalStack:
                 handlers["api"], self.api_port, region=self.region
             )
             # Webhook nodes hand out URLs on this server.
-            self._export({"FLOWCRAFT_WEBHOOK_BASE_URL": self.api_url})
+            self._export({FLOWCRAFT_WEBHOOK_BASE_URL: self.api_url})
         if "worker" in handlers:
             self.event_source = SqsEventSource(
-                self.settings["FLOWCRAFT_QUEUE_URL"],
+                self.settings[FLOWCRAFT_QUEUE_URL],
                 handlers["worker"],
                 batch_size=self.batch_size,
                 max_batching_window_s=self.max_batching_window_s,

@@ -17,6 +17,14 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from flowcraft_core.aws.schema import TABLES
+from flowcraft_core.environment import (
+    FLOWCRAFT_CONTEXT_TABLE,
+    FLOWCRAFT_COORDINATION_TABLE,
+    FLOWCRAFT_PAYLOAD_BUCKET,
+    FLOWCRAFT_QUEUE_URL,
+    FLOWCRAFT_STATUS_TABLE,
+    FLOWCRAFT_WEBHOOK_BASE_URL,
+)
 
 from .bundling import BundleSpec, lambda_code
 from .functions import (
@@ -114,7 +122,7 @@ class FlowcraftStack(Storage, Functions, RestApi, Monitoring):
     def _build_api(self) -> None:
         self.api = self._rest_api()
         # Webhook nodes hand out URLs under the API (the route needs no AWS signature).
-        self.worker.add_environment("FLOWCRAFT_WEBHOOK_BASE_URL", self.api.url)
+        self.worker.add_environment(FLOWCRAFT_WEBHOOK_BASE_URL, self.api.url)
 
     def _build_monitoring(self) -> None:
         """The alarm topic, the alarms and, when the settings ask for it, the dashboard."""
@@ -127,18 +135,18 @@ class FlowcraftStack(Storage, Functions, RestApi, Monitoring):
     def _outputs(self) -> None:
         outputs = {
             "ApiUrl": (self.api.url, "Base URL of the REST API"),
-            "QueueUrl": (self.queue.queue_url, "FLOWCRAFT_QUEUE_URL"),
+            "QueueUrl": (self.queue.queue_url, FLOWCRAFT_QUEUE_URL),
             "DeadLetterQueueUrl": (self.dead_letter_queue.queue_url, "Jobs that exhausted retries"),
-            "ContextTableName": (self.tables["context"].table_name, "FLOWCRAFT_CONTEXT_TABLE"),
-            "StatusTableName": (self.tables["status"].table_name, "FLOWCRAFT_STATUS_TABLE"),
+            "ContextTableName": (self.tables["context"].table_name, FLOWCRAFT_CONTEXT_TABLE),
+            "StatusTableName": (self.tables["status"].table_name, FLOWCRAFT_STATUS_TABLE),
             "CoordinationTableName": (
                 self.tables["coordination"].table_name,
-                "FLOWCRAFT_COORDINATION_TABLE",
+                FLOWCRAFT_COORDINATION_TABLE,
             ),
             "WorkerFunctionName": (self.worker.function_name, "SQS-triggered worker"),
             "ReconcilerFunctionName": (self.reconciler.function_name, "Scheduled reconciler"),
             "ApiFunctionName": (self.api_function.function_name, "API Gateway handler"),
-            "PayloadBucketName": (self.payload_bucket.bucket_name, "FLOWCRAFT_PAYLOAD_BUCKET"),
+            "PayloadBucketName": (self.payload_bucket.bucket_name, FLOWCRAFT_PAYLOAD_BUCKET),
             "AlarmTopicArn": (self.alarm_topic.topic_arn, "SNS topic every alarm notifies"),
         }
         if self.dashboard is not None:

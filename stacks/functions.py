@@ -16,6 +16,16 @@ from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 
 from flowcraft_core.aws.schema import PAYLOAD_BUCKET, TABLES
+from flowcraft_core.environment import (
+    FLOWCRAFT_APP,
+    FLOWCRAFT_CONTEXT_TABLE,
+    FLOWCRAFT_COORDINATION_TABLE,
+    FLOWCRAFT_PAYLOAD_BUCKET,
+    FLOWCRAFT_QUEUE_URL,
+    FLOWCRAFT_RETENTION_DAYS,
+    FLOWCRAFT_STALLED_SECONDS,
+    FLOWCRAFT_STATUS_TABLE,
+)
 
 from .parts import StackParts, acknowledge, logical_id
 
@@ -90,14 +100,14 @@ class Functions(StackParts):
     def _environment(self) -> dict[str, str]:
         """The contract of ``handlers/config.py`` (README, "Settings"), same for all three."""
         return {
-            "FLOWCRAFT_QUEUE_URL": self.queue.queue_url,
-            "FLOWCRAFT_CONTEXT_TABLE": self.tables["context"].table_name,
-            "FLOWCRAFT_STATUS_TABLE": self.tables["status"].table_name,
-            "FLOWCRAFT_COORDINATION_TABLE": self.tables["coordination"].table_name,
-            "FLOWCRAFT_PAYLOAD_BUCKET": self.payload_bucket.bucket_name,
-            "FLOWCRAFT_RETENTION_DAYS": str(self.settings.retention_days),
-            "FLOWCRAFT_APP": "workflows",
-            "FLOWCRAFT_STALLED_SECONDS": str(self.settings.stalled_seconds),
+            FLOWCRAFT_QUEUE_URL: self.queue.queue_url,
+            FLOWCRAFT_CONTEXT_TABLE: self.tables["context"].table_name,
+            FLOWCRAFT_STATUS_TABLE: self.tables["status"].table_name,
+            FLOWCRAFT_COORDINATION_TABLE: self.tables["coordination"].table_name,
+            FLOWCRAFT_PAYLOAD_BUCKET: self.payload_bucket.bucket_name,
+            FLOWCRAFT_RETENTION_DAYS: str(self.settings.retention_days),
+            FLOWCRAFT_APP: "workflows",
+            FLOWCRAFT_STALLED_SECONDS: str(self.settings.stalled_seconds),
             "POWERTOOLS_SERVICE_NAME": "flowcraft",
             "POWERTOOLS_METRICS_NAMESPACE": self.metrics_namespace,
             "POWERTOOLS_LOG_LEVEL": "INFO",

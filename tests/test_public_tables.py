@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flowcraft_core.environment import FLOWCRAFT_VARIABLES, REQUIRED
+from flowcraft_core.environment import CLIENT_VARIABLES, FLOWCRAFT_VARIABLES, REQUIRED
 from flowcraft_core.routes import ROUTES, resources
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
@@ -16,6 +16,11 @@ def test_every_variable_is_in_the_readme_settings() -> None:
     for name in FLOWCRAFT_VARIABLES:
         assert f"`{name}`" in settings, name
     assert set(REQUIRED) <= set(FLOWCRAFT_VARIABLES)
+
+
+def test_every_command_line_variable_is_in_the_readme() -> None:
+    for name in CLIENT_VARIABLES:
+        assert f"`{name}`" in README, name
 
 
 def test_every_route_is_in_the_readme_and_served_locally() -> None:

@@ -8,7 +8,14 @@ from collections.abc import Mapping
 from pydantic import BaseModel, Field, ValidationError
 
 from ..distributed.payloads import max_value_bytes_from_environ
-from ..environment import REQUIRED
+from ..environment import (
+    FLOWCRAFT_APP,
+    FLOWCRAFT_PAYLOAD_BUCKET,
+    FLOWCRAFT_RETENTION_DAYS,
+    FLOWCRAFT_STALLED_SECONDS,
+    FLOWCRAFT_WEBHOOK_BASE_URL,
+    REQUIRED,
+)
 from ..errors import FlowcraftError
 from .schema import DEFAULT_RETENTION_DAYS
 
@@ -48,16 +55,16 @@ class AwsSettings(BaseModel):
                 + " (the CDK stack sets them; locally `python -m local provision` prints them)"
             )
         data: dict[str, object] = {field: env[var] for field, var in _VARIABLES.items()}
-        data["app_module"] = env.get("FLOWCRAFT_APP", "workflows")
-        if env.get("FLOWCRAFT_PAYLOAD_BUCKET"):
-            data["payload_bucket"] = env["FLOWCRAFT_PAYLOAD_BUCKET"]
-        if env.get("FLOWCRAFT_WEBHOOK_BASE_URL"):
-            data["webhook_base_url"] = env["FLOWCRAFT_WEBHOOK_BASE_URL"]
-        if env.get("FLOWCRAFT_RETENTION_DAYS"):
-            data["retention_days"] = env["FLOWCRAFT_RETENTION_DAYS"]
+        data["app_module"] = env.get(FLOWCRAFT_APP, "workflows")
+        if env.get(FLOWCRAFT_PAYLOAD_BUCKET):
+            data["payload_bucket"] = env[FLOWCRAFT_PAYLOAD_BUCKET]
+        if env.get(FLOWCRAFT_WEBHOOK_BASE_URL):
+            data["webhook_base_url"] = env[FLOWCRAFT_WEBHOOK_BASE_URL]
+        if env.get(FLOWCRAFT_RETENTION_DAYS):
+            data["retention_days"] = env[FLOWCRAFT_RETENTION_DAYS]
         data["max_value_bytes"] = max_value_bytes_from_environ(env)
-        if env.get("FLOWCRAFT_STALLED_SECONDS"):
-            data["stalled_seconds"] = env["FLOWCRAFT_STALLED_SECONDS"]
+        if env.get(FLOWCRAFT_STALLED_SECONDS):
+            data["stalled_seconds"] = env[FLOWCRAFT_STALLED_SECONDS]
         try:
             return cls.model_validate(data)
         except ValidationError as exc:

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from ..client import FlowcraftClient, FlowcraftError, resolve_api_url
 from ..client.models import Run
+from ..environment import FLOWCRAFT_API_KEY, FLOWCRAFT_AUTH
 from . import render
 
 P = ParamSpec("P")
@@ -137,7 +138,7 @@ def _exit_code(run: Run) -> int:
 )
 @click.option(
     "--api-key",
-    envvar="FLOWCRAFT_API_KEY",
+    envvar=FLOWCRAFT_API_KEY,
     metavar="KEY",
     help="Send x-api-key (stacks deployed with apiAuth=api_key); env FLOWCRAFT_API_KEY.",
 )
@@ -145,7 +146,7 @@ def _exit_code(run: Run) -> int:
     "--auth",
     type=click.Choice(["auto", "iam", "api-key", "none"]),
     default="auto",
-    envvar="FLOWCRAFT_AUTH",
+    envvar=FLOWCRAFT_AUTH,
     show_default=True,
     help="auto: API key if given, unsigned for 127.0.0.1, else SigV4 (IAM).",
 )

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from ..environment import FLOWCRAFT_API_URL, FLOWCRAFT_STACK
 from ..status import AWAITING
 from .auth import Auth, AuthMode, choose_auth, is_local
 from .errors import ConfigurationError, TransportError, error_for
@@ -309,8 +310,8 @@ def resolve_api_url(
         return api, None
     if stack:
         return None, stack
-    if env.get("FLOWCRAFT_API_URL"):
-        return env["FLOWCRAFT_API_URL"], None
-    if env.get("FLOWCRAFT_STACK"):
-        return None, env["FLOWCRAFT_STACK"]
+    if env.get(FLOWCRAFT_API_URL):
+        return env[FLOWCRAFT_API_URL], None
+    if env.get(FLOWCRAFT_STACK):
+        return None, env[FLOWCRAFT_STACK]
     return LOCAL_API_URL, None

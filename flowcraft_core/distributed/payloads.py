@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..environment import FLOWCRAFT_MAX_VALUE_MB
 from ..errors import FlowcraftError
 
 #: JSON shorter than this is stored as it is.
@@ -63,8 +64,8 @@ class InMemoryPayloadStore:
 def max_value_bytes_from_environ(environ: Mapping[str, str] | None = None) -> int:
     """``FLOWCRAFT_MAX_VALUE_MB`` if set, else 1/8 of the Lambda function's memory, else 32 MB."""
     env = os.environ if environ is None else environ
-    if env.get("FLOWCRAFT_MAX_VALUE_MB"):
-        return int(float(env["FLOWCRAFT_MAX_VALUE_MB"]) * 1024 * 1024)
+    if env.get(FLOWCRAFT_MAX_VALUE_MB):
+        return int(float(env[FLOWCRAFT_MAX_VALUE_MB]) * 1024 * 1024)
     memory = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory:
         return int(memory) * 1024 * 1024 // MEMORY_FRACTION
