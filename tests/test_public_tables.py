@@ -32,6 +32,16 @@ def test_every_route_is_in_the_readme_and_served_locally() -> None:
     assert tuple(RESOURCES) == resources()
 
 
+def test_the_api_function_serves_exactly_the_route_table() -> None:
+    from handlers.api import app
+
+    registered = app._static_routes + app._dynamic_routes
+    served = {
+        (route.method, route.path.replace("<", "{").replace(">", "}")) for route in registered
+    }
+    assert served == {(route.method, route.path) for route in ROUTES}
+
+
 def test_the_packages_public_names_are_pinned() -> None:
     from flowcraft_core import analysis, expressions, scheduler
 
