@@ -23,6 +23,7 @@ from ..scheduler import (
     failing_edge,
     instance_key,
     split_key,
+    target_iteration,
 )
 from .errors import EdgeFailed
 
@@ -70,11 +71,7 @@ class Plan:
         return self.graph.nodes[node_id].config.join_strategy == "any"
 
     def target_iteration(self, edge: CompiledEdge, iteration: int) -> int:
-        if edge.kind == BACK:
-            return iteration + 1
-        if edge.kind == EXIT or edge.loop is None:
-            return 0
-        return iteration
+        return target_iteration(edge, iteration)
 
     def expected(self, node_id: str, iteration: int) -> list[CompiledEdge]:
         return self.graph.inputs_of(node_id, iteration)

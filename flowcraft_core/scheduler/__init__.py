@@ -26,6 +26,7 @@ from ._graph import (
     LoopLimitError,
     instance_key,
     split_key,
+    target_iteration,
 )
 from ._records import decision_source, latest_by_node, pick_waiting_key, statuses_by_node
 from ._scheduler import Scheduler, Settlement
@@ -54,4 +55,5 @@ __all__ = [
     "pick_waiting_key",
     "split_key",
     "statuses_by_node",
+    "target_iteration",
 ]

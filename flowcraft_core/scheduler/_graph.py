@@ -30,9 +30,6 @@ class EdgeKind(IntEnum):
     CUT = 3
 
 
-_NORMAL, _BACK, _EXIT, _CUT = EdgeKind.NORMAL, EdgeKind.BACK, EdgeKind.EXIT, EdgeKind.CUT
-
-
 class GraphError(FlowcraftError, ValueError):
     """The blueprint's shape cannot be run (e.g. nested cycles); the message names the nodes."""
 
@@ -55,6 +52,17 @@ def instance_key(node_id: str, iteration: int) -> str:
     return node_id if iteration == 0 else f"{node_id}#{iteration}"
 
 
+def target_iteration(edge: CompiledEdge, iteration: int) -> int:
+    """The pass of its target that a decision of ``edge``, made in pass ``iteration`` of its
+    source, counts for: a back edge starts the next pass, an edge out of a loop (or outside
+    loops) reaches the first, an edge inside a loop stays in its pass."""
+    if edge.kind == EdgeKind.BACK:
+        return iteration + 1
+    if edge.kind == EdgeKind.EXIT or edge.loop is None:
+        return 0
+    return iteration
+
+
 def split_key(key: str) -> tuple[str, int]:
     if "#" not in key:
         return key, 0
@@ -70,7 +78,7 @@ class CompiledEdge:
     action: str | None
     condition: CompiledExpression | None
     transform: CompiledExpression | None
-    kind: EdgeKind = _NORMAL
+    kind: EdgeKind = EdgeKind.NORMAL
     loop: int | None = None
     #: Precomputed for the hot path (an edge outside loops, decided on the first pass): its
     #: decision key, whether its target is an ``any`` join, how many inputs the target expects,
@@ -150,17 +158,19 @@ class CompiledGraph:
         edge group counts once; cut edges never count)."""
         for node_id in self.order:
             incoming = [
-                e for e in self.in_edges[node_id] if e.kind != _CUT and e.group in (-1, e.index)
+                e
+                for e in self.in_edges[node_id]
+                if e.kind != EdgeKind.CUT and e.group in (-1, e.index)
             ]
-            self.first_inputs[node_id] = [e for e in incoming if e.kind != _BACK]
+            self.first_inputs[node_id] = [e for e in incoming if e.kind != EdgeKind.BACK]
             loop_index = self.loop_of.get(node_id)
             if loop_index is None:
                 self.later_inputs[node_id] = []
             elif self.loops[loop_index].header == node_id:
-                self.later_inputs[node_id] = [e for e in incoming if e.kind == _BACK]
+                self.later_inputs[node_id] = [e for e in incoming if e.kind == EdgeKind.BACK]
             else:
                 self.later_inputs[node_id] = [
-                    e for e in incoming if e.kind == _NORMAL and e.loop == loop_index
+                    e for e in incoming if e.kind == EdgeKind.NORMAL and e.loop == loop_index
                 ]
 
     def _precompute_hot_path(self) -> None:
@@ -169,7 +179,7 @@ class CompiledGraph:
             edge.decision_key0 = str(edge.index)
             edge.any_join = self.nodes[edge.target].config.join_strategy == "any"
             edge.first_pass_inputs = len(self.first_inputs[edge.target])
-            edge.outside_loops = edge.kind == _NORMAL and edge.loop is None
+            edge.outside_loops = edge.kind == EdgeKind.NORMAL and edge.loop is None
             edge.first_pass_arrival = (edge, edge.source)
         #: Nodes all of whose out-edges are plain, unlabelled and unconditioned (every one is
         #: taken, whatever the result), with those edges: the hot path of ``complete``.
@@ -188,7 +198,7 @@ class CompiledGraph:
         their not-taken decisions wait for the loop's end)."""
         first: dict[tuple[str, str], CompiledEdge] = {}
         for edge in self.edges:
-            if edge.kind not in (_NORMAL, _BACK):
+            if edge.kind not in (EdgeKind.NORMAL, EdgeKind.BACK):
                 continue
             primary = first.setdefault((edge.source, edge.target), edge)
             if primary is not edge:
@@ -256,10 +266,10 @@ class CompiledGraph:
                 self.loop_of[node_id] = loop_index
                 for edge in self.out_edges[node_id]:
                     if edge.target == header:
-                        edge.kind = _BACK
+                        edge.kind = EdgeKind.BACK
                         back.append(edge)
                     elif edge.target not in members:
-                        edge.kind = _EXIT
+                        edge.kind = EdgeKind.EXIT
                         exits.append(edge)
                     edge.loop = loop_index
             limits: list[int] = []
@@ -283,7 +293,11 @@ class CompiledGraph:
             )
             # Inside a loop, the edges other than back edges must not form another cycle.
             forward = {
-                n: [e.target for e in self.out_edges[n] if e.target in members and e.kind != _BACK]
+                n: [
+                    e.target
+                    for e in self.out_edges[n]
+                    if e.target in members and e.kind != EdgeKind.BACK
+                ]
                 for n in members
             }
             nested = cyclic_components(sorted(members, key=position.__getitem__), forward)
@@ -302,13 +316,17 @@ class CompiledGraph:
         pending = [members]
         while pending:
             group = pending.pop()
-            header = self._pick_header(group, lambda e: e.kind != _CUT)
+            header = self._pick_header(group, lambda e: e.kind != EdgeKind.CUT)
             for node_id in group:
                 for edge in self.out_edges[node_id]:
-                    if edge.target == header and edge.kind != _CUT:
-                        edge.kind = _CUT
+                    if edge.target == header and edge.kind != EdgeKind.CUT:
+                        edge.kind = EdgeKind.CUT
             rest = {
-                n: [e.target for e in self.out_edges[n] if e.target in group and e.kind != _CUT]
+                n: [
+                    e.target
+                    for e in self.out_edges[n]
+                    if e.target in group and e.kind != EdgeKind.CUT
+                ]
                 for n in group
             }
             ordered_group = sorted(group, key=self._position.__getitem__)

