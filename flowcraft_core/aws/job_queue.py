@@ -43,8 +43,7 @@ class SqsJobQueue:
                     # One group per node instance (or map item): commits are conditional, so no
                     # ordering across a run is needed, and a deferred job (a sleep, a retry
                     # delay) must not hold up the other branches of its run.
-                    item = "" if job.item is None else f"[{job.item}]"
-                    entry["MessageGroupId"] = _fit(f"{job.run_id}:{job.node_id}{item}")
+                    entry["MessageGroupId"] = _fit(f"{job.run_id}:{job.instance}")
                     entry["MessageDeduplicationId"] = _fit(job.dedup_id())
                 elif delay_seconds:
                     entry["DelaySeconds"] = delay_of(delay_seconds)

@@ -24,6 +24,12 @@ from ..status import COMPLETED
 from .params import BuiltinParamError, number_param, services
 
 
+def map_item_instance(instance: str, index: int) -> str:
+    """A map item's own instance (``<map>[<index>]``): its result, retries and sleeps are
+    recorded under it like any node's."""
+    return f"{instance}[{index}]"
+
+
 class MapItemError(FlowcraftError, RuntimeError):
     pass
 
@@ -62,7 +68,10 @@ class MapSpec:
             max_retries=self.max_retries, retry_delay=self.retry_delay, timeout=self.timeout
         )
         return NodeDefinition(
-            id=f"{map_node_id}[{index}]", uses=str(self.uses), params=self.params, config=config
+            id=map_item_instance(map_node_id, index),
+            uses=str(self.uses),
+            params=self.params,
+            config=config,
         )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..blueprint import WorkflowBlueprint, load_blueprint
+from ..builtins.map import map_item_instance
 from ..engine import Clock, SystemClock
 from ..scheduler import CompiledGraph, pick_waiting_key
 from ..status import AWAITING, COMPLETED, FAILED, RETRYING
@@ -26,7 +27,7 @@ from .errors import (
 )
 from .items import Cond, ConditionFailed, ItemStore, Update
 from .job import Job
-from .layout import head_key, map_item_instance, node_key
+from .layout import head_key, node_key
 from .payloads import ValueCodec
 from .plan import Plan
 from .records import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..blueprint import NodeDefinition
-from ..builtins.map import MapSpec, blueprint_item_output, item_context
+from ..builtins.map import MapSpec, blueprint_item_output, item_context, map_item_instance
 from ..context import BufferedContext
 from ..engine import attempt_once, describe_error, handle_failure
 from ..nodes import NodeContext, NodeResult, ResolvedNode, resolve
@@ -24,7 +24,7 @@ from .errors import CommitRejected, PoisonJob, StateTooLarge
 from .execution import FanOut, JobState, StartChild, Suspend
 from .items import Cond, ConditionFailed
 from .job import Job
-from .layout import fanout_key, map_item_instance, map_join_target
+from .layout import fanout_key, map_join_target
 from .payloads import PayloadsUnavailable, ValueTooLarge
 from .plan import Plan
 from .records import COMPLETED, RUNNING
@@ -290,7 +290,7 @@ class Fanout:
         child = await self.worker.child_runtime().run(
             spec.blueprint_id,
             {"item": value, "index": item.index},
-            run_id=f"{state.run_id}/{item.node_id}[{item.index}]",
+            run_id=f"{state.run_id}/{item.name}",
         )
         return blueprint_item_output(child, spec.blueprint_id)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from ..builtins.map import map_item_instance
+
 #: SQS refuses messages over 256 KiB; jobs are a few hundred bytes, so anything big is bad input.
 MAX_JOB_BYTES = 16 * 1024
 
@@ -39,10 +41,14 @@ class Job(BaseModel):
             raise ValueError(f"job message is {len(body)} bytes; at most {MAX_JOB_BYTES} allowed")
         return cls.model_validate_json(body)
 
+    @property
+    def instance(self) -> str:
+        """The node instance this job runs (a map item's own, ``<map>[<index>]``)."""
+        return self.node_id if self.item is None else map_item_instance(self.node_id, self.item)
+
     def dedup_id(self) -> str:
         """Stable id of this job (FIFO deduplication and batch entry ids)."""
-        item = "" if self.item is None else f"[{self.item}]"
         # A parked job is sent again with the same attempt: its wake time tells them apart.
         wake = "" if self.not_before is None else f"@{int(self.not_before * 1000)}"
         cause = "" if self.cause is None else f"/{self.cause}"
-        return f"{self.run_id}:{self.node_id}{item}:{self.attempt}{wake}{cause}"
+        return f"{self.run_id}:{self.instance}:{self.attempt}{wake}{cause}"

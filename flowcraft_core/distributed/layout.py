@@ -37,12 +37,6 @@ def map_join_target(instance: str) -> str:
     return f"{instance}[items]"
 
 
-def map_item_instance(instance: str, index: int) -> str:
-    """A map item's own instance (``<map>[<index>]``): its result, retries and sleeps are
-    recorded under it like any node's."""
-    return f"{instance}[{index}]"
-
-
 def loop_iteration_key(run_id: str, loop: int, iteration: int) -> str:
     return f"{run_id}#l#{loop}#{iteration}"
 

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..builtins.map import map_item_instance
 from ..scheduler import CompiledGraph, Loop, instance_key, split_key
 from ..status import AWAITING, FAILED
 from .commits import index_decisions
@@ -22,7 +23,6 @@ from .layout import (
     fanout_key,
     join_key,
     loop_exits_key,
-    map_item_instance,
     node_key,
 )
 from .parking import delay_of
