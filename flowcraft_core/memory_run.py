@@ -42,6 +42,7 @@ from .scheduler import (
     Settlement,
     edge_failure_message,
     failing_edge,
+    split_decision_key,
     split_key,
     statuses_by_node,
 )
@@ -174,7 +175,7 @@ class MemoryRun:
         self.ready.extend(step.ready)
         if self.bus is not None and step.decisions is not None:
             for dkey, taken in step.decisions.items():
-                edge = self.graph.edges[int(dkey.partition("@")[0])]
+                edge = self.graph.edges[split_decision_key(dkey)[0]]
                 self.emit("edge:decided", edge.source, target=edge.target, taken=taken, key=dkey)
             for key in step.skipped:
                 self.emit("node:skip", split_key(key)[0], key=key)

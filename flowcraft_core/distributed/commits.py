@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..context import BufferedContext, ContextView
 from ..expressions import ExpressionError
 from ..nodes import NodeResult
-from ..scheduler import LoopLimitError, split_key
+from ..scheduler import LoopLimitError, split_decision_key, split_key
 from .advance import Advanced
 from .context_view import OverlayContext, StoredOutputs
 from .errors import CommitRejected, EdgeFailed, StateTooLarge
@@ -157,4 +157,4 @@ class Commits:
 
 def index_decisions(record: NodeRecord) -> dict[int, bool]:
     """A record's decisions by edge index (its iteration is in its key)."""
-    return {int(k.partition("@")[0]): v for k, v in record.decisions.items()}
+    return {split_decision_key(k)[0]: v for k, v in record.decisions.items()}

@@ -82,11 +82,6 @@ def ranges_hold(text: str | None, index: int) -> bool:
     return False
 
 
-def decision_key(edge_index: int, iteration: int) -> str:
-    """How a decision is named in views (``3`` or ``3@2`` for iteration 2)."""
-    return str(edge_index) if iteration == 0 else f"{edge_index}@{iteration}"
-
-
 def encode_decisions(decisions: dict[int, bool]) -> dict[str, Any]:
     taken = [i for i, t in decisions.items() if t]
     skipped = [i for i, t in decisions.items() if not t]

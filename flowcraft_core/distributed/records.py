@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ..scheduler import CompiledGraph, Scheduler, latest_by_node, statuses_by_node
+from ..scheduler import (
+    CompiledGraph,
+    Scheduler,
+    decision_key,
+    latest_by_node,
+    statuses_by_node,
+)
 from ..status import (
     AWAITING,
     CANCELLED,
@@ -25,7 +31,7 @@ from ..status import (
     SLEEPING,
     WAITING,
 )
-from .layout import decision_key, decode_indices, ranges_hold
+from .layout import decode_indices, ranges_hold
 
 FINAL_STATUSES = FINAL
 #: Node records that are not settled: a commit may replace them.

@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..builtins.map import map_item_instance
-from ..scheduler import CompiledGraph, Loop, instance_key, split_key
+from ..scheduler import CompiledGraph, Loop, decision_key, instance_key, split_key
 from ..status import AWAITING, FAILED
 from .commits import index_decisions
 from .errors import CommitRejected
 from .items import Item
 from .job import Job
 from .layout import (
-    decision_key,
     fanout_key,
     join_key,
     loop_exits_key,

@@ -63,6 +63,17 @@ def target_iteration(edge: CompiledEdge, iteration: int) -> int:
     return iteration
 
 
+def decision_key(edge_index: int, iteration: int) -> str:
+    """How a decision is named: its edge's index, suffixed ``@k`` from the second pass on."""
+    return str(edge_index) if iteration == 0 else f"{edge_index}@{iteration}"
+
+
+def split_decision_key(key: str) -> tuple[int, int]:
+    """A decision key's edge index and pass (``decision_key`` read back)."""
+    index, _, iteration = key.partition("@")
+    return int(index), int(iteration) if iteration else 0
+
+
 def split_key(key: str) -> tuple[str, int]:
     if "#" not in key:
         return key, 0

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..status import SKIPPED
-from ._graph import CompiledGraph, EdgeKind, instance_key, split_key
+from ._graph import CompiledGraph, EdgeKind, instance_key, split_decision_key, split_key
 
 
 def latest_by_node(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -41,11 +41,11 @@ def pick_waiting_key(waiting: list[str], node_id: str | None) -> str:
 def decision_source(graph: CompiledGraph, dkey: str, taken: bool) -> str | None:
     """The node instance whose settling made a decision; None for a loop's exit decided as not
     taken when the loop ended (no single node made that one)."""
-    index, _, it = dkey.partition("@")
-    edge = graph.edges[int(index)]
+    index, iteration = split_decision_key(dkey)
+    edge = graph.edges[index]
     if edge.kind == EdgeKind.EXIT and not taken:
         return None
-    return instance_key(edge.source, int(it) if it else 0)
+    return instance_key(edge.source, iteration)
 
 
 def statuses_by_node(

@@ -14,7 +14,9 @@ from ._graph import (
     EdgeKind,
     Loop,
     LoopLimitError,
+    decision_key,
     instance_key,
+    split_decision_key,
     split_key,
     target_iteration,
 )
@@ -73,18 +75,18 @@ class Scheduler(RunState):
             sched._count_loop_member(key)
         edges = graph.edges
         for dkey, taken in decisions.items():
-            index, _, it = dkey.partition("@")
-            edge = edges[int(index)]
+            index, iteration = split_decision_key(dkey)
+            edge = edges[index]
             sched.decisions[dkey] = taken
             if edge.kind == _EXIT and taken:
                 sched._exit_taken.add(edge.index)
-            sched._arrive(edge, int(it) if it else 0, taken, None)
+            sched._arrive(edge, iteration, taken, None)
         for target, owner in (fired_by or {}).items():
             sched.fired_by[target] = owner
             arrivals = sched._arrivals.get(target)
             if arrivals:
-                index, _, it = owner.partition("@")
-                source = instance_key(edges[int(index)].source, int(it) if it else 0)
+                index, iteration = split_decision_key(owner)
+                source = instance_key(edges[index].source, iteration)
                 arrivals.sort(key=lambda arrival: arrival[1] != source)
         return sched
 
@@ -243,9 +245,9 @@ class Scheduler(RunState):
             if not taken or edge.index in self._exit_taken:
                 return  # not-taken exits are decided when the loop ends
             self._exit_taken.add(edge.index)
-            dkey = str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
+            dkey = decision_key(edge.index, iteration)
         else:
-            dkey = str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
+            dkey = decision_key(edge.index, iteration)
             if taken and edge.kind == _BACK:
                 loop = self.graph.loops[edge.loop]  # type: ignore[index]
                 if loop.max_iterations is not None and iteration + 1 >= loop.max_iterations:
@@ -313,9 +315,7 @@ class Scheduler(RunState):
         if verdict == READY:
             self._fire(target, step)
             if taken and edge.any_join:
-                self.fired_by[target] = (
-                    str(edge.index) if iteration == 0 else f"{edge.index}@{iteration}"
-                )
+                self.fired_by[target] = decision_key(edge.index, iteration)
         elif verdict == SKIP and step is not None:
             step.skipped.append(target)
 
