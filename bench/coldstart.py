@@ -54,12 +54,12 @@ CASES: tuple[tuple[str, str, str | None], ...] = (
     ("import handlers.reconciler", "import handlers.reconciler", "import boto3"),
     (
         "worker: import + first-use init",
-        "import handlers.worker, handlers.config as c; c.runtime()",
+        "import handlers.worker, handlers.config as c; c.container()",
         "boto3 + sqs, dynamodb clients",
     ),
     (
         "api: import + first-use init",
-        "import handlers.api, handlers.config as c; c.runtime(); handlers.api.openapi_json()",
+        "import handlers.api, handlers.config as c; c.container(); handlers.api.openapi_json()",
         "boto3 + sqs, dynamodb clients",
     ),
 )

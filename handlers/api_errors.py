@@ -99,7 +99,7 @@ def register_client_errors(app: APIGatewayRestResolver) -> None:
         InvalidResume: lambda exc: refuse(400, f"invalid request: {exc}", validActions=exc.valid),
         InvalidPageToken: lambda exc: refuse(400, f"invalid request: {exc}"),
         UnknownBlueprint: lambda exc: refuse(
-            400, str(exc), knownBlueprints=config.runtime().blueprint_ids
+            400, str(exc), knownBlueprints=config.container().blueprint_ids
         ),
         RunNotFound: lambda exc: refuse(404, str(exc)),
         RunConflict: lambda exc: refuse(409, str(exc), status=exc.status),

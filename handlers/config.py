@@ -26,7 +26,7 @@ metrics = Metrics(
     namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Flowcraft"), service=SERVICE
 )
 
-#: Variables whose values decide what :func:`runtime` builds (a change triggers a rebuild).
+#: Variables whose values decide what :func:`container` builds (a change triggers a rebuild).
 #: (Read from ``flowcraft_core.environment`` on first use: importing the engine at module import
 #: would put its ~70 ms on every cold start, before the handler is even called.)
 _environment_keys: tuple[str, ...] = ()
@@ -54,7 +54,7 @@ class Container:
 
 
 _lock = threading.Lock()
-_runtime: Container | None = None
+_container: Container | None = None
 _fingerprint: tuple[str | None, ...] | None = None
 
 
@@ -67,37 +67,37 @@ def _environment_fingerprint() -> tuple[str | None, ...]:
     return tuple(os.environ.get(key) for key in _environment_keys)
 
 
-def runtime() -> Container:
+def container() -> Container:
     """The container's settings, app and adapter; built on first use (thread-safe)."""
-    global _runtime, _fingerprint
+    global _container, _fingerprint
     fingerprint = _environment_fingerprint()
-    current = _runtime
+    current = _container
     if current is not None and fingerprint == _fingerprint:
         return current
     with _lock:
-        if _runtime is not None and fingerprint == _fingerprint:
-            return _runtime
-        if _runtime is not None:
+        if _container is not None and fingerprint == _fingerprint:
+            return _container
+        if _container is not None:
             logger.info("environment changed; rebuilding the Flowcraft configuration")
             _reset_clients()
-        _runtime = _build()
+        _container = _build()
         _fingerprint = fingerprint
-        return _runtime
+        return _container
 
 
 def settings() -> AwsSettings:
-    return runtime().settings
+    return container().settings
 
 
 def adapter() -> SqsAdapter:
-    return runtime().adapter
+    return container().adapter
 
 
 def reset() -> None:
     """Forget the built settings, app module binding, adapter and boto3 clients (for tests)."""
-    global _runtime, _fingerprint
+    global _container, _fingerprint
     with _lock:
-        _runtime = None
+        _container = None
         _fingerprint = None
         _reset_clients()
 

@@ -30,7 +30,7 @@ _METRICS = {
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled event -> one reconciliation pass -> its statistics (a JSON-able dict)."""
     try:
-        runtime = config.runtime()
+        container = config.container()
     except config.ConfigError:
         logger.exception("reconciler is not configured")
         metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     from flowcraft_core.aws.adapter import create_sqs_reconciler
 
     reconciler = create_sqs_reconciler(
-        runtime.adapter, stalled_threshold_seconds=runtime.settings.stalled_seconds
+        container.adapter, stalled_threshold_seconds=container.settings.stalled_seconds
     )
     stats: dict[str, Any] = dict(reconciler.run().to_dict())
     for key, name in _METRICS.items():

@@ -54,11 +54,11 @@ class HandedBack(RuntimeError):
 class _Invocation:
     """One invocation's state: its event loop, time budget, and why records failed."""
 
-    def __init__(self, runtime: config.Container, context: LambdaContext) -> None:
+    def __init__(self, container: config.Container, context: LambdaContext) -> None:
         from flowcraft_core.distributed.worker import WorkerStats
 
-        self.runtime = runtime
-        self.adapter = runtime.adapter
+        self.container = container
+        self.adapter = container.adapter
         self.context = context
         self.budget_ms = context.get_remaining_time_in_millis()
         self.began = time.monotonic()
@@ -153,7 +153,7 @@ class _Invocation:
         from flowcraft_core.scheduler import split_key
 
         node_id = split_key(job.node_id)[0]
-        timeout = self.runtime.node_timeouts_ms.get((job.blueprint_id, node_id))
+        timeout = self.container.node_timeouts_ms.get((job.blueprint_id, node_id))
         if timeout is not None:
             return timeout + COMMIT_MARGIN_MS
         return min(DEFAULT_RESERVE_MS, self.budget_ms * MAX_RESERVE_SHARE)
@@ -277,13 +277,13 @@ def _reject_malformed(record: SQSRecord, error: ValueError | None) -> NoReturn:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch -> ``{"batchItemFailures": [...]}`` naming only the records to retry."""
     try:
-        runtime = config.runtime()
+        container = config.container()
     except config.ConfigError:
         logger.exception("worker is not configured; the whole batch returns to the queue")
         metrics.add_metric(name="ConfigErrors", unit=MetricUnit.Count, value=1)
         raise
     processor = _processor(event)
-    invocation = _Invocation(runtime, context)
+    invocation = _Invocation(container, context)
     failures = 0
     try:
         response = process_partial_response(

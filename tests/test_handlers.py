@@ -430,10 +430,10 @@ def test_worker_without_settings_fails_with_the_missing_variables(
 def test_unusable_app_module_is_named(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWCRAFT_APP", "tests.no_such_app")
     with pytest.raises(config.ConfigError, match=r"FLOWCRAFT_APP='tests\.no_such_app'"):
-        config.runtime()
+        config.container()
     monkeypatch.setenv("FLOWCRAFT_APP", "json")  # imports, but has no blueprints
     with pytest.raises(config.ConfigError, match="must define `blueprints`"):
-        config.runtime()
+        config.container()
 
 
 def test_tracer_is_only_wanted_inside_lambda_with_tracing_on() -> None:

@@ -61,10 +61,10 @@ class Parking:
         if remaining <= INLINE_WAIT_SECONDS:
             await self.worker.clock.sleep(remaining)
             return True
-        self.not_yet(job)
+        self.park_until_due(job)
         return False
 
-    def not_yet(self, job: Job) -> None:
+    def park_until_due(self, job: Job) -> None:
         """A job that came back before it is due: park it again (or defer it on FIFO)."""
         assert job.not_before is not None
         remaining = job.not_before - self.worker.clock.now()

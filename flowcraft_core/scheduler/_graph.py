@@ -94,7 +94,7 @@ class CompiledEdge:
     #: Precomputed for the hot path (an edge outside loops, decided on the first pass): its
     #: decision key, whether its target is an ``any`` join, how many inputs the target expects,
     #: and the arrival it brings (the edge and its source instance).
-    decision_key0: str = ""
+    first_pass_decision_key: str = ""
     any_join: bool = False
     first_pass_inputs: int = 0
     outside_loops: bool = True
@@ -187,7 +187,7 @@ class CompiledGraph:
     def _precompute_hot_path(self) -> None:
         """What ``Scheduler.complete`` would otherwise work out per edge on every settle."""
         for edge in self.edges:
-            edge.decision_key0 = str(edge.index)
+            edge.first_pass_decision_key = str(edge.index)
             edge.any_join = self.nodes[edge.target].config.join_strategy == "any"
             edge.first_pass_inputs = len(self.first_inputs[edge.target])
             edge.outside_loops = edge.kind == EdgeKind.NORMAL and edge.loop is None

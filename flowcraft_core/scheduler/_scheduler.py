@@ -169,7 +169,7 @@ class Scheduler(RunState):
             # writes them out when the run's state is saved (a dict store less per edge).
             self._implied.append(edges)
         for edge in edges:
-            dkey = edge.decision_key0
+            dkey = edge.first_pass_decision_key
             if reported is not None:
                 decisions[dkey] = True
                 reported[dkey] = True
@@ -212,7 +212,7 @@ class Scheduler(RunState):
     def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Settlement) -> None:
         if edge.outside_loops:
             # The common case (no loop involved), kept free of calls and allocations.
-            dkey = edge.decision_key0
+            dkey = edge.first_pass_decision_key
             self.decisions[dkey] = taken
             if step.decisions is not None:
                 step.decisions[dkey] = taken

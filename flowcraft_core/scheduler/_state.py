@@ -105,7 +105,7 @@ class RunState(InputRules):
         everything = dict(self.decisions)
         for edges in self._implied:
             for edge in edges:
-                everything[edge.decision_key0] = True
+                everything[edge.first_pass_decision_key] = True
         return everything
 
     def successor_instances(self, key: str) -> list[str]:
