@@ -27,7 +27,7 @@ from .job import Job
 from .layout import fanout_key, map_join_target
 from .payloads import PayloadsUnavailable, ValueTooLarge
 from .plan import Plan
-from .records import COMPLETED, RUNNING
+from .records import COMPLETED, RUNNING, FanoutRecord
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -48,8 +48,8 @@ class _ItemJob:
     index: int
     #: The item's own instance (``<map>[<index>]``).
     name: str
-    #: The map's record or the item's chunk: count, digest and spec.
-    fan: dict[str, Any]
+    #: The map's record, as its fan-out item or the item's chunk carries it.
+    fan: FanoutRecord
 
     @property
     def node_id(self) -> str:
@@ -57,11 +57,11 @@ class _ItemJob:
 
     @property
     def count(self) -> int:
-        return int(self.fan["count"])
+        return self.fan.count
 
     @property
     def digest(self) -> str:
-        return str(self.fan["digest"])
+        return self.fan.digest
 
 
 @dataclass(frozen=True)
@@ -87,16 +87,16 @@ class Fanout:
             )
         store = worker.runs.items
         now = worker.clock.now()
-        existing: dict[str, Any] | None = store.get_many([fanout_key(run_id, key)]).get(
-            fanout_key(run_id, key)
-        )
+        stored = store.get_many([fanout_key(run_id, key)]).get(fanout_key(run_id, key))
+        existing = FanoutRecord.from_item(stored) if stored is not None else None
         if existing is None:
             text = json.dumps(spec.items, separators=(",", ":"), sort_keys=True, default=str)
             digest = hashlib.sha256(text.encode()).hexdigest()[:16]
             node_id = split_key(key)[0]
             ttl = worker.runs.retention.running(now)
             described = {k: v for k, v in spec.to_dict().items() if k != "items"}
-            shared = {"count": len(spec.items), "digest": digest, "spec": described, "ttl": ttl}
+            fresh = FanoutRecord(count=len(spec.items), digest=digest, spec=described)
+            shared = {**fresh.to_item(), "ttl": ttl}
             for chunk in range(-(-len(spec.items) // CHUNK)):
                 values = spec.items[chunk * CHUNK : (chunk + 1) * CHUNK]
                 envelope = worker.codec.encode(
@@ -116,19 +116,17 @@ class Fanout:
             record: dict[str, Any] = {"runId": fanout_key(run_id, key), **shared}
             try:
                 store.put(fanout_key(run_id, key), record, ((Cond(("runId",), "absent"),),))
-                existing = record
+                existing = fresh
                 pending = list(range(len(spec.items)))
             except ConditionFailed as lost:
-                existing = lost.current or record
-                pending = self.pending(run_id, key, int(existing["count"]))
+                existing = FanoutRecord.from_item(lost.current) if lost.current else fresh
+                pending = self.pending(run_id, key, existing.count)
         else:
-            pending = self.pending(run_id, key, int(existing["count"]))
-        count = int(existing["count"])
+            pending = self.pending(run_id, key, existing.count)
         if not pending:  # every item is in, but the map's own commit never happened
-            return self.gather(state.plan, state.head.run_id, key, count)
-        limit = int(existing["spec"].get("concurrency") or 10)
-        for index in pending[:limit]:
-            self.send_item(state.plan, run_id, key, index, str(existing["digest"]))
+            return self.gather(state.plan, state.head.run_id, key, existing.count)
+        for index in pending[: existing.map_spec().concurrency]:
+            self.send_item(state.plan, run_id, key, index, existing.digest)
         return None
 
     def pending(self, run_id: str, key: str, count: int) -> list[int]:
@@ -197,8 +195,9 @@ class Fanout:
         if head.final or head.status != RUNNING:
             return None
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
-        fan = read.raw.get(where)
-        if fan is None or index >= int(fan["count"]):
+        stored = read.raw.get(where)
+        fan = FanoutRecord.from_item(stored) if stored is not None else None
+        if fan is None or index >= fan.count:
             node_id = split_key(key)[0]
             worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
             return None
@@ -217,7 +216,7 @@ class Fanout:
         """One attempt at the item, with the attempt policy after a failure; its output, or
         the job that follows instead."""
         worker, state = self.worker, item.state
-        spec = MapSpec.from_dict({**item.fan["spec"], "items": []})
+        spec = item.fan.map_spec()
         item_node = spec.item_node(item.node_id, item.index)
         own = state.own
         base = worker.execution.node_context(
@@ -327,7 +326,7 @@ class Fanout:
         result: an item still running when a recovery re-sent others walks its lane to the end
         and reports again)."""
         worker, state, key = self.worker, item.state, item.state.key
-        concurrency = int(item.fan["spec"].get("concurrency") or 10)
+        concurrency = item.fan.map_spec().concurrency
         lane = item.index % concurrency
         following = item.index + concurrency
         if following < item.count:

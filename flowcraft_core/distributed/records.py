@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ..builtins.map import MapSpec
 from ..scheduler import (
     CompiledGraph,
     Scheduler,
@@ -136,6 +137,26 @@ class NodeRecord:
     def took(self, edge_index: int) -> bool:
         """Whether this instance took edge ``edge_index`` (False when not, or not decided)."""
         return ranges_hold(self.stored_decisions[0], edge_index)
+
+
+@dataclass(frozen=True)
+class FanoutRecord:
+    """A map's fan-out item (its chunks carry the same fields): how many items, their content
+    digest, and the map's spec without its items."""
+
+    count: int
+    digest: str
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> FanoutRecord:
+        return cls(int(item["count"]), str(item["digest"]), dict(item["spec"]))
+
+    def to_item(self) -> dict[str, Any]:
+        return {"count": self.count, "digest": self.digest, "spec": self.spec}
+
+    def map_spec(self) -> MapSpec:
+        return MapSpec.from_dict({**self.spec, "items": []})
 
 
 @dataclass

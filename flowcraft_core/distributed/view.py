@@ -27,7 +27,15 @@ from .layout import (
 from .parking import delay_of
 from .payloads import ValueCodec
 from .plan import Plan
-from .records import COMPLETED, RUNNING, FanoutProgress, NodeRecord, RunRecord, iso_utc
+from .records import (
+    COMPLETED,
+    RUNNING,
+    FanoutProgress,
+    FanoutRecord,
+    NodeRecord,
+    RunRecord,
+    iso_utc,
+)
 from .state import RunItems, head_from_item, node_from_item
 
 if TYPE_CHECKING:
@@ -332,20 +340,21 @@ def _note_ended_loops(plan: Plan, raw: Mapping[str, Item], record: RunRecord) ->
 
 
 def _load_fanouts(runs: RunItems, plan: Plan, record: RunRecord) -> None:
+    """How far each open map that fanned out has got (which items settled, which are parked)."""
     open_keys = [k for k, r in record.nodes.items() if not r.settled or r.status == FAILED]
     sched = record.scheduler(plan.graph)
     open_keys += [k for k in sched.outstanding() if k not in record.nodes]
-    specs = runs.raw([fanout_key(record.run_id, k) for k in open_keys])
+    stored = runs.raw([fanout_key(record.run_id, k) for k in open_keys])
     for key in open_keys:
-        spec = specs.get(fanout_key(record.run_id, key))
-        if spec is None:
+        item = stored.get(fanout_key(record.run_id, key))
+        if item is None:
             continue
-        count = int(spec["count"])
-        names = [map_item_instance(key, i) for i in range(count)]
+        fan = FanoutRecord.from_item(item)
+        names = [map_item_instance(key, i) for i in range(fan.count)]
         items = runs.nodes(record.run_id, names)
         record.fanouts[key] = FanoutProgress(
-            count=count,
-            concurrency=int(spec["spec"].get("concurrency") or 10),
+            count=fan.count,
+            concurrency=fan.map_spec().concurrency,
             done={i for i, n in enumerate(names) if n in items and items[n].settled},
             parked={
                 i: items[n] for i, n in enumerate(names) if n in items and not items[n].settled
