@@ -83,9 +83,9 @@ def test_diagram_shows_a_loop_body_that_ran_as_completed() -> None:
             {"node": "poll_status#1", "status": "skipped"},
         ],
     }
-    assert demo.diagram_statuses(run)["poll_status"] == "completed"
+    assert demo.run_diagram_statuses(run)["poll_status"] == "completed"
     never_ran = {"nodes": {"ship": "skipped"}, "timeline": [{"node": "ship", "status": "skipped"}]}
-    assert demo.diagram_statuses(never_ran)["ship"] == "skipped"
+    assert demo.run_diagram_statuses(never_ran)["ship"] == "skipped"
 
 
 def test_demo_runs_every_example_end_to_end(

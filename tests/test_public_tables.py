@@ -68,6 +68,7 @@ def test_the_packages_public_names_are_pinned() -> None:
         "LintResult",
         "Severity",
         "analyze_blueprint",
+        "diagram_statuses",
         "generate_mermaid",
         "lint_blueprint",
     }

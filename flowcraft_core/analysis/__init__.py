@@ -15,7 +15,7 @@ from .lint import (
     check_runnable,
     lint_blueprint,
 )
-from .mermaid import generate_mermaid
+from .mermaid import diagram_statuses, generate_mermaid
 from .shape import BlueprintAnalysis, analyze_blueprint
 from .types import BlueprintInput, Severity
 
@@ -29,6 +29,7 @@ __all__ = [
     "Severity",
     "analyze_blueprint",
     "check_runnable",
+    "diagram_statuses",
     "generate_mermaid",
     "lint_blueprint",
 ]

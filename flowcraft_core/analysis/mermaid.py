@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from ..blueprint import (
     load_blueprint,
 )
+from ..status import AWAITING, CANCELLED, COMPLETED, FAILED, RUNNING, SKIPPED
 from .types import BlueprintInput
 
 _DIRECTIONS = frozenset({"TD", "TB", "BT", "LR", "RL"})
 
 #: Mermaid class per node status; the class names are the status literals themselves.
 _STATUS_STYLES: dict[str, str] = {
-    "completed": "fill:#d4edda,stroke:#28a745,color:#155724",
-    "failed": "fill:#f8d7da,stroke:#dc3545,color:#721c24",
-    "skipped": "fill:#e2e3e5,stroke:#6c757d,color:#6c757d,stroke-dasharray:5 5",
-    "running": "fill:#fff3cd,stroke:#ffc107,color:#856404",
-    "awaiting": "fill:#cce5ff,stroke:#007bff,color:#004085",
-    "cancelled": "fill:#343a40,stroke:#23272b,color:#ffffff",
+    COMPLETED: "fill:#d4edda,stroke:#28a745,color:#155724",
+    FAILED: "fill:#f8d7da,stroke:#dc3545,color:#721c24",
+    SKIPPED: "fill:#e2e3e5,stroke:#6c757d,color:#6c757d,stroke-dasharray:5 5",
+    RUNNING: "fill:#fff3cd,stroke:#ffc107,color:#856404",
+    AWAITING: "fill:#cce5ff,stroke:#007bff,color:#004085",
+    CANCELLED: "fill:#343a40,stroke:#23272b,color:#ffffff",
     "pending": "fill:#ffffff,stroke:#adb5bd,color:#212529",
 }
 
@@ -63,6 +65,21 @@ def _latest_statuses(node_statuses: Mapping[str, str]) -> dict[str, str]:
         if previous is None or iteration >= previous[0]:
             best[base] = (iteration, status)
     return {base: status for base, (_, status) in best.items()}
+
+
+def diagram_statuses(
+    node_statuses: Mapping[str, str], timeline: Iterable[Mapping[str, Any]] = ()
+) -> dict[str, str]:
+    """Node statuses to colour a run's diagram by, from its answer (``nodes`` and
+    ``timeline``): a node that completed in any pass is drawn completed, even when a loop's
+    exit pass skipped it last."""
+    statuses = dict(node_statuses)
+    for entry in timeline:
+        key = str(entry.get("node", ""))
+        node_id = key.rpartition("#")[0] or key
+        if entry.get("status") == COMPLETED and statuses.get(node_id) == SKIPPED:
+            statuses[node_id] = COMPLETED
+    return statuses
 
 
 def generate_mermaid(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from ..analysis import generate_mermaid
+from ..analysis import diagram_statuses, generate_mermaid
 from ..app import AppModuleError, load_app
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..client.models import Run
@@ -32,20 +32,10 @@ def find_blueprint(blueprint_id: str) -> WorkflowBlueprint | None:
 
 def diagram(run: Run) -> tuple[str, bool]:
     """(Mermaid text, whether it was drawn from the real blueprint)."""
-    statuses = _diagram_statuses(run)
+    statuses = diagram_statuses(run.node_statuses, run.timeline or [])
     blueprint = find_blueprint(run.blueprint_id)
     if blueprint is not None:
         return generate_mermaid(blueprint, statuses), True
     nodes = [{"id": node_id, "uses": "unknown"} for node_id in statuses]
     sketch = load_blueprint({"id": run.blueprint_id, "nodes": nodes, "edges": []})
     return generate_mermaid(sketch, statuses), False
-
-
-def _diagram_statuses(run: Run) -> dict[str, str]:
-    """A loop body's last pass is skipped; draw it completed if any pass completed."""
-    statuses = dict(run.node_statuses)
-    for entry in run.timeline or []:
-        node_id = str(entry.get("node", "")).rpartition("#")[0] or str(entry.get("node", ""))
-        if entry.get("status") == "completed" and statuses.get(node_id) == "skipped":
-            statuses[node_id] = "completed"
-    return statuses

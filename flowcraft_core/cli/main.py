@@ -24,6 +24,7 @@ from rich.console import Console
 from ..client import FlowcraftClient, FlowcraftError, resolve_api_url
 from ..client.models import Run
 from ..environment import FLOWCRAFT_API_KEY, FLOWCRAFT_AUTH
+from ..status import AWAITING, COMPLETED, RUN_STATUSES
 from . import render
 
 P = ParamSpec("P")
@@ -117,9 +118,9 @@ def _print_json(data: Any) -> None:
 
 
 def _exit_code(run: Run) -> int:
-    if run.status == "completed":
+    if run.status == COMPLETED:
         return 0
-    if run.status == "awaiting":
+    if run.status == AWAITING:
         return EXIT_AWAITING
     return EXIT_FAILED
 
@@ -187,7 +188,7 @@ def _watch(client: FlowcraftClient, run_id: str, poll: float, timeout: float | N
         _consoles.err.print(f"[yellow]{error}[/yellow]", markup=True)
         return EXIT_TIMEOUT
     _consoles.out.print(render.run_view(run))
-    if run.status == "awaiting":
+    if run.status == AWAITING:
         _consoles.out.print(f"awaiting a resume: flowcraft resume {run_id} --action ...")
     return _exit_code(run)
 
@@ -282,7 +283,7 @@ def watch(target: Target, run_id: str, poll: float, timeout: float | None) -> No
 @cli.command()
 @click.option(
     "--status",
-    type=click.Choice(["running", "awaiting", "completed", "failed", "cancelled"]),
+    type=click.Choice([status.value for status in RUN_STATUSES]),
     help="Only runs with this status.",
 )
 @click.option("--blueprint", metavar="ID", help="Only runs of this blueprint.")

@@ -19,17 +19,28 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client.models import SETTLED_NODE_STATUSES, Run, RunSummary, as_datetime
+from ..status import (
+    AWAITING,
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    RETRYING,
+    RUNNING,
+    SKIPPED,
+    SLEEPING,
+    WAITING,
+)
 
-STYLES = {
-    "completed": "green",
-    "failed": "bold red",
-    "running": "cyan",
-    "retrying": "dark_orange",
-    "awaiting": "yellow",
-    "waiting": "yellow",
-    "sleeping": "yellow",
-    "skipped": "dim",
-    "cancelled": "magenta",
+STYLES: dict[str, str] = {
+    COMPLETED: "green",
+    FAILED: "bold red",
+    RUNNING: "cyan",
+    RETRYING: "dark_orange",
+    AWAITING: "yellow",
+    WAITING: "yellow",
+    SLEEPING: "yellow",
+    SKIPPED: "dim",
+    CANCELLED: "magenta",
 }
 
 

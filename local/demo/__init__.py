@@ -12,7 +12,7 @@ from local.demo.cli import build_parser, main
 from local.demo.examples import EXAMPLES, Example, check
 from local.demo.http import Api, ApiError
 from local.demo.ledger import RequestLedger, api_role
-from local.demo.report import describe, diagram_statuses, write_diagram
+from local.demo.report import describe, run_diagram_statuses, write_diagram
 from local.demo.running import RunReport, run_example
 
 __all__ = [
@@ -26,8 +26,8 @@ __all__ = [
     "build_parser",
     "check",
     "describe",
-    "diagram_statuses",
     "main",
+    "run_diagram_statuses",
     "run_example",
     "write_diagram",
 ]

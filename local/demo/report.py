@@ -6,6 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 from flowcraft_core import generate_mermaid
+from flowcraft_core.analysis import diagram_statuses
 from flowcraft_core.client.models import as_datetime
 from local.demo.base import Json
 from local.demo.examples import _base
@@ -14,19 +15,9 @@ from local.demo.running import RunReport, _compact
 from workflows import blueprints
 
 
-def diagram_statuses(run: Json) -> dict[str, str]:
-    """Node statuses to colour the diagram by.
-
-    ``nodes`` reports each node's *latest* instance. A loop body's latest instance is the one
-    the loop's exit pass skipped, so the body would be drawn grey although it ran three times;
-    a node that completed in any pass is drawn as completed instead.
-    """
-    statuses = dict(run.get("nodes") or {})
-    for entry in run.get("timeline") or []:
-        node_id = _base(entry["node"])
-        if entry["status"] == "completed" and statuses.get(node_id) == "skipped":
-            statuses[node_id] = "completed"
-    return statuses
+def run_diagram_statuses(run: Json) -> dict[str, str]:
+    """Node statuses to colour the diagram of a run (its ``GET /runs/{runId}`` answer) by."""
+    return diagram_statuses(run.get("nodes") or {}, run.get("timeline") or [])
 
 
 def write_diagram(report: RunReport, out: Path) -> None:
@@ -35,7 +26,7 @@ def write_diagram(report: RunReport, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"{report.example.blueprint_id}.mmd"
     blueprint = blueprints[report.example.blueprint_id]
-    path.write_text(generate_mermaid(blueprint, diagram_statuses(report.run)), encoding="utf-8")
+    path.write_text(generate_mermaid(blueprint, run_diagram_statuses(report.run)), encoding="utf-8")
     report.diagram = path
 
 
