@@ -105,6 +105,32 @@ def test_the_packages_public_names_are_pinned() -> None:
             assert getattr(module, name) is not None
 
 
+def test_the_demo_and_stack_packages_public_names_are_pinned() -> None:
+    import local.demo
+    import stacks
+
+    assert set(local.demo.__all__) == {
+        "Api",
+        "ApiError",
+        "EXAMPLES",
+        "Example",
+        "RequestLedger",
+        "RunReport",
+        "api_role",
+        "build_parser",
+        "check",
+        "describe",
+        "main",
+        "run_diagram_statuses",
+        "run_example",
+        "write_diagram",
+    }
+    assert set(stacks.__all__) == {"FlowcraftStack", "Settings", "StackSettingsError"}
+    for module in (local.demo, stacks):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
+
+
 def test_the_package_exports_every_name_it_lists() -> None:
     import flowcraft_core
 

@@ -7,7 +7,7 @@ linear in nodes + edges, so a 10,000-node blueprint is analysed in milliseconds.
 
 from __future__ import annotations
 
-from .lint import (
+from ._lint import (
     BLOCKING_CODES,
     InvalidBlueprint,
     LintIssue,
@@ -15,9 +15,9 @@ from .lint import (
     check_runnable,
     lint_blueprint,
 )
-from .mermaid import diagram_statuses, generate_mermaid
-from .shape import BlueprintAnalysis, analyze_blueprint
-from .types import BlueprintInput, Severity
+from ._mermaid import diagram_statuses, generate_mermaid
+from ._shape import BlueprintAnalysis, analyze_blueprint
+from ._types import BlueprintInput, Severity
 
 __all__ = [
     "BLOCKING_CODES",

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from ..blueprint import NodeDefinition
 from ..builtins.names import LOOP_CONTROLLER, LOOP_NAMES
 from ..context import cycle_entry_points
-from .shape import _Topology, _topology
-from .types import LintIssue, _Parsed
+from ._shape import _Topology, _topology
+from ._types import LintIssue, _Parsed
 
 
 def _graph_issues(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..analysis.lint import InvalidBlueprint as InvalidBlueprint  # raised by both drivers
+from ..analysis import InvalidBlueprint as InvalidBlueprint  # raised by both drivers
 from ..errors import FlowcraftError
 
 if TYPE_CHECKING:

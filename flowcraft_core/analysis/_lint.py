@@ -28,7 +28,7 @@ from ..builtins.names import (
 )
 from ..errors import FlowcraftError
 from ._lint_graph import _graph_issues
-from .types import BlueprintInput, LintIssue, LintResult, _Parsed
+from ._types import BlueprintInput, LintIssue, LintResult, _Parsed
 
 
 def _validation_messages(exc: ValidationError, prefix: str) -> list[str]:

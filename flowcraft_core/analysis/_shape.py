@@ -11,7 +11,7 @@ from ..blueprint import (
 )
 from ..context import cycle_entry_points
 from ..graph_algorithms import cycle_paths, cyclic_components
-from .types import BlueprintInput
+from ._types import BlueprintInput
 
 
 @dataclass(frozen=True)

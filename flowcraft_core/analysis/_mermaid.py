@@ -9,7 +9,7 @@ from ..blueprint import (
     load_blueprint,
 )
 from ..status import AWAITING, CANCELLED, COMPLETED, FAILED, RUNNING, SKIPPED
-from .types import BlueprintInput
+from ._types import BlueprintInput
 
 _DIRECTIONS = frozenset({"TD", "TB", "BT", "LR", "RL"})
 
