@@ -210,38 +210,10 @@ class Scheduler(RunState):
                 self._settle_skipped(key, step)
 
     def _decide(self, edge: CompiledEdge, iteration: int, taken: bool, step: Settlement) -> None:
+        """Record one edge decision, then count it at its target (``_arrive``)."""
         if edge.outside_loops:
-            # The common case (no loop involved), kept free of calls and allocations.
             dkey = edge.first_pass_decision_key
-            self.decisions[dkey] = taken
-            if step.decisions is not None:
-                step.decisions[dkey] = taken
-            if edge.group_size > 1:
-                merged = self._merge_twin(edge, taken)
-                if merged is None:
-                    return
-                edge, taken = merged
-            target = edge.target
-            undecided = self._undecided.get(target, edge.first_pass_inputs) - 1
-            self._undecided[target] = undecided
-            arrivals = self._arrivals.get(target)
-            if taken:
-                if arrivals is None:
-                    arrivals = self._arrivals[target] = [edge.first_pass_arrival]
-                elif arrivals is not _CONSUMED:
-                    arrivals.append(edge.first_pass_arrival)
-            if target in self._fired or target in self.settled:
-                return
-            verdict = join_verdict(taken, edge.any_join, undecided, arrivals is not None)
-            if verdict == READY:
-                self._fired.add(target)
-                if taken and edge.any_join:
-                    self.fired_by[target] = dkey
-                step.ready.append(target)
-            elif verdict == SKIP:
-                step.skipped.append(target)
-            return
-        if edge.kind == _EXIT:
+        elif edge.kind == _EXIT:
             if not taken or edge.index in self._exit_taken:
                 return  # not-taken exits are decided when the loop ends
             self._exit_taken.add(edge.index)
@@ -286,20 +258,25 @@ class Scheduler(RunState):
             if merged is None:
                 return
             edge, taken = merged
-        graph = self.graph
-        target_it = target_iteration(edge, iteration)
-        target = instance_key(edge.target, target_it)
-        undecided = self._undecided.get(target)
-        if undecided is None:
-            undecided = len(graph.inputs_of(edge.target, target_it))
-        undecided -= 1
+        if edge.outside_loops:  # precomputed: the first pass of both ends
+            target_it, target = 0, edge.target
+            undecided = self._undecided.get(target, edge.first_pass_inputs) - 1
+            arrival = edge.first_pass_arrival
+        else:
+            target_it = target_iteration(edge, iteration)
+            target = instance_key(edge.target, target_it)
+            known = self._undecided.get(target)
+            if known is None:
+                known = len(self.graph.inputs_of(edge.target, target_it))
+            undecided = known - 1
+            arrival = (edge, instance_key(edge.source, iteration))
         self._undecided[target] = undecided
         if taken:
             arrivals = self._arrivals.get(target)
             if arrivals is None:
-                self._arrivals[target] = [(edge, instance_key(edge.source, iteration))]
+                self._arrivals[target] = [arrival]
             elif arrivals is not _CONSUMED:
-                arrivals.append((edge, instance_key(edge.source, iteration)))
+                arrivals.append(arrival)
         if target in self._fired or target in self.settled:
             return
         if edge.kind == _BACK:
@@ -309,7 +286,8 @@ class Scheduler(RunState):
                 else:
                     self._never.add(target)
                     if step is not None:
-                        self._maybe_end_loop(graph.loops[edge.loop], iteration, step)  # type: ignore[index]
+                        loop = self.graph.loops[edge.loop]  # type: ignore[index]
+                        self._maybe_end_loop(loop, iteration, step)
             return
         verdict = join_verdict(taken, edge.any_join, undecided, target in self._arrivals)
         if verdict == READY:
