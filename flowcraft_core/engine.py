@@ -1,9 +1,9 @@
 """Running one node: attempts, timeout, retries with backoff, fallback, middleware and events.
 
-Both drivers execute nodes through this module. The in-memory runtime calls
-``execute_with_policy`` (attempts and delays in-process); the distributed worker calls
-``attempt_once`` for the attempt a job carries and, when attempts are spent, ``run_fallback``,
-re-queueing failed attempts with ``retry_delay_seconds`` instead of sleeping.
+Both drivers execute nodes through this module: one attempt is ``attempt_once``, and what
+follows a failed attempt is ``handle_failure`` (the recover hook, then retry, fallback or
+failure). The in-memory runtime applies it in ``execute_with_policy`` by sleeping; the
+distributed worker by queueing the next attempt.
 """
 
 from __future__ import annotations

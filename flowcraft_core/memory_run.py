@@ -516,11 +516,12 @@ def run_result(run: MemoryRun) -> WorkflowResult:
     else:  # no iterations: every key is a node id
         by_node = dict(sched.settled)
         by_node.update(extra)
-    node_statuses = {n: by_node[n] for n in run.graph.order if n in by_node}
+    # Plain strings in what a run hands back (YAML, repr), not ``Status`` members.
+    node_statuses = {n: str(by_node[n]) for n in run.graph.order if n in by_node}
     state: dict[str, Any] = {"awaiting": []}
     if status == AWAITING:  # only a parked run can be resumed: only it keeps its state
         state = {
-            "settled": dict(sched.settled),
+            "settled": {k: str(v) for k, v in sched.settled.items()},
             "outputs": dict(sched.outputs),
             "actions": dict(sched.actions),
             "decisions": sched.all_decisions(),
@@ -531,7 +532,7 @@ def run_result(run: MemoryRun) -> WorkflowResult:
     return WorkflowResult(
         run_id=run.run_id,
         blueprint_id=run.graph.id,
-        status=status,
+        status=str(status),
         # The run is over: its context dict is handed over, not copied.
         context=run.context.data,
         outputs=sched.latest_outputs(),

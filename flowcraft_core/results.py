@@ -40,12 +40,12 @@ class Timeline(Sequence[NodeTiming]):
 
     def __getitem__(self, index: Any) -> Any:
         if isinstance(index, slice):
-            return [NodeTiming(*entry) for entry in self._entries[index]]
-        return NodeTiming(*self._entries[index])
+            return [_timing(entry) for entry in self._entries[index]]
+        return _timing(self._entries[index])
 
     def __iter__(self) -> Iterator[NodeTiming]:
         for entry in self._entries:
-            yield NodeTiming(*entry)
+            yield _timing(entry)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence):
@@ -54,6 +54,11 @@ class Timeline(Sequence[NodeTiming]):
 
     def __repr__(self) -> str:
         return f"Timeline({list(self)!r})"
+
+
+def _timing(entry: tuple[str, str, float, float, int]) -> NodeTiming:
+    key, status, started, finished, attempts = entry
+    return NodeTiming(key, str(status), started, finished, attempts)  # a plain str, not Status
 
 
 @dataclass

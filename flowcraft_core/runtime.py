@@ -20,6 +20,7 @@ from .engine import (
     EventBus,
     Middleware,
     SystemClock,
+    describe_error,
 )
 from .graph_cache import GraphCache
 from .memory_run import MemoryRun
@@ -282,7 +283,8 @@ class FlowRuntime:
                 ctx, blueprint_id, resumed.status, resumed.context, details, resumed.outputs
             )
         except Exception as exc:
-            run._fail(key, str(exc), 1, time.perf_counter())
+            # Worded as any failed attempt is (the distributed driver says the same).
+            run._fail(key, describe_error(exc), 1, time.perf_counter())
             return None
 
     async def resume_webhook(

@@ -369,3 +369,24 @@ def test_a_failed_subflow_fails_its_run_with_the_same_message_in_both_drivers() 
     assert head.status == "failed"
     assert head.error == want.errors[0].message
     assert "SubflowError: subflow 'child' ended failed" in head.error
+
+
+def test_a_subflow_failing_after_its_child_was_resumed_reads_the_same_in_both_drivers() -> None:
+    registry = {"broken": broken}
+    blueprints = {
+        "child": bp([node("ask", "wait"), node("x", "broken")], [("ask", "x")], id="child"),
+        "parent": bp([node("sub", "subflow", params={"blueprintId": "child"})], id="parent"),
+    }
+    runtime = FlowRuntime(registry, blueprints=blueprints, clock=FakeClock())
+    parked = asyncio.run(runtime.run(blueprints["parent"]))
+    assert parked.status == "awaiting"
+    want = asyncio.run(runtime.resume(blueprints["parent"], parked, node_id="sub/ask"))
+    assert want.status == "failed"
+    h = Harness(blueprints=blueprints, registry=registry)
+    run_id, _ = h.client.start("parent")
+    h.drain()
+    h.client.resume(run_id, node_id="sub/ask")
+    h.drain()
+    head = h.client.head(run_id)
+    assert head.status == "failed"
+    assert head.error == want.errors[0].message

@@ -26,7 +26,6 @@ from .schema import (
 )
 from .serialization import from_item
 
-#: Every status a run can have, i.e. every partition of ``runsByStatus``.
 MAX_PAGE_SIZE = 100
 _TOKEN_VERSION = 1
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from ..builtins.subflow import finish_subflow
 from ..context import BufferedContext
 from ..engine import NextAttempt, describe_error, handle_failure
-from ..nodes import NodeContext, resolve
+from ..nodes import NodeContext, ResolvedNode, resolve
 from ..scheduler import split_key
 from ..status import AWAITING
 from .commits import index_decisions
@@ -119,7 +119,10 @@ class Children:
         starts a new child run, else the fallback's result commits, else the run fails."""
         worker, attempts = self.worker, ctx.attempt
         node = state.plan.graph.nodes[split_key(state.key)[0]]
-        resolved = resolve(worker.registry, node.uses, node.params)
+        try:
+            resolved: ResolvedNode | None = resolve(worker.registry, node.uses, node.params)
+        except Exception:
+            resolved = None  # its implementation is gone meanwhile: no hooks, no fallback
         after = await handle_failure(node, resolved, ctx, exc, worker.registry)
         if after.retry is not None:
             return self._retry(state, attempts, after.retry)

@@ -1,8 +1,8 @@
 """Running one node instance for a job: what it sees, one attempt, and what follows a failure.
 
-A failed attempt goes through the engine's one attempt policy (``after_failure``): the
-distributed driver applies it by parking a retry on the queue (``parking``), running the
-node's fallback, or failing the run. Sleeps, maps and subflows leave a node's attempt as the
+A failed attempt goes through the engine's one failure step (``handle_failure``), applied here
+by parking the next attempt on the queue (``parking``), committing the fallback's result, or
+failing the run. Sleeps, maps and subflows leave a node's attempt as the
 signals below, which the worker turns into parked work, item jobs and child runs.
 """
 
