@@ -44,6 +44,18 @@ def test_if_else_merge_completes_and_untaken_branch_is_skipped() -> None:
     assert result.outputs["merge"] == {"big": "B"}
 
 
+def test_a_result_hands_back_plain_strings_that_any_serialiser_takes() -> None:
+    registry = {"check": const(5, "big"), "big": const("B"), "small": const("S")}
+    blueprint = bp(
+        ["check", "big", "small"],
+        [("check", "big", {"action": "big"}), ("check", "small", {"action": "small"})],
+    )
+    result = run(FlowRuntime(registry), blueprint)
+    statuses = [result.status, *result.node_statuses.values(), *(t.status for t in result.timeline)]
+    assert statuses and all(type(status) is str for status in statuses)
+    assert repr(result.timeline[0]).count("'completed'") == 1
+
+
 def test_no_action_takes_default_edges_and_unknown_action_never_starts_labelled_ones() -> None:
     blueprint = bp(
         ["a", "labelled", "default"],
