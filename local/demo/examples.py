@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flowcraft_core.status import AWAITING, COMPLETED
 from local.demo.base import Json
 from workflows import blueprints, sample_contexts
 
@@ -109,7 +110,7 @@ def check(example: Example, run: Json | None) -> list[str]:
     if run is None:
         return ["the run was never readable"]
     problems: list[str] = []
-    expected = (example.status,) if example.status else ("completed", "awaiting")
+    expected = (example.status,) if example.status else (COMPLETED.value, AWAITING.value)
     if run.get("status") not in expected:
         detail = f" ({run['error']})" if run.get("error") else ""
         allowed = " or ".join(repr(s) for s in expected)
@@ -125,9 +126,7 @@ def check(example: Example, run: Json | None) -> list[str]:
             found = None if entry is None else entry.get("attempts")
             problems.append(f"node {node_id!r} took {found} attempt(s), expected {attempts}")
     for node_id, count in example.passes.items():
-        done = sum(
-            1 for t in timeline if _base(t["node"]) == node_id and t["status"] == "completed"
-        )
+        done = sum(1 for t in timeline if _base(t["node"]) == node_id and t["status"] == COMPLETED)
         if done != count:
             problems.append(f"node {node_id!r} completed {done} time(s), expected {count}")
     outputs: Json = run.get("outputs") or {}

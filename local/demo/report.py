@@ -8,6 +8,7 @@ from pathlib import Path
 from flowcraft_core import generate_mermaid
 from flowcraft_core.analysis import diagram_statuses
 from flowcraft_core.client.models import as_datetime
+from flowcraft_core.status import COMPLETED, FAILED, SKIPPED
 from local.demo.base import Json
 from local.demo.examples import _base
 from local.demo.ledger import RUN
@@ -43,7 +44,7 @@ def describe(report: RunReport) -> list[str]:
     timeline: list[Json] = run.get("timeline") or []
     width = max([len(t["node"]) for t in timeline] + [4])
     # ``outputs`` holds each node's latest output: show it on that instance's row only.
-    latest = {_base(t["node"]): t["node"] for t in timeline if t["status"] == "completed"}
+    latest = {_base(t["node"]): t["node"] for t in timeline if t["status"] == COMPLETED}
     for entry in timeline:
         finished = entry.get("finishedAt")
         start, end = as_datetime(created), as_datetime(finished)
@@ -53,7 +54,7 @@ def describe(report: RunReport) -> list[str]:
             else "         -"
         )
         status = entry["status"]
-        attempts = "" if status == "skipped" else f"x{entry.get('attempts') or 1}"
+        attempts = "" if status == SKIPPED else f"x{entry.get('attempts') or 1}"
         output = ""
         node_id = _base(entry["node"])
         if latest.get(node_id) == entry["node"] and node_id in outputs:
@@ -74,9 +75,7 @@ def _requests_line(report: RunReport) -> str:
         if role == RUN:
             run_ops[operation] += n
     executed = sum(
-        1
-        for t in (report.run or {}).get("timeline") or []
-        if t["status"] in ("completed", "failed")
+        1 for t in (report.run or {}).get("timeline") or [] if t["status"] in (COMPLETED, FAILED)
     )
     nodes = f"{executed} node{'s' if executed != 1 else ''} executed"
     per_node = f", {by_role[RUN] / executed:.1f} per node" if executed else ""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flowcraft_core.status import AWAITING, COMPLETED
 from local.demo.base import FINAL_STATUSES, OUTPUT_WIDTH, POLL_INTERVAL_S, Json
 from local.demo.examples import Example, check
 from local.demo.http import Api, ApiError
@@ -74,12 +75,12 @@ def run_example(
                 line(f"run is {status}")
             if status in FINAL_STATUSES:
                 break
-            if status == "awaiting" and example.resume is not None and not resumed:
+            if status == AWAITING and example.resume is not None and not resumed:
                 code = api.resume(run_id, example.resume)
                 resumed = True
                 line(f"POST /runs/{run_id[:8]}../resume {_compact(example.resume, 60)} -> {code}")
                 continue
-            if status == "awaiting" and example.resume is None:
+            if status == AWAITING and example.resume is None:
                 break  # nothing will resume it: it ended here
             if time.monotonic() > deadline:
                 report.problems.append(f"timed out after {timeout_s:g} s while {status!r}")
@@ -111,7 +112,7 @@ def _subtract(
 
 def _status_text(entry: Json) -> str:
     attempts = entry.get("attempts") or 1
-    if entry.get("status") == "completed" and attempts > 1:
+    if entry.get("status") == COMPLETED and attempts > 1:
         return f"completed after {attempts} attempts"
     return str(entry.get("status"))
 
