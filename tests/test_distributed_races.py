@@ -349,19 +349,23 @@ def test_any_join_is_sent_once_despite_a_late_arrival() -> None:
     assert len(sent_for_join) == 1
 
 
-def test_any_join_input_is_the_arrival_that_fired_it_not_the_first_key_in_the_map() -> None:
+@pytest.mark.parametrize("first", ["A", "B"])
+def test_any_join_input_is_the_arrival_that_fired_it_not_the_first_key_in_the_map(
+    first: str,
+) -> None:
     h = Harness(blueprints={"any_join": ANY_JOIN})
     h.worker.max_chain = 1
     run_id, _ = h.client.start("any_join")
     [start] = h.queue.drain()
     asyncio.run(h.worker.handle_job(start))
-    a_job, b_job = h.queue.drain()
-    asyncio.run(h.worker.handle_job(a_job))  # A fires J
+    jobs = {job.node_id: job for job in h.queue.drain()}
+    late = jobs.pop("B" if first == "A" else "A")
+    asyncio.run(h.worker.handle_job(jobs[first]))  # the first arrival fires J
     [join_job] = h.queue.drain()
-    asyncio.run(h.worker.handle_job(b_job))  # B arrives late: to be ignored
+    asyncio.run(h.worker.handle_job(late))  # the other arrives late: to be ignored
     h.queue.drain()
     asyncio.run(h.worker.handle_job(join_job))
-    assert h.client.get(run_id).to_api()["outputs"]["J"] == "from A"
+    assert h.client.get(run_id).to_api()["outputs"]["J"] == f"from {first}"
 
 
 # --------------------------------------------------------------------------------------------

@@ -71,5 +71,44 @@ def test_errors_share_one_root_and_keep_their_base(error: type, old_base: type) 
 
 
 def test_one_except_catches_what_a_run_raises() -> None:
+    from tests.distributed_harness import Harness
+
     with pytest.raises(FlowcraftError, match="run 'r1' does not exist"):
-        raise RunNotFound("r1")
+        Harness().client.get("r1")
+
+
+#: Raised and caught inside the drivers, never by a caller: plain exceptions on purpose.
+CONTROL_FLOW = {
+    "CommitRejected",
+    "ConditionFailed",
+    "DeferJob",
+    "FanOut",
+    "ItemTooLarge",
+    "StartChild",
+    "Suspend",
+    "_OpError",
+}
+
+
+def test_every_error_the_package_defines_derives_from_the_root() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    import flowcraft_core
+
+    found: dict[str, type] = {}
+    for module in pkgutil.walk_packages(flowcraft_core.__path__, "flowcraft_core."):
+        if module.name.startswith("flowcraft_core.cli"):
+            continue  # needs the optional CLI extras; its errors are click's
+        loaded = importlib.import_module(module.name)
+        for name, value in vars(loaded).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == loaded.__name__
+            ):
+                found[name] = value
+    outside = {name for name, error in found.items() if not issubclass(error, FlowcraftError)}
+    assert outside == CONTROL_FLOW
+    assert len(found) > len(CONTROL_FLOW) + 20  # the walk reached the package
