@@ -525,6 +525,8 @@ def run_result(run: MemoryRun) -> WorkflowResult:
             "outputs": dict(sched.outputs),
             "actions": dict(sched.actions),
             "decisions": sched.all_decisions(),
+            # Which arrival fired each ``any`` join: a replay must credit that one.
+            "firedBy": dict(sched.fired_by),
             "awaiting": list(run.awaiting),
             "parked": {k: r.output for k, r in run.awaiting.items()},
             "children": dict(run.children),

@@ -213,7 +213,12 @@ class FlowRuntime:
         (the one resuming) stays parked, with its child run if it has one."""
         state = result.state
         sched = Scheduler.restore(
-            graph, state["settled"], state["outputs"], state["actions"], state["decisions"]
+            graph,
+            state["settled"],
+            state["outputs"],
+            state["actions"],
+            state["decisions"],
+            state.get("firedBy"),
         )
         run = MemoryRun(
             self,

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from flowcraft_core import (
     BaseNode,
     CollectingEventBus,
@@ -26,7 +28,7 @@ from flowcraft_core import (
 from flowcraft_core.nodes import CancelledRunError
 from flowcraft_core.testing import FakeClock
 
-from .scenarios import bp
+from .scenarios import bp, const
 
 _TERMINAL_EVENTS = {"node:finish", "node:error", "node:awaiting", "node:cancel", "node:cancelled"}
 
@@ -213,3 +215,32 @@ def test_edge_transform_sees_the_source_action_as_result_action() -> None:
     )
     result = asyncio.run(runtime.run(blueprint))
     assert result.outputs["b"] == {"how": "go", "v": 1}
+
+
+@pytest.mark.parametrize("with_bus", [False, True])
+def test_a_resumed_any_join_keeps_the_arrival_that_fired_it(with_bus: bool) -> None:
+
+    blueprint = {
+        "id": "j",
+        "nodes": [
+            {"id": "a", "uses": "a"},
+            {"id": "b", "uses": "b"},
+            {"id": "j", "uses": "wait", "config": {"joinStrategy": "any"}},
+            {"id": "fromA", "uses": "a"},
+            {"id": "fromB", "uses": "b"},
+        ],
+        "edges": [
+            {"source": "a", "target": "j"},
+            {"source": "b", "target": "j", "condition": "true"},
+            {"source": "j", "target": "fromA", "condition": "input == 'A'"},
+            {"source": "j", "target": "fromB", "condition": "input == 'B'"},
+        ],
+    }
+    registry = {"a": const("A"), "b": const("B")}
+    runtime = FlowRuntime(registry, event_bus=CollectingEventBus() if with_bus else None)
+    parked = asyncio.run(runtime.run(blueprint))
+    assert parked.status == "awaiting"
+    done = asyncio.run(runtime.resume(blueprint, parked, output="x"))
+    assert done.status == "completed"
+    assert done.node_statuses["fromA"] == "completed"
+    assert done.node_statuses["fromB"] == "skipped"

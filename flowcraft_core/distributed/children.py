@@ -80,16 +80,16 @@ class Children:
         node = state.plan.graph.nodes[split_key(key)[0]]
         child_id = own.child or child_run_id(run_id, key)
         child = worker.runs.head(child_id)
+        if child is not None and not child.final:
+            if child.status == AWAITING and own.status != AWAITING:
+                self._wait_with(state, child)
+            return None  # nothing to build yet: the child's end sends this job again
         context = worker.inputs.context_of(state)
         node_input = worker.inputs.input_of(state, context)
         if child is None:
             # Crashed between marking the node and starting the child: run the node again,
             # which starts the child (idempotently).
             return await worker.execution.execute(state, node_input, context)
-        if not child.final:
-            if child.status == AWAITING and own.status != AWAITING:
-                self._wait_with(state, child)
-            return None
         child_context = {
             k: worker.runs.context_value(child_id, k, v) for k, v in child.context.items()
         }

@@ -37,13 +37,16 @@ class NodeInputs:
         """The run's context as a node, its input and its edges see it: the head's values
         (decoded on first use), then node outputs (``_outputs.<id>``, bare node ids)."""
         stored = StoredContext(self.runs, state.run_id, state.head.context)
+        # Records this job already holds (its first read, and what its chain committed) are
+        # not fetched again when an edge or an input names a predecessor's output.
+        held = state.read.nodes if state.read is not None else state.known
         outputs = StoredOutputs(
             self.runs,
             state.plan,
             state.run_id,
             state.key,
             self.views.latest_instances,
-            state.known,
+            held,
         )
         return ContextView(stored, outputs)
 
