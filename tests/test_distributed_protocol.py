@@ -478,3 +478,23 @@ def test_a_condition_that_cannot_be_evaluated_fails_the_edge_and_keeps_the_outpu
         record.error or ""
     )
     assert record.nodes["a"].status == "completed" and record.nodes["a"].output == 3
+
+
+def test_a_cancelled_runs_parked_node_reads_cancelled_in_every_view() -> None:
+    hooked = {
+        "id": "hooked",
+        "nodes": [{"id": "start", "uses": "echo"}, {"id": "hook", "uses": "webhook"}],
+        "edges": [{"source": "start", "target": "hook"}],
+    }
+    h = Harness(blueprints={"hooked": hooked})
+    run_id, _ = h.client.start("hooked")
+    h.drain()
+    assert h.client.view(run_id)["awaitingOutputs"]["hook"]["token"]
+    h.client.cancel(run_id)
+    h.drain()
+    view = h.client.view(run_id)
+    page = h.client.nodes(run_id)
+    assert view["status"] == "cancelled" and view["nodes"]["hook"] == "cancelled"
+    assert "awaitingOutputs" not in view  # a cancelled run's webhook is not shown as callable
+    statuses = {item["nodeId"]: item["status"] for item in page["items"]}
+    assert statuses == {"start": "completed", "hook": "cancelled"}

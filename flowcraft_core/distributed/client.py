@@ -182,7 +182,7 @@ class WorkflowClient:
         from .view import node_page
 
         head = self.head(run_id)
-        return node_page(self.runs, self.plan(head.blueprint_id), run_id, limit, next_token)
+        return node_page(self.runs, self.plan(head.blueprint_id), head, limit, next_token)
 
     def webhook(
         self, run_id: str, node_id: str, token: str | None, body: Any, action: str | None = None

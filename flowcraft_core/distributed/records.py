@@ -257,7 +257,7 @@ class RunRecord:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
             "nodes": statuses_by_node(
-                {k: _shown_status(r.status, self.status) for k, r in self.nodes.items()}
+                {k: shown_status(r.status, self.status) for k, r in self.nodes.items()}
             ),
             "outputs": latest_by_node(
                 {k: r.output for k, r in self.nodes.items() if r.status == COMPLETED}
@@ -265,7 +265,7 @@ class RunRecord:
             "timeline": [
                 {
                     "node": key,
-                    "status": _shown_status(record.status, self.status),
+                    "status": shown_status(record.status, self.status),
                     "attempts": record.attempts,
                     "finishedAt": record.finished_at,
                     **({"nextAttemptAt": record.retry.not_before} if record.retry else {}),
@@ -281,7 +281,7 @@ class RunRecord:
         return body
 
 
-def _shown_status(node_status: str, run_status: str) -> str:
+def shown_status(node_status: str, run_status: str) -> str:
     """A cancelled (or failed) run's parked nodes read ``cancelled``: they will not go on."""
     if node_status in PARKED and run_status in (CANCELLED, FAILED):
         return CANCELLED

@@ -33,8 +33,10 @@ from .records import (
     FanoutProgress,
     FanoutRecord,
     NodeRecord,
+    RunHead,
     RunRecord,
     iso_utc,
+    shown_status,
 )
 from .state import RunItems, head_from_item, node_from_item
 
@@ -436,7 +438,7 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
             parked = {
                 k: shown(runs, n.stored, budget)
                 for k, n in record.nodes.items()
-                if n.status == AWAITING and n.stored is not None
+                if shown_status(n.status, head.status) == AWAITING and n.stored is not None
             }
             if parked:
                 # What waiting nodes show, such as a webhook's {url, token, event}.
@@ -446,11 +448,11 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
 
 
 def node_page(
-    runs: RunItems, plan: Plan, run_id: str, limit: int, token: str | None
+    runs: RunItems, plan: Plan, head: RunHead, limit: int, token: str | None
 ) -> dict[str, Any]:
     """``GET /runs/{runId}/nodes``: node instances in blueprint order (each loop pass of a
     member in turn), at most ``limit`` and within the answer's byte budget."""
-    order = plan.graph.order
+    order, run_id = plan.graph.order, head.run_id
     position, iteration = 0, 0
     if token:
         try:
@@ -480,11 +482,11 @@ def node_page(
                 if node is None:
                     position, iteration = position + 1, 0
                     break
-                items.append(_entry(runs, key, node, budget))
+                items.append(_entry(runs, key, node, head.status, budget))
                 iteration += 1
             else:
                 if node is not None:
-                    items.append(_entry(runs, key, node, budget))
+                    items.append(_entry(runs, key, node, head.status, budget))
                 position += 1
     page: dict[str, Any] = {"runId": run_id, "items": items}
     if position < len(order):
@@ -493,11 +495,14 @@ def node_page(
     return page
 
 
-def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dict[str, Any]:
+def _entry(
+    runs: RunItems, key: str, node: NodeRecord, run_status: str, budget: list[int]
+) -> dict[str, Any]:
+    status = shown_status(node.status, run_status)
     entry: dict[str, Any] = {
         "nodeId": split_key(key)[0],
         "instance": key,
-        "status": node.status,
+        "status": status,
         "attempts": node.attempts,
     }
     if node.action is not None:
@@ -510,6 +515,6 @@ def _entry(runs: RunItems, key: str, node: NodeRecord, budget: list[int]) -> dic
         entry["nextAttemptAt"] = iso_utc(node.retry.not_before)
     if node.wake is not None and not node.settled:
         entry["wakeAt"] = iso_utc(node.wake)
-    if node.status == COMPLETED or (node.status == AWAITING and node.stored is not None):
+    if status == COMPLETED or (status == AWAITING and node.stored is not None):
         entry["output"] = shown(runs, node.stored, budget)
     return entry
