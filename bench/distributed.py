@@ -10,7 +10,9 @@ Each shape runs twice:
   transaction; 1 RRU per started 4 KB of a strongly consistent read) and time the handler's
   CPU without the emulator's latency.
 
-Prints figures; never passes or fails. ``--shapes chain20,fan50`` runs a subset.
+Each family runs at a small and a large size (a chain of 10 to 10,000 nodes, a fan-out of 10
+to 2,000, a map of 100 to 10,000 items), and the last lines say how the per-node figures grow.
+Prints figures; never passes or fails. ``--shapes chain10,fan10`` runs a subset.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import random
 import sys
 import time
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -70,7 +73,7 @@ def step(ctx: Any) -> dict[str, Any]:
 
 def report(ctx: Any) -> dict[str, Any]:
     """A ~10 KB JSON output, like an LLM or ETL step's: records with repeated keys and text."""
-    rng = random.Random(hash(ctx.node_id) & 0xFFFF)
+    rng = random.Random(zlib.crc32(ctx.node_id.encode()))  # the same rows on every run
     rows = [
         {
             "id": f"{ctx.node_id}-{i}",
@@ -82,10 +85,6 @@ def report(ctx: Any) -> dict[str, Any]:
         for i in range(56)
     ]
     return {"output": {"node": ctx.node_id, "rows": rows}}
-
-
-def square(ctx: Any) -> dict[str, Any]:
-    return {"output": ctx.input * ctx.input}
 
 
 def chain(n: int, uses: str = "step", name: str = "chain") -> dict[str, Any]:
@@ -122,24 +121,26 @@ def shapes() -> dict[str, tuple[dict[str, Any], dict[str, Any], str]]:
     from tests.scenarios import MIXED
 
     found: dict[str, tuple[dict[str, Any], dict[str, Any], str]] = {
-        "chain20": (chain(20, name="chain20"), {}, "20-node chain"),
+        "chain10": (chain(10, name="chain10"), {}, "10-node chain"),
         "chain500x10KB": (
             chain(500, "report", "chain500x10KB"),
             {},
             "500-node chain, 10 KB outputs",
         ),
         "chain2000": (chain(2000, name="chain2000"), {}, "2,000-node chain"),
-        "fan50": (fan(50), {}, "fan-out/in of 50"),
+        "chain10000": (chain(10_000, name="chain10000"), {}, "10,000-node chain"),
+        "fan10": (fan(10), {}, "fan-out/in of 10"),
         "fan500": (fan(500), {}, "fan-out/in of 500"),
         "fan2000": (fan(2000), {}, "fan-out/in of 2,000"),
         "mixed": (MIXED, {}, "mixed (fan-out, all + any joins, condition, retry)"),
     }
-    bp, context = map_over(10_000)
-    found["map10000"] = (bp, context, "map over 10,000 items (concurrency 50)")
+    for count in (100, 10_000):
+        bp, context = map_over(count)
+        found[f"map{count}"] = (bp, context, f"map over {count:,} items (concurrency 50)")
     return found
 
 
-REGISTRY_EXTRA = {"step": step, "report": report, "square": square}
+REGISTRY_EXTRA = {"step": step, "report": report}
 
 
 def run_on_moto(
@@ -257,8 +258,8 @@ def run_in_memory(
         registry={**REGISTRY, **REGISTRY_EXTRA},
     )
     client = WorkflowClient(runs=runs, statuses=statuses, queue=queue, blueprints={name: bp})  # type: ignore[arg-type]
+    units_before = (items.write_units, items.read_units)  # the start is part of the run
     client.start(name, context)
-    units_before = (items.write_units, items.read_units)
     cpu = time.process_time()
     loop = asyncio.new_event_loop()
     while queue.sent:
@@ -272,10 +273,24 @@ def run_in_memory(
         "wru": items.write_units - units_before[0] + statuses.writes,
         "rru": items.read_units - units_before[1],
         "cpu": cpu / executed,
-        "s3_puts": payloads.puts,
-        "s3_gets": payloads.gets,
         "largest_item": max(len(k) + whole_item_size(v) for k, v in items.items.items()),
     }
+
+
+#: (small, large) shape of each family whose per-node cost should not grow with the run.
+FAMILIES = [("chain10", "chain10000"), ("fan10", "fan2000"), ("map100", "map10000")]
+
+
+def print_growth(per_node: dict[str, tuple[float, float, float, float]]) -> None:
+    """Per-node figures of each family's largest shape over its smallest (1.00x: flat)."""
+    for small, large in FAMILIES:
+        if small in per_node and large in per_node:
+            pairs = zip(per_node[small], per_node[large], strict=True)
+            ratios = [b / a if a else float("nan") for a, b in pairs]
+            print(
+                f"growth {small} -> {large} per node: requests {ratios[0]:.2f}x, "
+                f"WRU {ratios[1]:.2f}x, RRU {ratios[2]:.2f}x, worker CPU {ratios[3]:.2f}x"
+            )
 
 
 def main() -> None:
@@ -287,6 +302,7 @@ def main() -> None:
     print("Flowcraft distributed cost per executed node (moto server, Lambda-like delivery)\n")
     measured = run_on_moto(selected, table)
     rows = []
+    per_node: dict[str, tuple[float, float, float, float]] = {}
     for name in selected:
         wire = measured[name]
         units = run_in_memory(name, table)
@@ -320,6 +336,7 @@ def main() -> None:
             f"largest item {units['largest_item'] / 1024:.1f} KB; ${dollars:.2f} per million nodes\n"
         )
         rows.append((table[name][2], total / executed, wru, rru, units["cpu"] * 1e3, dollars))
+        per_node[name] = (total / executed, wru, rru, units["cpu"] * 1e3)
     print(
         "| workflow | requests per node | WRU per node | RRU per node | worker CPU per node | $ per million nodes |"
     )
@@ -328,6 +345,7 @@ def main() -> None:
         print(
             f"| {label} | {requests:.2f} | {wru:.2f} | {rru:.2f} | {cpu:.2f} ms | {dollars:.2f} |"
         )
+    print_growth(per_node)
     print(
         f"\nDollars at list prices: SQS $0.40/M requests, DynamoDB $0.625/M WRU and $0.125/M RRU, "
         f"S3 $5/M PUT and $0.40/M GET, Lambda arm64 $0.20/M requests ({BATCH} jobs per batch) "
