@@ -137,44 +137,6 @@ class ExpressionScope(Mapping[str, Any]):
         return len({**self.fallback, **self.fixed})
 
 
-class OutputReadingContext:
-    """Any ``AsyncContext`` whose reads fall back to node outputs, as ``InMemoryContext``'s do:
-    what a driver hands to node code so ``await ctx.context.get("<node id>")`` works (the
-    distributed worker wraps its buffered context with the scheduler it restored from the node
-    records, which is an ``OutputSource``). Writes go to the wrapped context."""
-
-    __slots__ = ("inner", "outputs")
-
-    def __init__(self, inner: AsyncContext, outputs: OutputSource | None) -> None:
-        self.inner = inner
-        self.outputs = outputs
-
-    @property
-    def view(self) -> ContextView:
-        """The context as expressions read it (needs a wrapped context with ``snapshot``)."""
-        snapshot = getattr(self.inner, "snapshot", None)
-        data = snapshot() if callable(snapshot) else {}
-        return ContextView(data, self.outputs)
-
-    async def get(self, key: str, default: Any = None) -> Any:
-        if await self.inner.has(key):
-            return await self.inner.get(key, default)
-        found, value = read_output(self.outputs, key)
-        return value if found else default
-
-    async def set(self, key: str, value: Any) -> None:
-        await self.inner.set(key, value)
-
-    async def has(self, key: str) -> bool:
-        return await self.inner.has(key) or read_output(self.outputs, key)[0]
-
-    async def delete(self, key: str) -> None:
-        await self.inner.delete(key)
-
-    async def to_dict(self) -> dict[str, Any]:
-        return await self.inner.to_dict()
-
-
 def cycle_entry_points(metadata: Mapping[str, Any]) -> list[str]:
     """flowcraft's optional ``metadata.cycleEntryPoints`` (ignored when malformed)."""
     value = metadata.get("cycleEntryPoints", metadata.get("cycle_entry_points"))
@@ -246,6 +208,39 @@ class InMemoryContext:
         return self.data
 
 
+class OverlayContext(Mapping[str, Any]):
+    """A context with a node's own (not yet committed) writes and deletions on top."""
+
+    def __init__(
+        self, base: Mapping[str, Any], written: Mapping[str, Any], deleted: set[str]
+    ) -> None:
+        self._base = base
+        self._written = written
+        self._deleted = deleted
+
+    def __getitem__(self, key: str) -> Any:
+        if key in self._written:
+            return self._written[key]
+        if key in self._deleted:
+            raise KeyError(key)
+        return self._base[key]
+
+    def __iter__(self) -> Iterator[str]:
+        seen = set(self._written)
+        yield from self._written
+        for key in self._base:
+            if key not in seen and key not in self._deleted:
+                yield key
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._written:
+            return True
+        return key not in self._deleted and key in self._base
+
+
 class BufferedContext:
     """A context over a loaded snapshot whose writes are collected, not sent.
 
@@ -282,6 +277,12 @@ class BufferedContext:
 
     async def to_dict(self) -> dict[str, Any]:
         return dict(self.snapshot())
+
+    @property
+    def view(self) -> OverlayContext:
+        """The context as expressions read it: the base (with node outputs, where the driver
+        offers them) under this node's own writes, as ``InMemoryContext.view`` is in memory."""
+        return OverlayContext(self._base, self.written, self.deleted)
 
     def snapshot(self) -> dict[str, Any]:
         merged = {k: v for k, v in self._base.items() if k not in self.deleted}

@@ -666,32 +666,6 @@ def test_graph_cache_ignores_data_it_cannot_snapshot_and_tells_equal_dicts_apart
     assert type(out[1]["k"][1]) is float
 
 
-def test_output_reading_context_over_a_buffered_context() -> None:
-    # What a driver that keeps node records (the distributed worker) can hand to node code.
-    from flowcraft_core.context import BufferedContext, OutputReadingContext
-    from flowcraft_core.scheduler import CompiledGraph, Scheduler
-
-    graph = CompiledGraph(load_blueprint(bp(["route", "next"], [("route", "next")])))
-    sched = Scheduler.restore(
-        graph, {"route": "completed"}, {"route": {"total": 9}}, {}, {"0": True}
-    )
-    ctx = OutputReadingContext(BufferedContext({"k": 1}), sched)
-
-    async def reads() -> list[Any]:
-        await ctx.set("written", 2)
-        return [
-            await ctx.get("route"),
-            await ctx.get("_outputs.route"),
-            await ctx.get("k"),
-            await ctx.get("written"),
-            await ctx.has("route"),
-            await ctx.get("next", "none"),
-        ]
-
-    assert asyncio.run(reads()) == [{"total": 9}, {"total": 9}, 1, 2, True, "none"]
-    assert ctx.view["route"] == {"total": 9} and ctx.view["k"] == 1
-
-
 def test_builder_loop_hands_the_body_output_on_each_pass() -> None:
     seen: list[Any] = []
 

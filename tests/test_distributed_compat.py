@@ -390,3 +390,24 @@ def test_a_subflow_failing_after_its_child_was_resumed_reads_the_same_in_both_dr
     head = h.client.head(run_id)
     assert head.status == "failed"
     assert head.error == want.errors[0].message
+
+
+def test_a_loop_condition_reads_node_outputs_in_both_drivers() -> None:
+    params = {"condition": "body < 3", "maxIterations": 10}
+    blueprint = bp(
+        [node("body", "body"), node("ctl", "loop-controller", params=params), node("done", "echo")],
+        [
+            ("body", "ctl"),
+            ("ctl", "body", {"action": "continue"}),
+            ("ctl", "done", {"action": "break"}),
+        ],
+        id="loopread",
+    )
+    want = asyncio.run(FlowRuntime(REGISTRY, clock=FakeClock()).run(blueprint, {}))
+    assert want.status == "completed" and want.context == {"n": 3}
+    h = Harness(blueprints={"loopread": blueprint}, registry=REGISTRY)
+    run_id, _ = h.client.start("loopread", {})
+    h.drain()
+    got = h.client.get(run_id).to_api()
+    assert got["status"] == "completed", got.get("error")
+    assert got["context"] == want.context and got["nodes"] == want.node_statuses

@@ -14,7 +14,7 @@ from ..expressions import ExpressionError
 from ..nodes import NodeResult
 from ..scheduler import LoopLimitError, split_decision_key, split_key
 from .advance import Advanced
-from .context_view import OverlayContext, StoredOutputs
+from .context_view import StoredOutputs
 from .errors import CommitRejected, EdgeFailed, StateTooLarge
 from .job import Job
 from .payloads import PayloadsUnavailable, ValueTooLarge
@@ -103,7 +103,7 @@ class Commits:
         base = buffered._base
         if isinstance(base, ContextView) and isinstance(base.source, StoredOutputs):
             base.source.note(node_id, result.output)  # its own output, for its own edges
-        view = OverlayContext(base, buffered.written, buffered.deleted)
+        view = buffered.view
         try:
             decided = state.plan.decide(key, result.output, result.action, view, node_input)
         except EdgeFailed as failed:

@@ -44,39 +44,6 @@ class StoredContext(Mapping[str, Any]):
         return key in self._stored
 
 
-class OverlayContext(Mapping[str, Any]):
-    """A context with a node's own (not yet committed) writes and deletions on top."""
-
-    def __init__(
-        self, base: Mapping[str, Any], written: Mapping[str, Any], deleted: set[str]
-    ) -> None:
-        self._base = base
-        self._written = written
-        self._deleted = deleted
-
-    def __getitem__(self, key: str) -> Any:
-        if key in self._written:
-            return self._written[key]
-        if key in self._deleted:
-            raise KeyError(key)
-        return self._base[key]
-
-    def __iter__(self) -> Iterator[str]:
-        seen = set(self._written)
-        yield from self._written
-        for key in self._base:
-            if key not in seen and key not in self._deleted:
-                yield key
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-    def __contains__(self, key: object) -> bool:
-        if key in self._written:
-            return True
-        return key not in self._deleted and key in self._base
-
-
 class StoredOutputs:
     """Node outputs read from a run's node items, for ``_outputs.<id>`` and bare node ids in
     conditions, ``inputs`` and node code (the ``OutputSource`` the in-memory scheduler is).
