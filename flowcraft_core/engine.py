@@ -116,7 +116,6 @@ class NodeOutcome:
     result: NodeResult | None = None
     error: str | None = None
     attempts: int = 1
-    fallback_used: bool = False
 
 
 class NodeTimeoutError(FlowcraftError, TimeoutError):
@@ -353,9 +352,7 @@ async def execute_with_policy(
         if after.cancelled:
             return NodeOutcome(status=CANCELLED, attempts=attempt)
         if after.result is not None:
-            return NodeOutcome(
-                status=COMPLETED, result=after.result, attempts=attempt, fallback_used=True
-            )
+            return NodeOutcome(status=COMPLETED, result=after.result, attempts=attempt)
         if after.retry is None or after.retry.attempt is None:
             return NodeOutcome(status=FAILED, error=after.message, attempts=attempt)
         await _wait_to_retry(failure, after.retry.delay, attempt, clock, emit)

@@ -227,7 +227,8 @@ def _run_view(run_id: str) -> dict[str, Any] | None:
     from handlers import config
 
     try:
-        view: dict[str, Any] = config.adapter().client.get(run_id).to_api()
+        # Statuses and times only: outputs stay undecoded (no payload reads per batch).
+        view: dict[str, Any] = config.adapter().client.get(run_id, outputs=False).to_api()
     except RunNotFound:
         return None
     return view

@@ -146,7 +146,7 @@ class Children:
             )
         except CommitRejected:
             return
-        worker.runs.set_waits(state.run_id, add=state.key)
+        worker.runs.add_wait(state.run_id, state.key)
         head = worker.runs.head(state.run_id)
         if head is not None:
             worker.parking.check_quiet(state.plan, head, force=True)

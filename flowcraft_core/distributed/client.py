@@ -155,12 +155,13 @@ class WorkflowClient:
             raise RunNotFound(run_id)
         return head
 
-    def get(self, run_id: str) -> RunRecord:
-        """The whole run (its node records read by blueprint): for views, not hot paths."""
+    def get(self, run_id: str, *, outputs: bool = True) -> RunRecord:
+        """The whole run (its node records read by blueprint): for views, not hot paths.
+        ``outputs=False`` leaves node outputs undecoded (no payload-bucket reads)."""
         from .view import load_run
 
         head = self.head(run_id)
-        record = load_run(self.runs, self.plan(head.blueprint_id), run_id)
+        record = load_run(self.runs, self.plan(head.blueprint_id), run_id, outputs=outputs)
         if record is None:
             raise RunNotFound(run_id)
         return record
@@ -369,7 +370,7 @@ class WorkflowClient:
         self._cancel_children(updated)
 
     def _cancel_children(self, head: RunHead) -> None:
-        record = self.get(head.run_id)
+        record = self.get(head.run_id, outputs=False)  # only the children's ids are needed
         for _key, node in record.nodes.items():
             if not node.settled and node.child:
                 child = self.runs.head(node.child)

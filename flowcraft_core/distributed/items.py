@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol
@@ -278,8 +278,3 @@ class InMemoryItemStore:
         previous = whole_item_size(before) + len(key) if before is not None else 0
         self.write_units += factor * max(1, -(-max(size, previous) // 1024))
         self.items[key] = item
-
-    def keys_with_prefix(self, prefix: str) -> Iterable[str]:
-        """For tests: every key of a run."""
-        with self._lock:
-            return [k for k in self.items if k == prefix or k.startswith(prefix + "#")]

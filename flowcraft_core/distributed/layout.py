@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-HEAD_KIND = ""
 #: The virtual join every sink, ``any`` join and loop of a run arrives at: when it is complete,
 #: every node instance of the run has settled.
 END = "$end"

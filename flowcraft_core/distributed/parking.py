@@ -137,7 +137,7 @@ class Parking:
             )
         except CommitRejected:
             return  # parked already (and maybe resumed), or settled: leave it
-        worker.runs.set_waits(state.run_id, add=key)
+        worker.runs.add_wait(state.run_id, key)
         head = worker.runs.head(state.run_id)
         if head is not None:
             self.check_quiet(state.plan, head, force=True)

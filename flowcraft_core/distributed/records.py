@@ -238,12 +238,6 @@ class RunRecord:
             due = max(due or 0.0, node.retry.not_before)
         return due
 
-    def child_of(self, key: str) -> str | None:
-        node = self.nodes.get(key)
-        if node is None or node.status != WAITING:
-            return None
-        return node.child
-
     def awaiting_keys(self) -> list[str]:
         return [k for k, r in self.nodes.items() if r.status == AWAITING]
 

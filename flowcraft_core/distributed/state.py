@@ -8,6 +8,7 @@ condition answers with the committed record so the caller continues from it.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -290,24 +291,11 @@ class RunItems:
             return None
         return self.head(run_id)
 
-    def set_waits(self, run_id: str, add: str | None = None, remove: str | None = None) -> None:
-        update = Update()
-        if add is not None:
-            update.add[("waits",)] = {add}
-        if remove is not None:
-            update.delete[("waits",)] = {remove}
-        if update:
-            try:
-                self.items.update(head_key(run_id), update, ((Cond(("runId",), "exists"),),))
-            except ConditionFailed:
-                return
-
-    def touch(self, run_id: str, now: float) -> None:
-        """Mark the run as making progress (throttled by the caller)."""
-        try:
-            self.items.update(head_key(run_id), Update(set={("updatedAt",): now}), _RUNNING_HEAD)
-        except ConditionFailed:
-            return
+    def add_wait(self, run_id: str, key: str) -> None:
+        """List ``key`` among the run's waiting instances (a resume takes it off again)."""
+        update = Update(add={("waits",): {key}})
+        with contextlib.suppress(ConditionFailed):  # the run's head is gone
+            self.items.update(head_key(run_id), update, ((Cond(("runId",), "exists"),),))
 
     # ------------------------------------------------------------------ node instances
     def commit(

@@ -202,7 +202,6 @@ class CompiledGraph:
                 for e in self.out_edges[n]
             )
         }
-        self.always_taken: frozenset[str] = frozenset(self.take_all)
 
     def _group_twins(self) -> None:
         """Edges from one source to one target are one predecessor (a loop's exits aside:

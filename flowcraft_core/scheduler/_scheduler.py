@@ -90,22 +90,6 @@ class Scheduler(RunState):
                 arrivals.sort(key=lambda arrival: arrival[1] != source)
         return sched
 
-    def settle_derived(self) -> Settlement:
-        """Decide what the stored decisions imply but a concurrent or interrupted step left
-        undone: skips, and the end of loops whose last iteration has settled."""
-        step = Settlement()
-        while True:
-            before = len(step.decisions or {})
-            step.skipped.extend(k for k in self.pending_skips() if k not in step.skipped)
-            self._cascade(step)
-            for (loop_index, iteration), count in list(self._loop_settled.items()):
-                loop = self.graph.loops[loop_index]
-                if count >= len(loop.members):
-                    self._maybe_end_loop(loop, iteration, step)
-            self._cascade(step)
-            if len(step.decisions or {}) == before and not self.pending_skips():
-                return step
-
     # ----------------------------------------------------------------- settling
     def complete(
         self,
