@@ -498,3 +498,54 @@ def test_a_cancelled_runs_parked_node_reads_cancelled_in_every_view() -> None:
     assert "awaitingOutputs" not in view  # a cancelled run's webhook is not shown as callable
     statuses = {item["nodeId"]: item["status"] for item in page["items"]}
     assert statuses == {"start": "completed", "hook": "cancelled"}
+
+
+def _reads_per_job(h: Harness, node_id: str) -> int:
+    """Runs the queue one job at a time; the item reads made by ``node_id``'s job."""
+    reads = [0]
+    get_many = h.items.get_many
+
+    def counting(keys: Any) -> Any:
+        reads[0] += 1
+        return get_many(keys)
+
+    h.items.get_many = counting  # type: ignore[method-assign]
+    counted = None
+    while h.queue.sent:
+        for job in h.queue.drain():
+            before = reads[0]
+            asyncio.run(h.worker.handle_job(job))
+            if job.node_id == node_id:
+                counted = reads[0] - before
+    assert counted is not None, f"no job ran {node_id}"
+    return counted
+
+
+def test_a_node_whose_edge_reads_its_predecessor_output_reads_its_items_once() -> None:
+    blueprint = {
+        "id": "reads",
+        "nodes": [
+            {"id": "a", "uses": "value", "params": {"value": 3}},
+            {"id": "b", "uses": "echo"},
+            {"id": "c", "uses": "echo"},
+        ],
+        "edges": [
+            {"source": "a", "target": "b"},
+            {"source": "b", "target": "c", "condition": "_outputs.a > 2"},
+        ],
+    }
+    h = Harness(blueprints={"reads": blueprint})
+    h.worker.max_chain = 1  # every node its own job
+    run_id, _ = h.client.start("reads")
+    assert _reads_per_job(h, "b") == 1
+    assert h.client.get(run_id).status == "completed"
+
+
+def test_a_resume_job_reads_its_items_once() -> None:
+    h = Harness()
+    h.worker.max_chain = 1
+    run_id, _ = h.client.start("approval")
+    h.drain()
+    h.client.resume(run_id, action="yes", output={"ok": 1})
+    assert _reads_per_job(h, "approve") == 1
+    assert h.client.get(run_id).status == "completed"

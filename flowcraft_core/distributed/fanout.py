@@ -357,7 +357,7 @@ class Fanout:
         """Every item is in: commit the map node with the results in order."""
         worker = self.worker
         names = [map_item_instance(key, i) for i in range(count)]
-        read = worker.runs.read(run_id, [key])
+        _, read = worker.inputs.read_for(plan, run_id, key)  # the map's input comes with it
         head = read.head
         if head is None or head.final:
             return None
@@ -380,7 +380,7 @@ class Fanout:
         """A map whose item failed for good: its fallback (if any), else the run fails."""
         worker = self.worker
         job = Job(run_id=head.run_id, blueprint_id=plan.graph.id, node_id=key)
-        read = worker.runs.read(head.run_id, [key])
+        _, read = worker.inputs.read_for(plan, head.run_id, key)
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(key), read=read)
         context = worker.inputs.context_of(state)
         node_input = worker.inputs.input_of(state, context)

@@ -70,9 +70,12 @@ class NodeInputs:
         return sources, read
 
     def input_of(self, state: JobState, context: Mapping[str, Any]) -> Any:
-        """The input of ``state``'s instance, read afresh (gathers and fallbacks)."""
-        sources, read = self.read_for(state.plan, state.run_id, state.key)
-        return self.build_input(state, sources, context, read)
+        """The input of ``state``'s instance, from what the job's ``read_for`` read (a resume,
+        a subflow's end, a map's gather or fallback): predecessors' outputs never change."""
+        assert state.read is not None, "the job's read_for read"
+        node_id, iteration = split_key(state.key)
+        sources = self._sources(state.plan, node_id, iteration)
+        return self.build_input(state, sources, context, state.read)
 
     def _sources(
         self, plan: Plan, node_id: str, iteration: int
