@@ -35,6 +35,7 @@ from .results import NodeErrorInfo, NodeTiming, Timeline, WorkflowResult
 from .scheduler import (
     CompiledGraph,
     Scheduler,
+    instance_key,
     pick_waiting_key,
     split_key,
 )
@@ -355,7 +356,8 @@ class FlowRuntime:
             self.blueprints[blueprint_id],
             context,
             signal=ctx.signal,
-            run_id=f"{ctx.run_id}/{ctx.node_id}",
+            # One id per node instance (a loop's pass, a map's item), as distributed.
+            run_id=f"{ctx.run_id}/{instance_key(ctx.node_id, ctx.iteration)}",
         )
         if child.status == AWAITING:
             # Kept until the parent node parks on it (``_take_parked_child``).

@@ -244,3 +244,25 @@ def test_a_resumed_any_join_keeps_the_arrival_that_fired_it(with_bus: bool) -> N
     assert done.status == "completed"
     assert done.node_statuses["fromA"] == "completed"
     assert done.node_statuses["fromB"] == "skipped"
+
+
+def test_each_map_item_run_as_a_sub_blueprint_is_a_child_run_of_its_own() -> None:
+    def whoami(ctx: NodeContext) -> NodeResult:
+        return NodeResult(output=ctx.run_id)
+
+    child = {"id": "child", "nodes": [{"id": "who", "uses": "whoami"}]}
+    parent = {
+        "id": "parent",
+        "nodes": [
+            {
+                "id": "m",
+                "uses": "map",
+                "params": {"items": "context.xs", "blueprintId": "child", "concurrency": 3},
+            }
+        ],
+    }
+    runtime = FlowRuntime({"whoami": whoami}, blueprints={"child": child})
+    result = asyncio.run(runtime.run(parent, {"xs": [1, 2, 3]}, run_id="R"))
+    assert result.status == "completed"
+    # The child's ``result`` is absent, so each item gives the child's outputs.
+    assert [item["who"] for item in result.outputs["m"]] == ["R/m[0]", "R/m[1]", "R/m[2]"]

@@ -154,7 +154,8 @@ async def run_item(runtime: Any, ctx: NodeContext, spec: MapSpec, index: int) ->
 
     item = spec.items[index]
     if spec.blueprint_id is not None:
-        child = await runtime.run_subflow(ctx, spec.blueprint_id, {"item": item, "index": index})
+        own = item_context(ctx, map_item_instance(ctx.node_id, index), item, spec)
+        child = await runtime.run_subflow(own, spec.blueprint_id, {"item": item, "index": index})
         try:
             return blueprint_item_output(child, spec.blueprint_id)
         except MapItemError as exc:
