@@ -15,6 +15,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, ParamSpec, TypeVar
 
@@ -54,22 +55,17 @@ class _Consoles:
 _consoles = _Consoles()
 
 
+@dataclass
 class Target:
     """The global options; the client is built on first use (``new`` needs none)."""
 
-    def __init__(
-        self,
-        api: str | None,
-        stack: str | None,
-        api_key: str | None,
-        auth: str,
-        region: str | None,
-        request_timeout: float,
-    ) -> None:
-        self.api, self.stack = api, stack
-        self.api_key, self.auth, self.region = api_key, auth, region
-        self.request_timeout = request_timeout
-        self._client: FlowcraftClient | None = None
+    api: str | None
+    stack: str | None
+    api_key: str | None
+    auth: str
+    region: str | None
+    request_timeout: float
+    _client: FlowcraftClient | None = field(default=None, init=False)
 
     def client(self) -> FlowcraftClient:
         if self._client is None:
@@ -161,17 +157,9 @@ def _exit_code(run: Run) -> int:
 )
 @click.version_option(package_name="flowcraft-aws", prog_name="flowcraft")
 @click.pass_context
-def cli(
-    ctx: click.Context,
-    api: str | None,
-    stack: str | None,
-    api_key: str | None,
-    auth: str,
-    region: str | None,
-    request_timeout: float,
-) -> None:
+def cli(ctx: click.Context, **options: Any) -> None:
     """Start, follow and steer Flowcraft runs, locally or on AWS."""
-    ctx.obj = Target(api, stack, api_key, auth, region, request_timeout)
+    ctx.obj = Target(**options)
 
 
 pass_target = click.make_pass_decorator(Target)
