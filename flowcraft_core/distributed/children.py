@@ -147,9 +147,7 @@ class Children:
         except CommitRejected:
             return
         worker.runs.add_wait(state.run_id, state.key)
-        head = worker.runs.head(state.run_id)
-        if head is not None:
-            worker.parking.check_quiet(state.plan, head, force=True)
+        worker.views.park_if_quiet(state.plan, state.run_id)
 
     def _outputs_of(self, blueprint_id: str, child_id: str) -> dict[str, Any] | None:
         """The child's latest output per node (what ``outputs`` mappings and the terminal

@@ -138,19 +138,16 @@ class Parking:
         except CommitRejected:
             return  # parked already (and maybe resumed), or settled: leave it
         worker.runs.add_wait(state.run_id, key)
-        head = worker.runs.head(state.run_id)
-        if head is not None:
-            self.check_quiet(state.plan, head, force=True)
+        worker.views.park_if_quiet(state.plan, state.run_id)
 
-    def check_quiet(self, plan: Plan, head: RunHead, *, force: bool = False) -> None:
+    def check_quiet(self, plan: Plan, head: RunHead) -> None:
         """After a branch ended: if the run has waiting nodes and nothing else outstanding, it
         is ``awaiting``. Only runs whose head (as the job read it) lists a waiting node pay for
         the check, which reads the whole run; the rare branch that ends while a wait parks
         concurrently is left to the reconciler."""
-        if not force:
-            if not head.waits:
-                return
-            current = self.worker.runs.head(head.run_id)
-            if current is None or current.status != RUNNING:
-                return
+        if not head.waits:
+            return
+        current = self.worker.runs.head(head.run_id)
+        if current is None or current.status != RUNNING:
+            return
         self.worker.views.park_if_quiet(plan, head.run_id)
