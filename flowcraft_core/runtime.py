@@ -12,7 +12,7 @@ from typing import Any
 from .blueprint import WorkflowBlueprint, load_blueprint
 from .builtins import default_registry
 from .builtins.map import MapSpec, map_in_process
-from .builtins.subflow import finish_subflow
+from .builtins.subflow import finish_subflow, parked_on
 from .builtins.webhook import token_matches
 from .context import InMemoryContext
 from .engine import (
@@ -262,13 +262,7 @@ class FlowRuntime:
             signal=run.signal,
         )
         if resumed.status == AWAITING:
-            parked = {
-                "subflow": blueprint_id,
-                "runId": resumed.run_id,
-                "awaiting": resumed.awaiting,
-                "awaitingOutputs": resumed.awaiting_outputs,
-            }
-            run.awaiting[key] = NodeResult(output=parked, awaiting=True)
+            run.awaiting[key] = parked_on(blueprint_id, resumed)
             run.children[key] = resumed
             return None
         ctx = NodeContext(

@@ -70,18 +70,23 @@ async def child_context(ctx: NodeContext, blueprint_id: str) -> dict[str, Any]:
     return initial
 
 
+def parked_on(blueprint_id: str, child: Any) -> NodeResult:
+    """What a subflow node shows while its child (a ``WorkflowResult``) waits for a resume."""
+    shown = {
+        "subflow": blueprint_id,
+        "runId": child.run_id,
+        "awaiting": child.awaiting,
+        "awaitingOutputs": getattr(child, "awaiting_outputs", {}),
+    }
+    return NodeResult(output=shown, awaiting=True)
+
+
 async def subflow_node(ctx: NodeContext) -> NodeResult:
     blueprint_id = str_param(ctx, "blueprintId")
     initial = await child_context(ctx, blueprint_id)
     outcome = await services(ctx).run_subflow(ctx, blueprint_id, initial)
     if outcome.status == AWAITING:
-        parked = {
-            "subflow": blueprint_id,
-            "runId": outcome.run_id,
-            "awaiting": outcome.awaiting,
-            "awaitingOutputs": getattr(outcome, "awaiting_outputs", {}),
-        }
-        return NodeResult(output=parked, awaiting=True)
+        return parked_on(blueprint_id, outcome)
     details = "; ".join(e.message for e in outcome.errors)
     return await finish_subflow(
         ctx, blueprint_id, outcome.status, outcome.context, details, outcome.outputs
