@@ -8,6 +8,7 @@ from typing import Any
 from ..blueprint import (
     load_blueprint,
 )
+from ..scheduler import latest_by_node
 from ..status import AWAITING, CANCELLED, COMPLETED, FAILED, RUNNING, SKIPPED
 from ._types import BlueprintInput
 
@@ -45,26 +46,6 @@ def _escape(text: str) -> str:
     entity, so each becomes an entity; line breaks would end the statement, so they become spaces.
     """
     return text.translate(_ESCAPE_TABLE)
-
-
-def _latest_statuses(node_statuses: Mapping[str, str]) -> dict[str, str]:
-    """Collapse ``node#2``-style iteration keys to the base id, keeping the latest iteration.
-
-    An unsuffixed key counts as iteration 0; a suffix that is not a number keeps mapping order.
-    """
-    best: dict[str, tuple[int, str]] = {}
-    for key, status in node_statuses.items():
-        base, sep, suffix = key.partition("#")
-        iteration = 0
-        if sep:
-            try:
-                iteration = int(suffix)
-            except ValueError:
-                iteration = best.get(base, (0, ""))[0]
-        previous = best.get(base)
-        if previous is None or iteration >= previous[0]:
-            best[base] = (iteration, status)
-    return {base: status for base, (_, status) in best.items()}
 
 
 def diagram_statuses(
@@ -119,7 +100,7 @@ def generate_mermaid(
         else:
             lines.append(f"    {source} --> {target}")
     if node_statuses is not None:
-        statuses = _latest_statuses(node_statuses)
+        statuses = latest_by_node(node_statuses)  # a loop member's latest pass
         for status, style in _STATUS_STYLES.items():
             lines.append(f"    classDef {status} {style}")
         for node in model.nodes:
