@@ -15,7 +15,7 @@ from typing import Any
 from ..blueprint import WorkflowBlueprint, load_blueprint
 from ..builtins.map import map_item_instance
 from ..engine import Clock, SystemClock
-from ..scheduler import CompiledGraph, pick_waiting_key
+from ..scheduler import CompiledGraph, pick_waiting_key, split_key
 from ..status import AWAITING, COMPLETED, FAILED, RETRYING
 from .errors import (
     InvalidResume,
@@ -383,7 +383,7 @@ class WorkflowClient:
 def check_routes(plan: Plan, run_id: str, key: str, action: str | None) -> None:
     """Refuse a resume whose action no outgoing edge of the waiting node takes (when there is
     no default edge either): it would skip every branch and approve nothing."""
-    node_id = key.partition("#")[0]
+    node_id = split_key(key)[0]
     edges = plan.graph.out_edges[node_id]
     if not edges or any(e.action is None for e in edges):
         return

@@ -12,7 +12,14 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..builtins.map import map_item_instance
-from ..scheduler import CompiledGraph, Loop, decision_key, instance_key, split_key
+from ..scheduler import (
+    CompiledGraph,
+    Loop,
+    decision_key,
+    instance_key,
+    latest_by_node,
+    split_key,
+)
 from ..status import AWAITING, FAILED
 from .commits import index_decisions
 from .errors import CommitRejected
@@ -427,13 +434,11 @@ def run_view(runs: RunItems, plan: Plan, run_id: str) -> dict[str, Any] | None:
                 {k: iso_utc(v) if k in _TIMES and v is not None else v for k, v in entry.items()}
                 for entry in full["timeline"]
             ]
-            latest: dict[str, tuple[int, Any]] = {}
-            for key, node in record.nodes.items():
-                node_id, iteration = split_key(key)
-                if node.status == COMPLETED and iteration >= latest.get(node_id, (-1, None))[0]:
-                    latest[node_id] = (iteration, node.stored)
+            latest = latest_by_node(
+                {k: n.stored for k, n in record.nodes.items() if n.status == COMPLETED}
+            )
             body["outputs"] = {
-                n: shown(runs, latest[n][1], budget) for n in plan.graph.order if n in latest
+                n: shown(runs, latest[n], budget) for n in plan.graph.order if n in latest
             }
             parked = {
                 k: shown(runs, n.stored, budget)

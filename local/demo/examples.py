@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flowcraft_core.scheduler import split_key
 from flowcraft_core.status import AWAITING, COMPLETED
 from local.demo.base import Json
 from workflows import blueprints, sample_contexts
@@ -126,7 +127,9 @@ def check(example: Example, run: Json | None) -> list[str]:
             found = None if entry is None else entry.get("attempts")
             problems.append(f"node {node_id!r} took {found} attempt(s), expected {attempts}")
     for node_id, count in example.passes.items():
-        done = sum(1 for t in timeline if _base(t["node"]) == node_id and t["status"] == COMPLETED)
+        done = sum(
+            1 for t in timeline if split_key(t["node"])[0] == node_id and t["status"] == COMPLETED
+        )
         if done != count:
             problems.append(f"node {node_id!r} completed {done} time(s), expected {count}")
     outputs: Json = run.get("outputs") or {}
@@ -137,8 +140,3 @@ def check(example: Example, run: Json | None) -> list[str]:
             if got != value:
                 problems.append(f"output of {node_id!r}: {key}={got!r}, expected {value!r}")
     return problems
-
-
-def _base(key: str) -> str:
-    """``poll_status#2`` -> ``poll_status`` (timeline keys carry the loop iteration)."""
-    return key.rpartition("#")[0] or key

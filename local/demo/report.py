@@ -8,9 +8,9 @@ from pathlib import Path
 from flowcraft_core import generate_mermaid
 from flowcraft_core.analysis import diagram_statuses
 from flowcraft_core.client.models import as_datetime
+from flowcraft_core.scheduler import split_key
 from flowcraft_core.status import COMPLETED, FAILED, SKIPPED
 from local.demo.base import Json
-from local.demo.examples import _base
 from local.demo.ledger import RUN
 from local.demo.running import RunReport, _compact
 from workflows import blueprints
@@ -44,7 +44,7 @@ def describe(report: RunReport) -> list[str]:
     timeline: list[Json] = run.get("timeline") or []
     width = max([len(t["node"]) for t in timeline] + [4])
     # ``outputs`` holds each node's latest output: show it on that instance's row only.
-    latest = {_base(t["node"]): t["node"] for t in timeline if t["status"] == COMPLETED}
+    latest = {split_key(t["node"])[0]: t["node"] for t in timeline if t["status"] == COMPLETED}
     for entry in timeline:
         finished = entry.get("finishedAt")
         start, end = as_datetime(created), as_datetime(finished)
@@ -56,7 +56,7 @@ def describe(report: RunReport) -> list[str]:
         status = entry["status"]
         attempts = "" if status == SKIPPED else f"x{entry.get('attempts') or 1}"
         output = ""
-        node_id = _base(entry["node"])
+        node_id = split_key(entry["node"])[0]
         if latest.get(node_id) == entry["node"] and node_id in outputs:
             output = _compact(outputs[node_id])
         lines.append(f"  {offset}  {entry['node']:<{width}}  {status:<9} {attempts:<3} {output}")
