@@ -190,3 +190,24 @@ def test_the_run_view_shows_running_retrying_and_sleeping_nodes() -> None:
     assert view["nodes"]["b"] == "retrying"
     retry = next(t for t in view["timeline"] if t["node"] == "b")
     assert retry["nextAttemptAt"].endswith("Z") and view["createdAt"].endswith("Z")
+
+
+def test_a_lane_reads_each_chunk_of_items_once_per_invocation() -> None:
+    params = {"items": "context.xs", "uses": "square", "concurrency": 1}
+    bp = scenario_bp([node("m", "map", params=params)], id="one_lane")
+    h = Harness(blueprints={"one_lane": bp})
+    chunk_reads = [0]
+    get_many = h.items.get_many
+
+    def counting(keys: Any) -> Any:
+        chunk_reads[0] += sum(1 for key in keys if "#c" in key)
+        return get_many(keys)
+
+    h.items.get_many = counting  # type: ignore[method-assign]
+    run_id, _ = h.client.start("one_lane", {"xs": list(range(200))})
+    h.drain()
+    record = h.client.get(run_id)
+    assert record.status == "completed"
+    assert record.nodes["m"].output == [x * x for x in range(200)]
+    # 200 items in one lane, 25 per invocation: 8 invocations, not 200 chunk reads.
+    assert chunk_reads[0] <= 200 // h.worker.max_chain + 1

@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -150,11 +150,15 @@ class Fanout:
         """Run a lane of items: each finished item is followed, in this invocation, by the one
         ``concurrency`` places after it (saving its queue hop), up to the worker's chain limit
         or time reserve; then the lane's next item goes back on the queue."""
-        await self.worker.chain(job, lambda item: self._run_one(plan, item), remaining_ms)
+        # A lane's items share chunks: each chunk is read and decoded once per invocation.
+        chunks: dict[str, tuple[FanoutRecord, list[Any]]] = {}
+        await self.worker.chain(job, lambda item: self._run_one(plan, item, chunks), remaining_ms)
 
-    async def _run_one(self, plan: Plan, job: Job) -> Job | None:
+    async def _run_one(
+        self, plan: Plan, job: Job, chunks: dict[str, tuple[FanoutRecord, list[Any]]]
+    ) -> Job | None:
         """One item: run it, commit its result, count it; returns the lane's next item."""
-        item = self._read_item(plan, job)
+        item = self._read_item(plan, job, chunks)
         if item is None:
             return None
         own = item.state.own
@@ -164,7 +168,7 @@ class Fanout:
             return None
         if not await self.worker.parking.until_due(job):
             return None
-        values = self._chunk_values(item)
+        values = self._chunk_values(item, chunks)
         if values is None:
             self.worker.fail_run(
                 item.state.head, f"node {item.node_id!r}: the map's items are missing"
@@ -175,20 +179,24 @@ class Fanout:
             return produced
         return self._commit_item(plan, item, produced.output)
 
-    def _read_item(self, plan: Plan, job: Job) -> _ItemJob | None:
+    def _read_item(
+        self, plan: Plan, job: Job, chunks: Mapping[str, tuple[FanoutRecord, list[Any]]]
+    ) -> _ItemJob | None:
         """The item's run and the map's record, in one read; ``None`` when nothing is to run
         (the run is closed or not running, or the job names an item the map does not have)."""
         worker, key, index = self.worker, job.node_id, job.item
         assert index is not None
         name = map_item_instance(key, index)
-        # The item's chunk (which carries the map's spec) comes with the first read; a job sent
-        # without the chunk's digest (a recovery) reads the fan-out record instead.
+        # The item's chunk (which carries the map's spec) comes with the first read, unless
+        # this invocation has it already; a job sent without the chunk's digest (a recovery)
+        # reads the fan-out record instead.
         where = (
             chunk_key(job.run_id, key, job.items, index // CHUNK)
             if job.items is not None
             else fanout_key(job.run_id, key)
         )
-        read = worker.runs.read(job.run_id, [name], [where])
+        held = chunks.get(where)
+        read = worker.runs.read(job.run_id, [name], [] if held is not None else [where])
         head = read.head
         if head is None:
             raise PoisonJob(f"job names run {job.run_id!r}, which does not exist")
@@ -196,21 +204,30 @@ class Fanout:
             return None
         state = JobState(job=job, plan=plan, head=head, own=read.nodes.get(name), read=read)
         stored = read.raw.get(where)
-        fan = FanoutRecord.from_item(stored) if stored is not None else None
+        fan = held[0] if held is not None else None
+        if fan is None and stored is not None:
+            fan = FanoutRecord.from_item(stored)
         if fan is None or index >= fan.count:
             node_id = split_key(key)[0]
             worker.fail_run(head, f"node {node_id!r}: job names unknown item {index}")
             return None
         return _ItemJob(state=state, index=index, name=name, fan=fan)
 
-    def _chunk_values(self, item: _ItemJob) -> list[Any] | None:
-        """The stored items of the chunk that holds this one."""
+    def _chunk_values(
+        self, item: _ItemJob, chunks: dict[str, tuple[FanoutRecord, list[Any]]]
+    ) -> list[Any] | None:
+        """The stored items of the chunk that holds this one (decoded once per invocation)."""
         runs, run_id = self.worker.runs, item.state.run_id
         chunk_name = chunk_key(run_id, item.state.key, item.digest, item.index // CHUNK)
+        if chunk_name in chunks:
+            return chunks[chunk_name][1]
         raw = item.state.read.raw if item.state.read is not None else {}
         chunk = raw.get(chunk_name) or runs.items.get_many([chunk_name]).get(chunk_name)
         values = runs.codec.decode(chunk["v"]) if chunk else None
-        return values if isinstance(values, list) else None
+        if not isinstance(values, list):
+            return None
+        chunks[chunk_name] = (item.fan, values)
+        return values
 
     async def _attempt_item(self, plan: Plan, item: _ItemJob, value: Any) -> _Produced | Job | None:
         """One attempt at the item, with the attempt policy after a failure; its output, or
